@@ -1,0 +1,51 @@
+//! The crate's error type.
+//!
+//! Each area (data, image, text, fusion, retrieval, pipeline) has its own `thiserror` enum whose
+//! messages name the offending file, row or value, as linfa and tantivy do; this module gathers
+//! them into one [`Error`] so that library callers can match on the area and the binary can print
+//! the whole chain with `{:#}`.
+
+use std::path::PathBuf;
+
+/// Any error raised by the library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error(transparent)]
+    Text(#[from] crate::text::TextError),
+    #[error(transparent)]
+    Fusion(#[from] crate::fusion::FusionError),
+    #[error(transparent)]
+    Retrieval(#[from] crate::retrieval::RetrievalError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+/// An I/O error together with the path it happened on.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}: {source}", path.display())]
+pub struct IoError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl IoError {
+    /// Wraps `source` with what was being done (`"reading"`, `"writing"`, ...) and where.
+    pub fn new(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,224 @@
+//! Compressed sparse row (CSR) matrices of `f32`.
+//!
+//! Text features (TF-IDF over words and character n-grams) are sparse: a caption touches a few
+//! dozen of tens of thousands of columns, so they are never densified whole. The layout is the
+//! one of scipy's `csr_matrix` (`indptr`, `indices`, `data`), which is also how the artifacts
+//! store them on disk (see `pipeline::artifacts`), so numpy/scipy users read them directly.
+
+use ndarray::{Array2, ArrayView2};
+
+/// A sparse matrix in CSR layout. Column indices are sorted and unique within each row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsrMatrix {
+    n_rows: usize,
+    n_cols: usize,
+    indptr: Vec<i64>,
+    indices: Vec<i32>,
+    data: Vec<f32>,
+}
+
+/// Why a set of CSR arrays is not a valid matrix.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CsrError {
+    #[error("indptr must have n_rows + 1 = {expected} entries, got {got}")]
+    IndptrLength { expected: usize, got: usize },
+    #[error("indptr must start at 0, be non-decreasing and end at nnz = {nnz}; row {row} breaks it")]
+    IndptrOrder { row: usize, nnz: usize },
+    #[error("indices and data must have the same length, got {indices} and {data}")]
+    LengthMismatch { indices: usize, data: usize },
+    #[error("column {col} in row {row} is out of range for {n_cols} columns or not sorted/unique")]
+    BadColumn { row: usize, col: i64, n_cols: usize },
+}
+
+impl CsrMatrix {
+    /// Builds a matrix from raw CSR arrays, checking every invariant.
+    pub fn new(
+        n_rows: usize,
+        n_cols: usize,
+        indptr: Vec<i64>,
+        indices: Vec<i32>,
+        data: Vec<f32>,
+    ) -> Result<Self, CsrError> {
+        if indptr.len() != n_rows + 1 {
+            return Err(CsrError::IndptrLength {
+                expected: n_rows + 1,
+                got: indptr.len(),
+            });
+        }
+        if indices.len() != data.len() {
+            return Err(CsrError::LengthMismatch {
+                indices: indices.len(),
+                data: data.len(),
+            });
+        }
+        let nnz = data.len();
+        if indptr[0] != 0 || indptr[n_rows] as usize != nnz {
+            return Err(CsrError::IndptrOrder { row: 0, nnz });
+        }
+        for row in 0..n_rows {
+            let (start, end) = (indptr[row], indptr[row + 1]);
+            if end < start || end as usize > nnz {
+                return Err(CsrError::IndptrOrder { row, nnz });
+            }
+            let mut previous = -1i64;
+            for &col in &indices[start as usize..end as usize] {
+                let col = col as i64;
+                if col <= previous || col >= n_cols as i64 {
+                    return Err(CsrError::BadColumn { row, col, n_cols });
+                }
+                previous = col;
+            }
+        }
+        Ok(Self {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
+    }
+
+    /// Builds a matrix from per-row `(column, value)` lists; entries are sorted and duplicate
+    /// columns summed. Panics if a column is out of range (a programming error, not bad input).
+    pub fn from_rows(rows: Vec<Vec<(u32, f32)>>, n_cols: usize) -> Self {
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        let mut indices = Vec::new();
+        let mut data = Vec::new();
+        indptr.push(0i64);
+        for mut row in rows {
+            row.sort_unstable_by_key(|&(c, _)| c);
+            for (col, value) in row {
+                assert!((col as usize) < n_cols, "column {col} >= {n_cols}");
+                if indices.last() == Some(&(col as i32)) && data.len() as i64 > *indptr.last().unwrap() {
+                    *data.last_mut().unwrap() += value;
+                } else {
+                    indices.push(col as i32);
+                    data.push(value);
+                }
+            }
+            indptr.push(data.len() as i64);
+        }
+        Self {
+            n_rows: indptr.len() - 1,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        }
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+    pub fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+    pub fn shape(&self) -> (usize, usize) {
+        (self.n_rows, self.n_cols)
+    }
+    pub fn nnz(&self) -> usize {
+        self.data.len()
+    }
+    pub fn indptr(&self) -> &[i64] {
+        &self.indptr
+    }
+    pub fn indices(&self) -> &[i32] {
+        &self.indices
+    }
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// The column indices and values of row `i`.
+    pub fn row(&self, i: usize) -> (&[i32], &[f32]) {
+        let (start, end) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
+        (&self.indices[start..end], &self.data[start..end])
+    }
+
+    /// Mutable values of row `i` (the sparsity pattern stays fixed).
+    pub fn row_values_mut(&mut self, i: usize) -> &mut [f32] {
+        let (start, end) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
+        &mut self.data[start..end]
+    }
+
+    /// Fraction of entries that are stored.
+    pub fn density(&self) -> f64 {
+        let cells = self.n_rows as f64 * self.n_cols as f64;
+        if cells == 0.0 { 0.0 } else { self.nnz() as f64 / cells }
+    }
+
+    /// The rows `rows`, in that order, as a new matrix.
+    pub fn select_rows(&self, rows: &[usize]) -> Self {
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        let mut indices = Vec::new();
+        let mut data = Vec::new();
+        indptr.push(0);
+        for &r in rows {
+            let (cols, values) = self.row(r);
+            indices.extend_from_slice(cols);
+            data.extend_from_slice(values);
+            indptr.push(data.len() as i64);
+        }
+        Self {
+            n_rows: rows.len(),
+            n_cols: self.n_cols,
+            indptr,
+            indices,
+            data,
+        }
+    }
+
+    /// `self · dense`, with `dense` of shape `(n_cols, k)`.
+    pub fn dot_dense(&self, dense: &ArrayView2<f32>) -> Array2<f32> {
+        assert_eq!(dense.nrows(), self.n_cols, "inner dimensions differ");
+        let mut out = Array2::<f32>::zeros((self.n_rows, dense.ncols()));
+        for (i, mut out_row) in out.rows_mut().into_iter().enumerate() {
+            let (cols, values) = self.row(i);
+            for (&c, &v) in cols.iter().zip(values) {
+                out_row.scaled_add(v, &dense.row(c as usize));
+            }
+        }
+        out
+    }
+
+    /// The dense copy of this matrix (only for small matrices and tests).
+    pub fn to_dense(&self) -> Array2<f32> {
+        let mut out = Array2::<f32>::zeros((self.n_rows, self.n_cols));
+        for i in 0..self.n_rows {
+            let (cols, values) = self.row(i);
+            for (&c, &v) in cols.iter().zip(values) {
+                out[[i, c as usize]] = v;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn from_rows_sorts_and_sums_duplicates() {
+        let m = CsrMatrix::from_rows(vec![vec![(2, 1.0), (0, 2.0), (2, 0.5)], vec![]], 3);
+        assert_eq!(m.to_dense(), array![[2.0, 0.0, 1.5], [0.0, 0.0, 0.0]]);
+        assert_eq!(m.nnz(), 2);
+    }
+
+    #[test]
+    fn new_rejects_unsorted_columns() {
+        let err = CsrMatrix::new(1, 3, vec![0, 2], vec![2, 1], vec![1.0, 1.0]).unwrap_err();
+        assert_eq!(err, CsrError::BadColumn { row: 0, col: 1, n_cols: 3 });
+    }
+
+    #[test]
+    fn dot_dense_matches_dense_product() {
+        let m = CsrMatrix::from_rows(vec![vec![(0, 1.0), (2, 2.0)], vec![(1, -1.0)]], 3);
+        let d = array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]];
+        assert_eq!(m.dot_dense(&d.view()), m.to_dense().dot(&d));
+    }
+}
