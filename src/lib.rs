@@ -19,3 +19,6 @@ pub mod sparse;
 pub mod text;
 
 pub use error::{Error, Result};
+
+// Links OpenBLAS (BLAS + LAPACK) for ndarray and ndarray-linalg.
+use openblas_src as _;

@@ -1,7 +1,148 @@
-//! Datasets.
+//! Datasets: what the pipeline reads before any feature is computed.
+//!
+//! A [`Dataset`] is a list of images (id → file), a list of texts (id → caption) and the pairs
+//! between them (an image may have several captions: Flickr8k-CN has 5). Two layouts are read:
+//! the Teddy Cup 2024 problem B attachments ([`teddy`]) and Flickr8k-CN ([`flickr8k`]).
+//! [`split`] assigns images (and with them their captions) to train / validation / test or to
+//! k folds, deterministically from a seed, so that every later stage sees the same split.
 
+pub mod csv;
+pub mod flickr8k;
+pub mod split;
+pub mod teddy;
+
+use std::path::PathBuf;
+
+/// Errors raised while reading a dataset. Each names the file, line or value at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error("data directory {} does not exist", path.display())]
+    MissingRoot { path: PathBuf },
+    #[error("no {what} found in {}: tried {tried}", dir.display())]
+    NotFound {
+        what: &'static str,
+        dir: PathBuf,
+        tried: String,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    BadLine {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{}: {message}", path.display())]
+    BadFile { path: PathBuf, message: String },
+    #[error(
+        "split fractions must be in [0, 1) and sum to less than 1, got validation {validation} and test {test}"
+    )]
+    SplitFractions { validation: f64, test: f64 },
+    #[error("folds must be 0 (no folds) or in [2, 100], got {0}")]
+    Folds(usize),
+    #[error("unknown dataset layout {0:?}: expected \"teddy\" or \"flickr8k\"")]
+    UnknownLayout(String),
+    #[error(transparent)]
+    Io(#[from] crate::error::IoError),
+}
+
+/// One image of a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageEntry {
+    /// The id the dataset uses (for Teddy, the file name such as `Image14001001-0000.jpg`).
+    pub id: String,
+    /// Where the file should be; it may be missing, see [`Dataset::missing_images`].
+    pub path: PathBuf,
+}
+
+/// One caption of a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextEntry {
+    pub id: String,
+    pub caption: String,
+}
+
+/// Which part of the data an image belongs to in a dataset's own, predefined split.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    Train,
+    Validation,
+    Test,
+}
+
+impl Part {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Train => "train",
+            Part::Validation => "validation",
+            Part::Test => "test",
+        }
+    }
+}
+
+impl std::str::FromStr for Part {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "train" => Ok(Part::Train),
+            "validation" => Ok(Part::Validation),
+            "test" => Ok(Part::Test),
+            other => Err(format!(
+                "unknown part {other:?}: expected train, validation or test"
+            )),
+        }
+    }
+}
+
+/// A loaded dataset: images, texts, their pairs, and what was wrong with the input.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    /// Images whose file exists (missing ones are in `missing_images`).
+    pub images: Vec<ImageEntry>,
+    pub texts: Vec<TextEntry>,
+    /// `(image index, text index)` pairs; every text has exactly one image here.
+    pub pairs: Vec<(usize, usize)>,
+    /// The dataset's own split of images, when it has one (Flickr8k's standard lists).
+    pub predefined: Option<Vec<Part>>,
+    /// Images listed by the dataset whose file is absent: `(id, expected path)`.
+    pub missing_images: Vec<(String, PathBuf)>,
+    /// Texts left without an image because their image is missing.
+    pub orphan_texts: Vec<String>,
+    /// Input files that define the dataset (for fingerprints), besides the images.
+    pub source_files: Vec<PathBuf>,
+    /// Human-readable warnings gathered while reading (file, line, value).
+    pub warnings: Vec<String>,
+    /// What the caption file was decoded from (`UTF-8`, `UTF-8 with BOM`, `GB18030`).
+    pub encoding: String,
+}
+
+impl Dataset {
+    /// The text indices of each image, in text order.
+    pub fn texts_by_image(&self) -> Vec<Vec<usize>> {
+        let mut by_image = vec![Vec::new(); self.images.len()];
+        for &(image, text) in &self.pairs {
+            by_image[image].push(text);
+        }
+        by_image
+    }
+}
+
+/// The layouts the loaders understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    Teddy,
+    Flickr8k,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = DataError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "teddy" => Ok(Layout::Teddy),
+            "flickr8k" | "flickr8k-cn" => Ok(Layout::Flickr8k),
+            other => Err(DataError::UnknownLayout(other.to_string())),
+        }
+    }
 }

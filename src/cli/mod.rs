@@ -1,0 +1,228 @@
+//! Command-line parsing and dispatch (clap derive).
+//!
+//! One subcommand per stage, each running its stale prerequisites first as make does; plus
+//! `run`, `status`, `inspect`, `clean` and the data tools.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crossmodal::pipeline::inspect::{InspectOptions, inspect};
+use crossmodal::pipeline::{Context, Freshness, Pipeline, PipelineConfig, stages};
+
+/// Classical image–text retrieval: SIFT/HOG/colour features and Chinese text features fused by CCA.
+#[derive(Debug, Parser)]
+#[command(name = "crossmodal", version, about, propagate_version = true)]
+struct Cli {
+    /// More output (-v: debug messages); repeat for more.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less output: no progress bars, warnings and errors only.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Arguments every pipeline subcommand takes.
+#[derive(Debug, Args)]
+struct PipelineArgs {
+    /// The pipeline file, e.g. pipeline/teddy.toml.
+    pipeline: PathBuf,
+    /// The dataset folder (overrides `data` in the pipeline file).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// The work folder (default: work/<pipeline name>).
+    #[arg(long, value_name = "DIR")]
+    work: Option<PathBuf>,
+    /// Override a parameter: --set section.key=value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+/// Arguments of the stage subcommands.
+#[derive(Debug, Args)]
+struct StageArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Rerun this stage even when it is up to date.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read the dataset, check every image, write the train/validation/test split.
+    Split(StageArgs),
+    /// Run every stale stage of a pipeline.
+    Run(StageArgs),
+    /// List each stage as fresh or stale, and why (like `make -n`).
+    Status(PipelineArgs),
+    /// Remove the artifacts of a stage and of everything downstream (all stages by default).
+    Clean {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// The stage to clean.
+        stage: Option<String>,
+    },
+    /// Print what an artifact holds: a .npy / .npz matrix, a stage folder or a manifest.
+    Inspect {
+        path: PathBuf,
+        /// How many rows to print.
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+        /// How many values of each row to print.
+        #[arg(long, default_value_t = 8)]
+        columns: usize,
+        /// Export the matrix as CSV (id column first).
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let show_progress = !cli.quiet && std::io::stderr().is_terminal();
+    match cli.command {
+        Command::Split(args) => make(&args, Some("split"), show_progress),
+        Command::Run(args) => make(&args, None, show_progress),
+        Command::Status(args) => status(&args),
+        Command::Clean { pipeline, stage } => {
+            let pipeline = open(&pipeline, false)?;
+            let removed = pipeline.clean(stage.as_deref())?;
+            if removed.is_empty() {
+                println!("nothing to clean");
+            }
+            for dir in removed {
+                println!("removed {}", dir.display());
+            }
+            Ok(())
+        }
+        Command::Inspect {
+            path,
+            rows,
+            columns,
+            csv,
+        } => {
+            let options = InspectOptions {
+                rows,
+                columns,
+                export_csv: csv,
+            };
+            let report = inspect(&path, &options)
+                .with_context(|| format!("inspecting {}", path.display()))?;
+            print!("{report}");
+            Ok(())
+        }
+    }
+}
+
+/// Loads the pipeline file with the command line's overrides.
+fn open(args: &PipelineArgs, show_progress: bool) -> Result<Pipeline> {
+    let mut config = PipelineConfig::load(&args.pipeline)
+        .with_context(|| format!("loading pipeline {}", args.pipeline.display()))?;
+    for assignment in &args.overrides {
+        config.set(assignment)?;
+    }
+    if let Some(work) = &args.work {
+        config.pipeline.work = Some(work.clone());
+    }
+    let data_dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| config.pipeline.data.clone());
+    if !data_dir.is_dir() {
+        anyhow::bail!(
+            "data folder {} does not exist (set `data` in {} or pass --data DIR)",
+            data_dir.display(),
+            args.pipeline.display()
+        );
+    }
+    let work_dir = config.work_dir();
+    let ctx = Context {
+        config,
+        data_dir,
+        work_dir,
+        show_progress,
+    };
+    Ok(Pipeline::new(ctx, stages::all())?)
+}
+
+fn make(args: &StageArgs, target: Option<&str>, show_progress: bool) -> Result<()> {
+    let pipeline = open(&args.pipeline, show_progress)?;
+    let reports = pipeline.make(target, args.force, |stage, reasons| {
+        log::info!("{stage}: running ({})", reasons.join("; "));
+    })?;
+    for report in reports {
+        let m = &report.manifest;
+        match &report.ran_because {
+            None => log::info!("{}: up to date", report.name),
+            Some(_) => {
+                let skipped: Vec<String> = m
+                    .skipped_counts
+                    .iter()
+                    .map(|(reason, n)| format!("{n} {reason}"))
+                    .collect();
+                let skipped = if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", skipped {}", skipped.join(", "))
+                };
+                log::info!("{}: done in {:.2} s{skipped}", report.name, m.wall_seconds);
+                const SHOWN: usize = 10;
+                for skip in m.skipped.iter().take(SHOWN) {
+                    log::warn!(
+                        "{}: skipped {}{} — {}",
+                        report.name,
+                        skip.id,
+                        skip.path
+                            .as_deref()
+                            .map(|p| format!(" ({p})"))
+                            .unwrap_or_default(),
+                        skip.reason
+                    );
+                }
+                if m.skipped.len() > SHOWN {
+                    log::warn!(
+                        "{}: … and {} more skipped; `crossmodal inspect {}` lists them",
+                        report.name,
+                        m.skipped.len() - SHOWN,
+                        pipeline.context().stage_dir(report.name).display()
+                    );
+                }
+            }
+        }
+    }
+    log::info!("artifacts in {}", pipeline.context().work_dir.display());
+    Ok(())
+}
+
+fn status(args: &PipelineArgs) -> Result<()> {
+    let pipeline = open(args, false)?;
+    for (stage, status) in pipeline.stages().zip(pipeline.status()?) {
+        match status.freshness {
+            Freshness::Fresh => println!("{:<16} fresh", stage.name()),
+            Freshness::Stale(reasons) => {
+                println!("{:<16} stale: {}", stage.name(), reasons.join("; "))
+            }
+        }
+    }
+    Ok(())
+}

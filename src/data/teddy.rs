@@ -1,0 +1,159 @@
+//! The Teddy Cup 2024 problem B layout (attachments 1–3).
+//!
+//! Attachment 1 (`附件1` or `attachment1`, or the folder itself): `ImageWordData.csv`
+//! (`image_id,caption`, one caption per image) and `ImageData/` with the files named by
+//! `image_id`. Attachment 2 (task 1, text → image): `word_test.csv` (`text_id,caption`),
+//! `image_data.csv` (`image_id`) and `ImageData/`. Attachment 3 (task 2, image → text):
+//! `image_test.csv` (`image_id`), `word_data.csv` (`text_id,caption`) and `ImageData/`.
+//! In attachment 1 a caption's text id is its image id.
+
+use std::path::{Path, PathBuf};
+
+use super::csv::{read_captions, read_ids};
+use super::{DataError, Dataset, ImageEntry, TextEntry};
+
+/// Folder names accepted for attachment `n` (the official Chinese names first).
+fn attachment_dirs(n: u8) -> [String; 3] {
+    [
+        format!("附件{n}"),
+        format!("attachment{n}"),
+        format!("attachment_{n}"),
+    ]
+}
+
+/// Finds the folder of attachment `n` holding `marker` under `root`, or `root` itself.
+fn find_attachment(root: &Path, n: u8, marker: &str) -> Option<PathBuf> {
+    if root.join(marker).is_file() {
+        return Some(root.to_path_buf());
+    }
+    attachment_dirs(n)
+        .iter()
+        .map(|name| root.join(name))
+        .find(|dir| dir.join(marker).is_file())
+}
+
+fn not_found(root: &Path, n: u8, marker: &str) -> DataError {
+    let dirs = attachment_dirs(n);
+    DataError::NotFound {
+        what: "caption file",
+        dir: root.to_path_buf(),
+        tried: format!("{marker}, {}/{marker}, {}/{marker}", dirs[0], dirs[1]),
+    }
+}
+
+/// Reads attachment 1 under `root`: every listed image whose file exists, every caption.
+pub fn load_attachment1(root: &Path) -> Result<Dataset, DataError> {
+    if !root.is_dir() {
+        return Err(DataError::MissingRoot {
+            path: root.to_path_buf(),
+        });
+    }
+    let dir = find_attachment(root, 1, "ImageWordData.csv")
+        .ok_or_else(|| not_found(root, 1, "ImageWordData.csv"))?;
+    let csv_path = dir.join("ImageWordData.csv");
+    let captions = read_captions(&csv_path, "image_id")?;
+    let image_dir = dir.join("ImageData");
+
+    let mut dataset = Dataset {
+        encoding: captions.encoding.to_string(),
+        warnings: captions.warnings,
+        source_files: vec![csv_path],
+        ..Dataset::default()
+    };
+    for (id, caption) in captions.ids.into_iter().zip(captions.captions) {
+        let path = image_dir.join(&id);
+        let text_index = dataset.texts.len();
+        dataset.texts.push(TextEntry {
+            id: id.clone(),
+            caption,
+        });
+        if path.is_file() {
+            dataset.pairs.push((dataset.images.len(), text_index));
+            dataset.images.push(ImageEntry { id, path });
+        } else {
+            dataset.orphan_texts.push(id.clone());
+            dataset.missing_images.push((id, path));
+        }
+    }
+    Ok(dataset)
+}
+
+/// Task 1 of the contest: rank the gallery images for each query text.
+#[derive(Debug, Clone)]
+pub struct TextToImageTask {
+    pub queries: Vec<TextEntry>,
+    pub gallery: Vec<ImageEntry>,
+    pub missing_images: Vec<(String, PathBuf)>,
+    pub source_files: Vec<PathBuf>,
+}
+
+/// Task 2 of the contest: rank the gallery texts for each query image.
+#[derive(Debug, Clone)]
+pub struct ImageToTextTask {
+    pub queries: Vec<ImageEntry>,
+    pub gallery: Vec<TextEntry>,
+    pub missing_images: Vec<(String, PathBuf)>,
+    pub source_files: Vec<PathBuf>,
+}
+
+fn image_entries(dir: &Path, ids: Vec<String>) -> (Vec<ImageEntry>, Vec<(String, PathBuf)>) {
+    let image_dir = dir.join("ImageData");
+    let mut present = Vec::new();
+    let mut missing = Vec::new();
+    for id in ids {
+        let path = image_dir.join(&id);
+        if path.is_file() {
+            present.push(ImageEntry { id, path });
+        } else {
+            missing.push((id, path));
+        }
+    }
+    (present, missing)
+}
+
+fn text_entries(ids: Vec<String>, captions: Vec<String>) -> Vec<TextEntry> {
+    ids.into_iter()
+        .zip(captions)
+        .map(|(id, caption)| TextEntry { id, caption })
+        .collect()
+}
+
+/// Reads attachment 2 under `root` when present (`Ok(None)` when it is not there).
+pub fn load_attachment2(root: &Path) -> Result<Option<TextToImageTask>, DataError> {
+    let Some(dir) = find_attachment(root, 2, "word_test.csv") else {
+        return Ok(None);
+    };
+    let words = dir.join("word_test.csv");
+    let images = dir.join("image_data.csv");
+    if !images.is_file() {
+        return Err(not_found(&dir, 2, "image_data.csv"));
+    }
+    let queries = read_captions(&words, "text_id")?;
+    let (gallery, missing_images) = image_entries(&dir, read_ids(&images, "image_id")?.ids);
+    Ok(Some(TextToImageTask {
+        queries: text_entries(queries.ids, queries.captions),
+        gallery,
+        missing_images,
+        source_files: vec![words, images],
+    }))
+}
+
+/// Reads attachment 3 under `root` when present (`Ok(None)` when it is not there).
+pub fn load_attachment3(root: &Path) -> Result<Option<ImageToTextTask>, DataError> {
+    let Some(dir) = find_attachment(root, 3, "image_test.csv") else {
+        return Ok(None);
+    };
+    let images = dir.join("image_test.csv");
+    let words = dir.join("word_data.csv");
+    if !words.is_file() {
+        return Err(not_found(&dir, 3, "word_data.csv"));
+    }
+    let (queries, missing_images) = image_entries(&dir, read_ids(&images, "image_id")?.ids);
+    let gallery = read_captions(&words, "text_id")?;
+    Ok(Some(ImageToTextTask {
+        queries,
+        gallery: text_entries(gallery.ids, gallery.captions),
+        missing_images,
+        source_files: vec![images, words],
+    }))
+}

@@ -1,0 +1,201 @@
+//! Pipeline files: one declarative TOML file per dataset (`pipeline/*.toml`).
+//!
+//! ```toml
+//! [pipeline]
+//! name = "teddy"            # names the work folder: work/teddy/<stage>/
+//! layout = "teddy"          # or "flickr8k"
+//! data = "../shared/data/teddy/attachment1"
+//!
+//! [split]                   # one section per stage, parsed by that stage's Params type
+//! seed = 2024
+//! ```
+//!
+//! Relative paths are resolved against the current directory (run from the project root).
+//! `--data`, `--work` and `--set section.key=value` override the file on the command line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::data::Layout;
+use crate::error::IoError;
+use crate::pipeline::PipelineError;
+
+/// The `[pipeline]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    pub name: String,
+    pub layout: Layout,
+    pub data: PathBuf,
+    /// Work folder; default `work/<name>`.
+    #[serde(default)]
+    pub work: Option<PathBuf>,
+    /// Flickr8k: which caption file (`zhc`, `enc`, `zhmtest`).
+    #[serde(default)]
+    pub captions: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A parsed pipeline file with its overrides applied.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Where it was read from.
+    pub path: PathBuf,
+    pub pipeline: PipelineSection,
+    /// Every other section, by name, as TOML values; each stage parses its own.
+    pub sections: BTreeMap<String, toml::Value>,
+}
+
+impl PipelineConfig {
+    /// Reads a pipeline file.
+    pub fn load(path: &Path) -> Result<Self, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| IoError::new("reading", path, e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses pipeline TOML read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, PipelineError> {
+        let bad = |message: String| PipelineError::BadConfig {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let section = table
+            .remove("pipeline")
+            .ok_or_else(|| bad("missing the [pipeline] section".to_string()))?;
+        let pipeline: PipelineSection = section
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(format!("[pipeline]: {}", e.message())))?;
+        if pipeline.name.is_empty()
+            || pipeline.name.contains(['/', '\\'])
+            || pipeline.name.starts_with('.')
+        {
+            return Err(bad(format!(
+                "[pipeline] name must be a plain folder name, got {:?}",
+                pipeline.name
+            )));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            pipeline,
+            sections: table.into_iter().collect(),
+        })
+    }
+
+    /// Applies `--set section.key=value` (the value is TOML; a bare word is taken as a string).
+    pub fn set(&mut self, assignment: &str) -> Result<(), PipelineError> {
+        let bad = |message: String| PipelineError::BadOverride {
+            assignment: assignment.to_string(),
+            message,
+        };
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| bad("expected section.key=value".to_string()))?;
+        let path: Vec<&str> = key.trim().split('.').collect();
+        if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
+            return Err(bad("expected section.key=value".to_string()));
+        }
+        let raw = raw.trim();
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        if path[0] == "pipeline" {
+            return Err(bad(
+                "use --data and --work to change [pipeline] paths".to_string()
+            ));
+        }
+        let mut node = self
+            .sections
+            .entry(path[0].to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        for part in &path[1..path.len() - 1] {
+            let table = node
+                .as_table_mut()
+                .ok_or_else(|| bad(format!("{part} is not inside a table")))?;
+            node = table
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        }
+        node.as_table_mut()
+            .ok_or_else(|| bad("the parent of the key is not a table".to_string()))?
+            .insert(path[path.len() - 1].to_string(), value);
+        Ok(())
+    }
+
+    /// Parses section `name` into `T` (its defaults where the file says nothing).
+    pub fn section<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        name: &str,
+    ) -> Result<T, PipelineError> {
+        match self.sections.get(name) {
+            None => Ok(T::default()),
+            Some(value) => {
+                value
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| PipelineError::BadConfig {
+                        path: self.path.clone(),
+                        message: format!("[{name}]: {}", e.message()),
+                    })
+            }
+        }
+    }
+
+    /// The work folder: `--work`, else `[pipeline] work`, else `work/<name>`.
+    pub fn work_dir(&self) -> PathBuf {
+        self.pipeline
+            .work
+            .clone()
+            .unwrap_or_else(|| Path::new("work").join(&self.pipeline.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[pipeline]
+name = "demo"
+layout = "teddy"
+data = "fixtures/demo"
+
+[split]
+seed = 1
+"#;
+
+    #[test]
+    fn parses_sections_and_overrides() {
+        let mut config = PipelineConfig::parse(Path::new("p.toml"), FILE).unwrap();
+        assert_eq!(config.pipeline.name, "demo");
+        assert_eq!(config.work_dir(), Path::new("work/demo"));
+        config.set("split.seed=7").unwrap();
+        config.set("image_features.sift.step=4").unwrap();
+        config.set("text_features.mode=chars").unwrap();
+        assert_eq!(config.sections["split"]["seed"].as_integer(), Some(7));
+        assert_eq!(
+            config.sections["image_features"]["sift"]["step"].as_integer(),
+            Some(4)
+        );
+        assert_eq!(
+            config.sections["text_features"]["mode"].as_str(),
+            Some("chars")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_problem() {
+        let err = PipelineConfig::parse(Path::new("p.toml"), "[split]\nseed = 1\n").unwrap_err();
+        assert_eq!(err.to_string(), "p.toml: missing the [pipeline] section");
+        let mut config = PipelineConfig::parse(Path::new("p.toml"), FILE).unwrap();
+        let err = config.set("seed").unwrap_err();
+        assert!(
+            err.to_string().contains("expected section.key=value"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The stages of the pipeline, in the order the data flows through them.
+//!
+//! `split` reads the dataset and fixes who is train, validation and test; the feature stages,
+//! `fit`, `embed`, `rank` and `evaluate` follow. Each is a [`Stage`](super::Stage).
+
+pub mod split;
+
+use super::Stage;
+
+/// Every stage, in data-flow order.
+pub fn all() -> Vec<Box<dyn Stage>> {
+    vec![Box::new(split::SplitStage)]
+}
