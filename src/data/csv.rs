@@ -32,7 +32,7 @@
 //! and the offending value.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use encoding_rs::{Encoding, GB18030, UTF_8};
 
@@ -497,6 +497,7 @@ impl LineIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn p() -> &'static Path {
         Path::new("test.csv")
