@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 
+use crossmodal::data::synthetic::{CsvEncoding, SyntheticParams, generate};
 use crossmodal::pipeline::inspect::{InspectOptions, inspect};
 use crossmodal::pipeline::{Context, Freshness, Pipeline, PipelineConfig, stages};
 
@@ -67,6 +68,22 @@ enum Command {
         /// The stage to clean.
         stage: Option<String>,
     },
+    /// Generate the synthetic demo dataset (Teddy layout, with bad cases) into DIR.
+    MakeFixture {
+        dir: PathBuf,
+        /// Number of images (CSV rows).
+        #[arg(long, default_value_t = 300)]
+        images: usize,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write the CSV in GBK with CRLF line ends, as Excel on a Chinese Windows does.
+        #[arg(long)]
+        gbk: bool,
+        /// Leave out the bad cases (GIF and PNG named .jpg, truncated, empty, missing, ...).
+        #[arg(long)]
+        no_bad_cases: bool,
+    },
     /// Print what an artifact holds: a .npy / .npz matrix, a stage folder or a manifest.
     Inspect {
         path: PathBuf,
@@ -113,6 +130,30 @@ pub fn run() -> Result<()> {
             for dir in removed {
                 println!("removed {}", dir.display());
             }
+            Ok(())
+        }
+        Command::MakeFixture {
+            dir,
+            images,
+            seed,
+            gbk,
+            no_bad_cases,
+        } => {
+            let mut params = SyntheticParams::new()
+                .n_images(images)
+                .seed(seed)
+                .bad_cases(!no_bad_cases);
+            if gbk {
+                params = params.csv_encoding(CsvEncoding::Gbk).crlf(true);
+            }
+            let summary =
+                generate(&dir, &params).with_context(|| format!("generating {}", dir.display()))?;
+            println!(
+                "wrote {} rows to {} and images to {} (seed {seed})",
+                summary.ids.len(),
+                summary.csv_path.display(),
+                summary.image_dir.display()
+            );
             Ok(())
         }
         Command::Inspect {

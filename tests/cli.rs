@@ -1,0 +1,171 @@
+//! The real binary on the synthetic fixture, in a temporary folder: stages run once, skip when
+//! fresh, rerun when a parameter changes, survive an interrupted write; `inspect` and `status`
+//! say what is there; bad input gets a clear error.
+
+mod common;
+
+use common::{Workspace, fails, ok};
+
+#[test]
+fn split_reports_bad_images_and_skips_when_fresh() {
+    let ws = Workspace::new(40, &[], "");
+    let first = ok(ws.path(), &["split", "pipeline.toml"]);
+    assert!(first.contains("split: running (never run)"), "{first}");
+    let manifest = ws.manifest("split");
+    let counts = &manifest["skipped_counts"];
+    assert_eq!(counts["missing"], 1, "{manifest:#}");
+    assert_eq!(counts["truncated"], 1, "{manifest:#}");
+    assert_eq!(counts["empty"], 1, "{manifest:#}");
+    let formats = &manifest["summary"]["formats"];
+    assert_eq!(formats["Gif"], 1, "the GIF named .jpg decodes: {formats}");
+    assert_eq!(formats["Png"], 1, "the PNG named .jpg decodes: {formats}");
+    assert_eq!(manifest["summary"]["images_usable"], 37);
+    assert_eq!(manifest["summary"]["captions_read"], 40);
+
+    let second = ok(ws.path(), &["split", "pipeline.toml"]);
+    assert!(second.contains("split: up to date"), "{second}");
+    let status = ok(ws.path(), &["status", "pipeline.toml"]);
+    assert!(status.contains("split            fresh"), "{status}");
+}
+
+#[test]
+fn changed_parameter_reruns_the_stage() {
+    let ws = Workspace::new(30, &["--no-bad-cases"], "");
+    ok(ws.path(), &["split", "pipeline.toml"]);
+    let before = std::fs::read_to_string(ws.stage("split").join("partitions.csv")).unwrap();
+    let status = ok(
+        ws.path(),
+        &["status", "pipeline.toml", "--set", "split.seed=99"],
+    );
+    assert!(
+        status.contains("stale: parameter split.seed changed"),
+        "{status}"
+    );
+    let rerun = ok(
+        ws.path(),
+        &["split", "pipeline.toml", "--set", "split.seed=99"],
+    );
+    assert!(
+        rerun.contains("split: running (parameter split.seed changed)"),
+        "{rerun}"
+    );
+    let after = std::fs::read_to_string(ws.stage("split").join("partitions.csv")).unwrap();
+    assert_ne!(before, after, "another seed gives another split");
+}
+
+#[test]
+fn interrupted_stage_leaves_previous_artifacts() {
+    let ws = Workspace::new(30, &["--no-bad-cases"], "");
+    ok(ws.path(), &["split", "pipeline.toml"]);
+    let dir = ws.stage("split");
+    let before: Vec<(String, Vec<u8>)> =
+        ["manifest.json", "images.csv", "texts.csv", "partitions.csv"]
+            .iter()
+            .map(|f| (f.to_string(), std::fs::read(dir.join(f)).unwrap()))
+            .collect();
+    // Kill the rerun (another seed) right after its second output file.
+    let out = common::binary()
+        .args(["split", "pipeline.toml", "--set", "split.seed=5"])
+        .current_dir(ws.path())
+        .env("CROSSMODAL_ABORT_AFTER_WRITES", "2")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the run was aborted");
+    for (file, bytes) in &before {
+        assert_eq!(
+            &std::fs::read(dir.join(file)).unwrap(),
+            bytes,
+            "{file} is the previous one"
+        );
+    }
+    // The next start cleans the staging folder, and the old artifacts are still fresh.
+    let status = ok(ws.path(), &["status", "pipeline.toml"]);
+    assert!(status.contains("split            fresh"), "{status}");
+    let leftovers: Vec<String> = std::fs::read_dir(ws.path().join("work"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        leftovers,
+        vec!["split".to_string()],
+        "no staging folder is left"
+    );
+}
+
+#[test]
+fn gbk_csv_is_detected_and_reported() {
+    let ws = Workspace::new(20, &["--gbk", "--no-bad-cases"], "");
+    ok(ws.path(), &["split", "pipeline.toml"]);
+    let manifest = ws.manifest("split");
+    assert_eq!(manifest["summary"]["encoding"], "GB18030", "{manifest:#}");
+    let texts = std::fs::read_to_string(ws.stage("split").join("texts.csv")).unwrap();
+    assert!(
+        texts
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "captions decode to Chinese"
+    );
+}
+
+#[test]
+fn inspect_prints_shape_statistics_and_rows() {
+    let ws = Workspace::new(10, &["--no-bad-cases"], "");
+    let path = ws.path().join("m.npy");
+    let m = ndarray::array![[1.0f32, 0.0, 3.0], [3.0, 0.0, 5.0]];
+    crossmodal::pipeline::artifacts::write_dense(&path, &m).unwrap();
+    let out = ok(ws.path(), &["inspect", "m.npy", "--csv", "m.csv"]);
+    assert!(out.contains("shape: 2 x 3"), "{out}");
+    assert!(out.contains("dense, 33.33% zeros"), "{out}");
+    assert!(
+        out.contains("     0:     1.0000     2.0000     3.0000"),
+        "column 0 min/mean/max: {out}"
+    );
+    assert!(
+        out.contains("     2:     3.0000     4.0000     5.0000"),
+        "column 2 min/mean/max: {out}"
+    );
+    assert!(out.contains("  -: [1.0000, 0.0000, 3.0000]"), "{out}");
+    let csv = std::fs::read_to_string(ws.path().join("m.csv")).unwrap();
+    assert_eq!(csv, "id,c0,c1,c2\n\"0\",1,0,3\n\"1\",3,0,5\n");
+
+    ok(ws.path(), &["split", "pipeline.toml"]);
+    let out = ok(ws.path(), &["inspect", "work/split"]);
+    assert!(out.contains("stage `split` of pipeline `t`"), "{out}");
+    assert!(out.contains("partitions.csv"), "{out}");
+}
+
+#[test]
+fn bad_input_gives_a_clear_error_and_nonzero_exit() {
+    let ws = Workspace::new(10, &["--no-bad-cases"], "");
+    let err = fails(ws.path(), &["split", "pipeline.toml", "--data", "nowhere"]);
+    assert!(err.contains("data folder nowhere does not exist"), "{err}");
+    let err = fails(
+        ws.path(),
+        &["split", "pipeline.toml", "--set", "split.test=1.5"],
+    );
+    assert!(
+        err.contains("split fractions must be in [0, 1) and sum to less than 1, got validation 0.1 and test 1.5"),
+        "{err}"
+    );
+    let err = fails(ws.path(), &["split", "missing.toml"]);
+    assert!(
+        err.starts_with("error: loading pipeline missing.toml: reading missing.toml"),
+        "{err}"
+    );
+    std::fs::write(
+        ws.path().join("data/ImageWordData.csv"),
+        "image_id,text\na.jpg,x\n",
+    )
+    .unwrap();
+    let err = fails(ws.path(), &["split", "pipeline.toml"]);
+    assert!(err.contains("missing column `caption`"), "{err}");
+}
+
+#[test]
+fn clean_removes_the_stage() {
+    let ws = Workspace::new(10, &["--no-bad-cases"], "");
+    ok(ws.path(), &["split", "pipeline.toml"]);
+    let out = ok(ws.path(), &["clean", "pipeline.toml"]);
+    assert!(out.contains("removed"), "{out}");
+    assert!(!ws.stage("split").exists());
+}
