@@ -107,7 +107,7 @@ pub(crate) fn check_inputs(
             gallery: gallery.ncols(),
         });
     }
-    for (what, m) in [("query", queries), ("gallery", gallery)] {
+    for (what, m) in [("query", queries.view()), ("gallery", gallery.view())] {
         for (i, r) in m.rows().into_iter().enumerate() {
             if let Some(j) = r.iter().position(|v| !v.is_finite()) {
                 return Err(RetrievalError::NonFinite {
@@ -295,8 +295,11 @@ mod tests {
                 .into_iter()
                 .enumerate()
                 .map(|(j, gr)| {
-                    let d = qr.dot(&gr) / (qr.dot(&qr).sqrt() * gr.dot(&gr).sqrt());
-                    (if d.is_finite() { d } else { 0.0 }, j as u32)
+                    // The same float formula as the ranking (cosine = dot · (1/|q| · 1/|g|)), so
+                    // that ties in exact arithmetic round the same way in both.
+                    let inv = |v: f32| if v > 0.0 { 1.0 / v } else { 0.0 };
+                    let d = qr.dot(&gr) * (inv(qr.dot(&qr).sqrt()) * inv(gr.dot(&gr).sqrt()));
+                    (d, j as u32)
                 })
                 .collect();
             // Plain full sort: score descending, index ascending.
