@@ -57,7 +57,7 @@ fn main() {
             Array2::from_shape_fn((nq, d), |(i, j)| g[[(i * 7) % ng, j]]) + uniform(nq, d, 2);
         l2_normalize_rows(&mut g);
         l2_normalize_rows(&mut q);
-        for block in [256usize] {
+        for block in [128usize, 512] {
             let t = Instant::now();
             let top = top_k(&q.view(), &g.view(), 10, block, None).expect("top_k");
             let secs = t.elapsed().as_secs_f64();

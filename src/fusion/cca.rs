@@ -548,7 +548,7 @@ mod tests {
         let (a, b) = (p0.transform_x(&x).unwrap(), p1.transform_x(&x).unwrap());
         for j in 0..3 {
             let s = p0.correlations()[j];
-            let diff = (&a.column(j) * s - &b.column(j)).mapv(f32::abs);
+            let diff = (&a.column(j) * s - b.column(j)).mapv(f32::abs);
             assert!(diff.iter().all(|&d| d < 1e-4), "column {j}");
         }
     }

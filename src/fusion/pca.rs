@@ -312,7 +312,11 @@ mod tests {
         }
         // The randomized solver matches the exact one on the same sample.
         for j in 0..3 {
-            let cos = exact.components.column(j).dot(&randomized.components.column(j)).abs();
+            let cos = exact
+                .components
+                .column(j)
+                .dot(&randomized.components.column(j))
+                .abs();
             assert!(cos > 0.9999, "axis {j}: |cos| = {cos}");
             let rel = randomized.explained_variance[j] / exact.explained_variance[j] - 1.0;
             assert!(rel.abs() < 1e-4, "variance {j}: {rel}");

@@ -292,9 +292,9 @@ pub struct Summary {
 fn summarise(ds: &[&DirectionMetrics]) -> DirectionSummary {
     let first = ds[0];
     let avg_vec = |f: &dyn Fn(&DirectionMetrics) -> &Vec<f64>| {
-        let len = ds.iter().map(|d| f(*d).len()).min().unwrap_or(0);
+        let len = ds.iter().map(|d| f(d).len()).min().unwrap_or(0);
         (0..len)
-            .map(|i| ds.iter().map(|d| f(*d)[i]).sum::<f64>() / ds.len() as f64)
+            .map(|i| ds.iter().map(|d| f(d)[i]).sum::<f64>() / ds.len() as f64)
             .collect::<Vec<f64>>()
     };
     DirectionSummary {
