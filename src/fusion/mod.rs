@@ -1,8 +1,56 @@
-//! (placeholder) The fusion stage of the pipeline; filled in by its issue.
+//! Fusion of the image and text views by regularized linear CCA.
+//!
+//! Canonical correlation analysis (Hotelling 1936) finds paired projections of two views whose
+//! projected coordinates are maximally correlated; retrieval then ranks by cosine in the shared
+//! space (Hardoon, Szedmak and Shawe-Taylor 2004; Gong, Ke, Isard and Lazebnik, "A multi-view
+//! embedding space for modeling internet images, tags, and their semantics", IJCV 2014, whose
+//! eigenvalue weighting of the projected dimensions is implemented here). [`cca`] is the closed
+//! form, [`pca`] the per-view pre-reduction (exact or randomized, Halko et al. 2011) that keeps
+//! high-dimensional and sparse views tractable, and [`tune`] a grid search on a validation split.
+
+pub mod cca;
+pub(crate) mod ops;
+pub mod pca;
+pub mod tune;
+
+pub use cca::{CcaArrays, CcaParams, CcaValidParams, FittedCca};
+pub use pca::{FittedPca, PcaMethod, PcaParams, PcaValidParams};
 
 /// Errors of the fusion area.
 #[derive(Debug, thiserror::Error)]
 pub enum FusionError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{name} must be {expected}, got {value}")]
+    InvalidParam {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error(
+        "the two views must have the same number of rows (paired samples), got x: {x} and y: {y}"
+    )]
+    RowMismatch { x: usize, y: usize },
+    #[error("need at least {needed} rows to fit, got {rows}")]
+    TooFewRows { rows: usize, needed: usize },
+    #[error("view {view} has a non-finite value at row {row}, column {col}")]
+    NonFinite {
+        view: &'static str,
+        row: usize,
+        col: usize,
+    },
+    #[error("view {view} has {got} columns but the model was fitted on {expected}")]
+    DimMismatch {
+        view: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("view {view} has no variance left after whitening (constant or empty features)")]
+    NoVariance { view: &'static str },
+    #[error("inconsistent CCA arrays: {0}")]
+    BadArrays(String),
+    #[error("linear algebra failed: {0}")]
+    Linalg(String),
+    #[error("tuning grid is empty or has an empty axis: {0}")]
+    EmptyGrid(&'static str),
+    #[error("scoring a grid point failed: {0}")]
+    Score(String),
 }

@@ -1,0 +1,381 @@
+//! Blocked, parallel and centring-aware products of a [`FeatureMatrix`] with dense matrices.
+//!
+//! CCA and PCA only ever need a view `X` (n x d) through products with thin dense matrices
+//! (`(X - 1μᵀ) W`, `(X - 1μᵀ)ᵀ Q`) and, for small `d`, its centred Gram matrix. This module does
+//! these in row blocks over rayon, so a dense view is never copied whole and a sparse view
+//! (`crate::sparse::CsrMatrix`) is never densified whole: sparse products go through the CSR rows
+//! and a CSR copy of `Xᵀ` (a transpose costs `nnz`, not `n·d`). Dense blocks are centred before
+//! the product, which avoids the cancellation of `XᵀX - n·μμᵀ` in `f32` for non-negative features
+//! (bag-of-words histograms). The randomized range finder these serve is the one of Halko,
+//! Martinsson and Tropp, "Finding structure with randomness", SIAM Review 53 (2011).
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::FusionError;
+use crate::matrix::FeatureMatrix;
+use crate::sparse::CsrMatrix;
+
+/// Rows per block of the blocked products: large enough for good GEMM throughput, small enough
+/// that a centred dense copy of a block (`BLOCK x d` floats) stays a few MiB.
+pub(crate) const BLOCK: usize = 1024;
+
+/// Which view an error is about ("x" or "y", or "input" for single-view PCA).
+pub(crate) type ViewName = &'static str;
+
+/// Checks that every stored value is finite; names the first offending row and column.
+pub(crate) fn check_finite(x: &FeatureMatrix, view: ViewName) -> Result<(), FusionError> {
+    match x {
+        FeatureMatrix::Dense(m) => {
+            for (i, row) in m.rows().into_iter().enumerate() {
+                if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+                    return Err(FusionError::NonFinite {
+                        view,
+                        row: i,
+                        col: j,
+                    });
+                }
+            }
+        }
+        FeatureMatrix::Sparse(m) => {
+            for i in 0..m.n_rows() {
+                let (cols, values) = m.row(i);
+                if let Some(p) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(FusionError::NonFinite {
+                        view,
+                        row: i,
+                        col: cols[p] as usize,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Column means in `f64` accumulation, returned as `f32`.
+pub(crate) fn column_means(x: &FeatureMatrix) -> Array1<f32> {
+    let n = x.n_rows().max(1) as f64;
+    let d = x.n_cols();
+    let sums: Vec<f64> = match x {
+        FeatureMatrix::Dense(m) => m
+            .axis_chunks_iter(Axis(0), BLOCK)
+            .into_par_iter()
+            .map(|b| {
+                let mut acc = vec![0f64; d];
+                for row in b.rows() {
+                    for (a, &v) in acc.iter_mut().zip(row.iter()) {
+                        *a += v as f64;
+                    }
+                }
+                acc
+            })
+            .reduce(|| vec![0f64; d], add_vecs),
+        FeatureMatrix::Sparse(m) => {
+            let mut acc = vec![0f64; d];
+            for (&c, &v) in m.indices().iter().zip(m.data()) {
+                acc[c as usize] += v as f64;
+            }
+            acc
+        }
+    };
+    sums.into_iter().map(|s| (s / n) as f32).collect()
+}
+
+fn add_vecs(mut a: Vec<f64>, b: Vec<f64>) -> Vec<f64> {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
+}
+
+/// `tr(C)` of the sample covariance `C = (X - 1μᵀ)ᵀ(X - 1μᵀ) / (n - 1)`: the total variance.
+pub(crate) fn total_variance(x: &FeatureMatrix, mean: &ArrayView1<f32>) -> f64 {
+    let n = x.n_rows();
+    if n < 2 {
+        return 0.0;
+    }
+    let ss: f64 = match x {
+        FeatureMatrix::Dense(m) => m
+            .axis_chunks_iter(Axis(0), BLOCK)
+            .into_par_iter()
+            .map(|b| {
+                let mut acc = 0f64;
+                for row in b.rows() {
+                    for (&v, &mu) in row.iter().zip(mean.iter()) {
+                        let c = (v - mu) as f64;
+                        acc += c * c;
+                    }
+                }
+                acc
+            })
+            .sum(),
+        FeatureMatrix::Sparse(m) => {
+            // Σ_ij (x_ij - μ_j)² = Σ_ij x_ij² - n Σ_j μ_j² (in f64: the terms are moderate).
+            let sq: f64 = m.data().iter().map(|&v| (v as f64) * (v as f64)).sum();
+            let mu2: f64 = mean.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            (sq - n as f64 * mu2).max(0.0)
+        }
+    };
+    ss / (n - 1) as f64
+}
+
+/// A view prepared for repeated centred products: the matrix, its column means and, when sparse,
+/// a CSR copy of its transpose.
+pub(crate) struct Centred<'a> {
+    pub x: &'a FeatureMatrix,
+    pub mean: Array1<f32>,
+    transpose: Option<CsrMatrix>,
+}
+
+impl<'a> Centred<'a> {
+    pub fn new(x: &'a FeatureMatrix, mean: Array1<f32>) -> Self {
+        let transpose = match x {
+            FeatureMatrix::Sparse(m) => Some(transpose_csr(m)),
+            FeatureMatrix::Dense(_) => None,
+        };
+        Self { x, mean, transpose }
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.x.n_rows()
+    }
+
+    pub fn n_cols(&self) -> usize {
+        self.x.n_cols()
+    }
+
+    /// `(X - 1μᵀ) W` for `W` of shape `(d, k)`.
+    pub fn dot(&self, w: &ArrayView2<f32>) -> Array2<f32> {
+        centred_dot(self.x, &self.mean.view(), w)
+    }
+
+    /// `(X - 1μᵀ)ᵀ Q` for `Q` of shape `(n, k)`.
+    pub fn t_dot(&self, q: &ArrayView2<f32>) -> Array2<f32> {
+        let k = q.ncols();
+        let d = self.n_cols();
+        let mut out = match (self.x, &self.transpose) {
+            (FeatureMatrix::Dense(m), _) => {
+                let chunks: Vec<usize> = (0..m.nrows()).step_by(BLOCK).collect();
+                chunks
+                    .into_par_iter()
+                    .map(|start| {
+                        let end = (start + BLOCK).min(m.nrows());
+                        let xb = m.slice(s![start..end, ..]);
+                        xb.t().dot(&q.slice(s![start..end, ..]))
+                    })
+                    .reduce(|| Array2::zeros((d, k)), |a, b| a + b)
+            }
+            (FeatureMatrix::Sparse(_), Some(t)) => sparse_dot(t, q),
+            (FeatureMatrix::Sparse(m), None) => sparse_dot(&transpose_csr(m), q),
+        };
+        // Subtract μ (1ᵀQ).
+        let col_sums = q.sum_axis(Axis(0));
+        for (mut row, &mu) in out.rows_mut().into_iter().zip(self.mean.iter()) {
+            row.scaled_add(-mu, &col_sums);
+        }
+        out
+    }
+
+    /// The centred Gram matrix `(X - 1μᵀ)ᵀ(X - 1μᵀ)` in `f64` (`d x d`; only for small `d`).
+    pub fn gram(&self) -> Array2<f64> {
+        let d = self.n_cols();
+        let n = self.n_rows();
+        let chunks: Vec<usize> = (0..n).step_by(BLOCK).collect();
+        let g32 = chunks
+            .into_par_iter()
+            .map(|start| {
+                let end = (start + BLOCK).min(n);
+                let xb = self.dense_centred_block(start, end);
+                xb.t().dot(&xb)
+            })
+            .reduce(|| Array2::<f32>::zeros((d, d)), |a, b| a + b);
+        g32.mapv(|v| v as f64)
+    }
+
+    /// Rows `start..end`, densified and centred.
+    pub fn dense_centred_block(&self, start: usize, end: usize) -> Array2<f32> {
+        let mut b = match self.x {
+            FeatureMatrix::Dense(m) => m.slice(s![start..end, ..]).to_owned(),
+            FeatureMatrix::Sparse(m) => {
+                let mut b = Array2::<f32>::zeros((end - start, m.n_cols()));
+                for (r, i) in (start..end).enumerate() {
+                    let (cols, values) = m.row(i);
+                    for (&c, &v) in cols.iter().zip(values) {
+                        b[[r, c as usize]] = v;
+                    }
+                }
+                b
+            }
+        };
+        b -= &self.mean.view().insert_axis(Axis(0));
+        b
+    }
+}
+
+/// `(X - 1μᵀ) W` for any view; parallel over row blocks.
+pub(crate) fn centred_dot(
+    x: &FeatureMatrix,
+    mean: &ArrayView1<f32>,
+    w: &ArrayView2<f32>,
+) -> Array2<f32> {
+    let n = x.n_rows();
+    let k = w.ncols();
+    let mut out = Array2::<f32>::zeros((n, k));
+    match x {
+        FeatureMatrix::Dense(m) => {
+            out.axis_chunks_iter_mut(Axis(0), BLOCK)
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(b, mut o)| {
+                    let start = b * BLOCK;
+                    let end = start + o.nrows();
+                    let mut xb = m.slice(s![start..end, ..]).to_owned();
+                    xb -= &mean.insert_axis(Axis(0));
+                    o.assign(&xb.dot(w));
+                });
+        }
+        FeatureMatrix::Sparse(m) => {
+            let shift = mean.dot(w);
+            out.axis_chunks_iter_mut(Axis(0), BLOCK)
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(b, mut o)| {
+                    let start = b * BLOCK;
+                    for (r, mut orow) in o.rows_mut().into_iter().enumerate() {
+                        let (cols, values) = m.row(start + r);
+                        for (&c, &v) in cols.iter().zip(values) {
+                            orow.scaled_add(v, &w.row(c as usize));
+                        }
+                        orow -= &shift;
+                    }
+                });
+        }
+    }
+    out
+}
+
+/// `A B` for sparse `A` and dense `B`, parallel over row blocks of `A`.
+pub(crate) fn sparse_dot(a: &CsrMatrix, b: &ArrayView2<f32>) -> Array2<f32> {
+    let mut out = Array2::<f32>::zeros((a.n_rows(), b.ncols()));
+    out.axis_chunks_iter_mut(Axis(0), BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(blk, mut o)| {
+            let start = blk * BLOCK;
+            for (r, mut orow) in o.rows_mut().into_iter().enumerate() {
+                let (cols, values) = a.row(start + r);
+                for (&c, &v) in cols.iter().zip(values) {
+                    orow.scaled_add(v, &b.row(c as usize));
+                }
+            }
+        });
+    out
+}
+
+/// The transpose of a CSR matrix, as CSR (a counting sort of the entries by column).
+pub(crate) fn transpose_csr(m: &CsrMatrix) -> CsrMatrix {
+    let (n, d) = m.shape();
+    let mut counts = vec![0i64; d + 1];
+    for &c in m.indices() {
+        counts[c as usize + 1] += 1;
+    }
+    for j in 0..d {
+        counts[j + 1] += counts[j];
+    }
+    let indptr = counts.clone();
+    let mut next = counts;
+    let mut indices = vec![0i32; m.nnz()];
+    let mut data = vec![0f32; m.nnz()];
+    for i in 0..n {
+        let (cols, values) = m.row(i);
+        for (&c, &v) in cols.iter().zip(values) {
+            let p = next[c as usize] as usize;
+            indices[p] = i as i32;
+            data[p] = v;
+            next[c as usize] += 1;
+        }
+    }
+    // Rows are visited in order, so the new column indices are sorted and unique.
+    CsrMatrix::new(d, n, indptr, indices, data).expect("transpose of a valid CSR matrix is valid")
+}
+
+/// `AᵀB` of two dense, equally tall matrices, in `f64`; parallel over row blocks.
+pub(crate) fn cross_gram(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Array2<f64> {
+    let n = a.nrows();
+    let chunks: Vec<usize> = (0..n).step_by(BLOCK).collect();
+    chunks
+        .into_par_iter()
+        .map(|start| {
+            let end = (start + BLOCK).min(n);
+            a.slice(s![start..end, ..])
+                .t()
+                .dot(&b.slice(s![start..end, ..]))
+                .mapv(|v| v as f64)
+        })
+        .reduce(|| Array2::zeros((a.ncols(), b.ncols())), |x, y| x + y)
+}
+
+/// A `rows x cols` matrix of standard normal draws (Box–Muller), from a seeded generator.
+pub(crate) fn gaussian(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
+    Array2::from_shape_simple_fn((rows, cols), || {
+        let u1: f64 = rng.r#gen::<f64>().max(f64::MIN_POSITIVE);
+        let u2: f64 = rng.r#gen::<f64>();
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn sample_sparse() -> CsrMatrix {
+        CsrMatrix::from_rows(
+            vec![
+                vec![(0, 1.0), (3, 2.0)],
+                vec![(1, -1.0)],
+                vec![],
+                vec![(0, 0.5), (1, 4.0), (2, 3.0)],
+            ],
+            4,
+        )
+    }
+
+    #[test]
+    fn transpose_matches_dense() {
+        let m = sample_sparse();
+        assert_eq!(transpose_csr(&m).to_dense(), m.to_dense().t().to_owned());
+    }
+
+    #[test]
+    fn centred_products_match_dense_for_both_storages() {
+        let sp = sample_sparse();
+        let dense = sp.to_dense();
+        let w = array![[1.0f32, 0.5], [2.0, -1.0], [0.0, 3.0], [-1.0, 1.0]];
+        let q = array![[1.0f32, 0.0], [0.0, 1.0], [2.0, 2.0], [-1.0, 0.5]];
+        let mean = dense.mean_axis(Axis(0)).unwrap();
+        let xc = &dense - &mean.view().insert_axis(Axis(0));
+        for fm in [
+            FeatureMatrix::Sparse(sp.clone()),
+            FeatureMatrix::Dense(dense.clone()),
+        ] {
+            let mu = column_means(&fm);
+            for (a, b) in mu.iter().zip(mean.iter()) {
+                assert!((a - b).abs() < 1e-6);
+            }
+            let c = Centred::new(&fm, mu);
+            let d1 = c.dot(&w.view()) - xc.dot(&w);
+            let d2 = c.t_dot(&q.view()) - xc.t().dot(&q);
+            let d3 = c.gram() - xc.t().dot(&xc).mapv(|v| v as f64);
+            assert!(d1.iter().all(|v| v.abs() < 1e-5), "{d1}");
+            assert!(d2.iter().all(|v| v.abs() < 1e-5), "{d2}");
+            assert!(d3.iter().all(|v| v.abs() < 1e-5), "{d3}");
+            let tv = total_variance(&fm, &c.mean.view());
+            let expected: f64 = xc.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / 3.0;
+            assert!((tv - expected).abs() < 1e-5, "{tv} vs {expected}");
+        }
+    }
+}

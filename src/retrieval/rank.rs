@@ -1,0 +1,389 @@
+//! Exact cosine top-K retrieval, blocked and parallel, with optional CSLS hubness correction.
+//!
+//! Every query is scored against the whole gallery by matrix products of a block of query rows
+//! with the gallery (`ndarray::dot`), one block per rayon task, so memory stays at
+//! `block_rows x gallery` scores per thread (never the full queries x gallery matrix). Cosine is
+//! computed as `q·g / (|q| |g|)` from norms taken once (a zero row scores 0 against everything).
+//! Ties are broken by the smaller gallery index, so results are deterministic whatever the
+//! blocking and thread count. CSLS (Conneau, Lample, Ranzato, Denoyer and Jégou, "Word
+//! translation without parallel data", ICLR 2018) replaces `cos(q, g)` by
+//! `2 cos(q, g) − r_q − r_g`, where `r_q` (`r_g`) is the mean cosine of `q` (`g`) to its `k`
+//! nearest neighbours in a reference set of the other side (e.g. the training items), which
+//! demotes "hub" items that are close to everything.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::RetrievalError;
+
+/// Options of the ranking (serializable, for a pipeline TOML section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RankParams {
+    /// Query rows scored per block (memory per thread: `block_rows x gallery x 4` bytes).
+    pub block_rows: usize,
+    /// Use CSLS with this many neighbours (0 = plain cosine).
+    pub csls_k: usize,
+}
+
+impl Default for RankParams {
+    fn default() -> Self {
+        Self {
+            block_rows: 256,
+            csls_k: 0,
+        }
+    }
+}
+
+/// The `k` best gallery items of each query, best first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopK {
+    /// `queries x k` gallery indices.
+    pub indices: Array2<u32>,
+    /// `queries x k` scores (cosine, or CSLS when corrected).
+    pub scores: Array2<f32>,
+}
+
+/// CSLS penalties: `r` of each query and of each gallery item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csls {
+    pub query_penalty: Array1<f32>,
+    pub gallery_penalty: Array1<f32>,
+}
+
+impl Csls {
+    /// `r_q` from `gallery_side_reference` (items of the gallery's kind, e.g. training images
+    /// when queries are texts) and `r_g` from `query_side_reference`.
+    pub fn fit(
+        queries: &ArrayView2<f32>,
+        gallery: &ArrayView2<f32>,
+        query_side_reference: &ArrayView2<f32>,
+        gallery_side_reference: &ArrayView2<f32>,
+        k: usize,
+    ) -> Result<Self, RetrievalError> {
+        Ok(Self {
+            query_penalty: mean_knn_similarity(queries, gallery_side_reference, k, 256)?,
+            gallery_penalty: mean_knn_similarity(gallery, query_side_reference, k, 256)?,
+        })
+    }
+}
+
+/// Mean cosine of each row of `points` to its `k` nearest rows of `reference`.
+pub fn mean_knn_similarity(
+    points: &ArrayView2<f32>,
+    reference: &ArrayView2<f32>,
+    k: usize,
+    block_rows: usize,
+) -> Result<Array1<f32>, RetrievalError> {
+    let top = top_k(points, reference, k, block_rows, None)?;
+    Ok(top.scores.map_axis(Axis(1), |r| r.mean().unwrap_or(0.0)))
+}
+
+/// Scales each row to unit L2 norm (zero rows stay zero).
+pub fn l2_normalize_rows(m: &mut Array2<f32>) {
+    m.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut r| {
+        let norm = r.dot(&r).sqrt();
+        if norm > 0.0 {
+            r /= norm;
+        }
+    });
+}
+
+pub(crate) fn inverse_norms(m: &ArrayView2<f32>) -> Array1<f32> {
+    m.map_axis(Axis(1), |r| {
+        let n = r.dot(&r).sqrt();
+        if n > 0.0 { 1.0 / n } else { 0.0 }
+    })
+}
+
+pub(crate) fn check_inputs(
+    queries: &ArrayView2<f32>,
+    gallery: &ArrayView2<f32>,
+) -> Result<(), RetrievalError> {
+    if queries.ncols() != gallery.ncols() {
+        return Err(RetrievalError::DimMismatch {
+            queries: queries.ncols(),
+            gallery: gallery.ncols(),
+        });
+    }
+    for (what, m) in [("query", queries.view()), ("gallery", gallery.view())] {
+        for (i, r) in m.rows().into_iter().enumerate() {
+            if let Some(j) = r.iter().position(|v| !v.is_finite()) {
+                return Err(RetrievalError::NonFinite {
+                    what,
+                    row: i,
+                    col: j,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scores every query block against the gallery in parallel and hands each block's cosine (or
+/// CSLS) scores to `f(first_query_row, scores)`; returns the results in query order.
+pub(crate) fn for_each_block<R, F>(
+    queries: &ArrayView2<f32>,
+    gallery: &ArrayView2<f32>,
+    block_rows: usize,
+    csls: Option<&Csls>,
+    f: F,
+) -> Result<Vec<R>, RetrievalError>
+where
+    R: Send,
+    F: Fn(usize, ArrayView2<f32>) -> R + Sync,
+{
+    check_inputs(queries, gallery)?;
+    if let Some(c) = csls {
+        if c.query_penalty.len() != queries.nrows() || c.gallery_penalty.len() != gallery.nrows() {
+            return Err(RetrievalError::CslsShape {
+                queries: queries.nrows(),
+                gallery: gallery.nrows(),
+                got_queries: c.query_penalty.len(),
+                got_gallery: c.gallery_penalty.len(),
+            });
+        }
+    }
+    let block_rows = block_rows.max(1);
+    let inv_q = inverse_norms(queries);
+    let inv_g = inverse_norms(gallery);
+    let gt = gallery.t();
+    Ok(queries
+        .axis_chunks_iter(Axis(0), block_rows)
+        .into_par_iter()
+        .enumerate()
+        .map(|(b, qb)| {
+            let start = b * block_rows;
+            let mut s = qb.dot(&gt);
+            for (i, mut row) in s.rows_mut().into_iter().enumerate() {
+                let iq = inv_q[start + i];
+                match csls {
+                    None => row.zip_mut_with(&inv_g, |v, &ig| *v *= iq * ig),
+                    Some(c) => {
+                        let rq = c.query_penalty[start + i];
+                        ndarray::Zip::from(&mut row)
+                            .and(&inv_g)
+                            .and(&c.gallery_penalty)
+                            .for_each(|v, &ig, &rg| *v = 2.0 * *v * iq * ig - rq - rg);
+                    }
+                }
+            }
+            f(start, s.view())
+        })
+        .collect())
+}
+
+/// `a` ranks before `b`: higher score, then smaller index. NaN never occurs (inputs are checked).
+#[inline]
+pub(crate) fn better(a: (f32, u32), b: (f32, u32)) -> bool {
+    a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
+}
+
+/// The `k` best `(score, index)` of one score row, best first.
+pub(crate) fn select_top(row: ArrayView1<f32>, k: usize) -> Vec<(f32, u32)> {
+    let k = k.min(row.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    if k <= 64 {
+        // A sorted buffer: most items lose against the current k-th and cost one comparison.
+        let mut buf: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+        for (j, &s) in row.iter().enumerate() {
+            let item = (s, j as u32);
+            if buf.len() == k && !better(item, buf[k - 1]) {
+                continue;
+            }
+            let pos = buf.partition_point(|&e| better(e, item));
+            buf.insert(pos, item);
+            buf.truncate(k);
+        }
+        buf
+    } else {
+        let mut all: Vec<(f32, u32)> = row
+            .iter()
+            .enumerate()
+            .map(|(j, &s)| (s, j as u32))
+            .collect();
+        let cmp = |a: &(f32, u32), b: &(f32, u32)| {
+            b.0.partial_cmp(&a.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1))
+        };
+        if k < all.len() {
+            all.select_nth_unstable_by(k - 1, cmp);
+            all.truncate(k);
+        }
+        all.sort_unstable_by(cmp);
+        all
+    }
+}
+
+/// The `k` most similar gallery rows of every query row (cosine, or CSLS when `csls` is given).
+pub fn top_k(
+    queries: &ArrayView2<f32>,
+    gallery: &ArrayView2<f32>,
+    k: usize,
+    block_rows: usize,
+    csls: Option<&Csls>,
+) -> Result<TopK, RetrievalError> {
+    if k == 0 || k > gallery.nrows() {
+        return Err(RetrievalError::BadK {
+            k,
+            gallery: gallery.nrows(),
+        });
+    }
+    let blocks = for_each_block(queries, gallery, block_rows, csls, |_, s| {
+        s.rows()
+            .into_iter()
+            .map(|r| select_top(r, k))
+            .collect::<Vec<_>>()
+    })?;
+    let m = queries.nrows();
+    let mut indices = Array2::<u32>::zeros((m, k));
+    let mut scores = Array2::<f32>::zeros((m, k));
+    for (i, row) in blocks.into_iter().flatten().enumerate() {
+        for (j, (s, idx)) in row.into_iter().enumerate() {
+            indices[[i, j]] = idx;
+            scores[[i, j]] = s;
+        }
+    }
+    Ok(TopK { indices, scores })
+}
+
+impl RankParams {
+    /// Top-K with these options; CSLS (when `csls_k > 0`) needs the reference sets.
+    pub fn top_k(
+        &self,
+        queries: &ArrayView2<f32>,
+        gallery: &ArrayView2<f32>,
+        k: usize,
+        references: Option<(&ArrayView2<f32>, &ArrayView2<f32>)>,
+    ) -> Result<TopK, RetrievalError> {
+        let csls = self.csls(queries, gallery, references)?;
+        top_k(queries, gallery, k, self.block_rows, csls.as_ref())
+    }
+
+    /// The CSLS penalties these options call for, if any. `references` is
+    /// `(query_side_reference, gallery_side_reference)`.
+    pub fn csls(
+        &self,
+        queries: &ArrayView2<f32>,
+        gallery: &ArrayView2<f32>,
+        references: Option<(&ArrayView2<f32>, &ArrayView2<f32>)>,
+    ) -> Result<Option<Csls>, RetrievalError> {
+        if self.csls_k == 0 {
+            return Ok(None);
+        }
+        let (qref, gref) = references.ok_or(RetrievalError::CslsNeedsReference)?;
+        Csls::fit(queries, gallery, qref, gref, self.csls_k).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+    use proptest::prelude::*;
+
+    fn brute(q: &Array2<f32>, g: &Array2<f32>, k: usize) -> (Vec<Vec<u32>>, Vec<Vec<f32>>) {
+        let mut idx = Vec::new();
+        let mut sc = Vec::new();
+        for qr in q.rows() {
+            let mut all: Vec<(f32, u32)> = g
+                .rows()
+                .into_iter()
+                .enumerate()
+                .map(|(j, gr)| {
+                    // The same float formula as the ranking (cosine = dot · (1/|q| · 1/|g|)), so
+                    // that ties in exact arithmetic round the same way in both.
+                    let inv = |v: f32| if v > 0.0 { 1.0 / v } else { 0.0 };
+                    let d = qr.dot(&gr) * (inv(qr.dot(&qr).sqrt()) * inv(gr.dot(&gr).sqrt()));
+                    (d, j as u32)
+                })
+                .collect();
+            // Plain full sort: score descending, index ascending.
+            all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+            idx.push(all.iter().take(k).map(|x| x.1).collect());
+            sc.push(all.iter().take(k).map(|x| x.0).collect());
+        }
+        (idx, sc)
+    }
+
+    proptest! {
+        #[test]
+        fn top_k_equals_full_sort(
+            nq in 1usize..12, ng in 1usize..100, d in 1usize..5, k in 1usize..80,
+            block in 1usize..6, seed in any::<u64>(),
+        ) {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            // Small integers: many exact ties, and some zero rows.
+            let mut draw = |r, c| Array2::from_shape_fn((r, c), |_| rng.gen_range(-2i32..=2) as f32);
+            let q = draw(nq, d);
+            let g = draw(ng, d);
+            let k = k.min(ng);
+            let top = top_k(&q.view(), &g.view(), k, block, None).unwrap();
+            let (idx, sc) = brute(&q, &g, k);
+            for i in 0..nq {
+                prop_assert_eq!(top.indices.row(i).to_vec(), idx[i].clone());
+                for (a, b) in top.scores.row(i).iter().zip(&sc[i]) {
+                    prop_assert!((a - b).abs() < 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_smaller_index_and_zero_rows_score_zero() {
+        let g = array![[1.0f32, 0.0], [0.0, 0.0], [2.0, 0.0], [0.0, 1.0]];
+        let q = array![[3.0f32, 0.0], [0.0, 0.0]];
+        let top = top_k(&q.view(), &g.view(), 3, 1, None).unwrap();
+        assert_eq!(top.indices, array![[0u32, 2, 1], [0, 1, 2]]);
+        assert_eq!(top.scores, array![[1.0f32, 1.0, 0.0], [0.0, 0.0, 0.0]]);
+    }
+
+    #[test]
+    fn csls_demotes_a_hub() {
+        // Gallery item 0 is close to every reference query (a hub); plain cosine ranks it first
+        // for q, CSLS ranks item 1 first.
+        let g = array![[1.0f32, 1.0, 1.0], [1.0, 0.0, 0.0]];
+        let q = array![[1.0f32, 0.5, 0.5]];
+        let plain = top_k(&q.view(), &g.view(), 2, 8, None).unwrap();
+        assert_eq!(plain.indices.row(0).to_vec(), vec![0, 1]);
+        let qref = array![[1.0f32, 1.0, 1.0], [1.0, 1.0, 0.9], [0.9, 1.0, 1.0]];
+        let csls = Csls::fit(&q.view(), &g.view(), &qref.view(), &g.view(), 1).unwrap();
+        // r_g of item 1: its best reference cosine is 1/sqrt(2.81); of item 0 it is 1.
+        assert!((csls.gallery_penalty[0] - 1.0).abs() < 1e-6);
+        assert!((csls.gallery_penalty[1] - 1.0 / 2.81f32.sqrt()).abs() < 1e-6);
+        let corrected = top_k(&q.view(), &g.view(), 2, 8, Some(&csls)).unwrap();
+        assert_eq!(corrected.indices.row(0).to_vec(), vec![1, 0]);
+        let cos1 = 1.0 / 1.5f32.sqrt();
+        let expected = 2.0 * cos1 - csls.query_penalty[0] - csls.gallery_penalty[1];
+        assert!((corrected.scores[[0, 0]] - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let g = array![[1.0f32, 0.0]];
+        let q = array![[1.0f32, 0.0, 0.0]];
+        assert!(matches!(
+            top_k(&q.view(), &g.view(), 1, 4, None),
+            Err(RetrievalError::DimMismatch { .. })
+        ));
+        assert!(matches!(
+            top_k(&g.view(), &g.view(), 2, 4, None),
+            Err(RetrievalError::BadK { k: 2, gallery: 1 })
+        ));
+        let bad = array![[f32::NAN, 0.0]];
+        let err = top_k(&bad.view(), &g.view(), 1, 4, None).unwrap_err();
+        assert!(err.to_string().contains("row 0"), "{err}");
+    }
+
+    #[test]
+    fn normalize_rows() {
+        let mut m = array![[3.0f32, 4.0], [0.0, 0.0]];
+        l2_normalize_rows(&mut m);
+        assert_eq!(m, array![[0.6f32, 0.8], [0.0, 0.0]]);
+    }
+}
