@@ -19,3 +19,4 @@ pub mod sparse;
 pub mod text;
 
 pub use error::{Error, Result};
+use openblas_src as _;
