@@ -52,9 +52,15 @@ fn only(p: &ImageFeatureParams, name: &str) -> ImageFeatureParams {
 
 fn time_transform(f: &FittedImageFeatures, paths: &[PathBuf]) -> (f64, usize, usize) {
     let t = Instant::now();
-    let out = f.transform(paths, &ProgressBar::hidden()).expect("transform");
+    let out = f
+        .transform(paths, &ProgressBar::hidden())
+        .expect("transform");
     let s = t.elapsed().as_secs_f64();
-    (paths.len() as f64 / s, out.combined.ncols(), out.skipped.len())
+    (
+        paths.len() as f64 / s,
+        out.combined.ncols(),
+        out.skipped.len(),
+    )
 }
 
 fn time_decode(paths: &[PathBuf], max_side: u32) -> f64 {
@@ -73,7 +79,10 @@ fn main() {
     let flickr = list(&data.join("flickr8k/images"));
     let teddy = list(&data.join("teddy/attachment1/ImageData"));
     if flickr.len() < 1000 {
-        println!("SKIPPED image_features bench: Flickr8k images not found under {}", data.display());
+        println!(
+            "SKIPPED image_features bench: Flickr8k images not found under {}",
+            data.display()
+        );
         return;
     }
     let n: usize = std::env::var("BENCH_FLICKR_N")
@@ -111,9 +120,18 @@ fn main() {
     }
     for (label, paths) in &sets {
         println!("\n== {label}: {} images ==", paths.len());
-        println!("decode only (max_side {}): {:.1} images/s", params.max_side, time_decode(paths, params.max_side));
+        println!(
+            "decode only (max_side {}): {:.1} images/s",
+            params.max_side,
+            time_decode(paths, params.max_side)
+        );
         for name in [
-            "sift_bow", "sift_vlad", "sift_fisher", "hog_bow", "hsv", "gist",
+            "sift_bow",
+            "sift_vlad",
+            "sift_fisher",
+            "hog_bow",
+            "hsv",
+            "gist",
         ] {
             let q = only(&params, name);
             let keep: Vec<(String, ndarray::Array2<f32>)> = arrays

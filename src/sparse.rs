@@ -22,7 +22,9 @@ pub struct CsrMatrix {
 pub enum CsrError {
     #[error("indptr must have n_rows + 1 = {expected} entries, got {got}")]
     IndptrLength { expected: usize, got: usize },
-    #[error("indptr must start at 0, be non-decreasing and end at nnz = {nnz}; row {row} breaks it")]
+    #[error(
+        "indptr must start at 0, be non-decreasing and end at nnz = {nnz}; row {row} breaks it"
+    )]
     IndptrOrder { row: usize, nnz: usize },
     #[error("indices and data must have the same length, got {indices} and {data}")]
     LengthMismatch { indices: usize, data: usize },
@@ -89,7 +91,9 @@ impl CsrMatrix {
             row.sort_unstable_by_key(|&(c, _)| c);
             for (col, value) in row {
                 assert!((col as usize) < n_cols, "column {col} >= {n_cols}");
-                if indices.last() == Some(&(col as i32)) && data.len() as i64 > *indptr.last().unwrap() {
+                if indices.last() == Some(&(col as i32))
+                    && data.len() as i64 > *indptr.last().unwrap()
+                {
                     *data.last_mut().unwrap() += value;
                 } else {
                     indices.push(col as i32);
@@ -147,7 +151,11 @@ impl CsrMatrix {
     /// Fraction of entries that are stored.
     pub fn density(&self) -> f64 {
         let cells = self.n_rows as f64 * self.n_cols as f64;
-        if cells == 0.0 { 0.0 } else { self.nnz() as f64 / cells }
+        if cells == 0.0 {
+            0.0
+        } else {
+            self.nnz() as f64 / cells
+        }
     }
 
     /// The rows `rows`, in that order, as a new matrix.
@@ -212,7 +220,14 @@ mod tests {
     #[test]
     fn new_rejects_unsorted_columns() {
         let err = CsrMatrix::new(1, 3, vec![0, 2], vec![2, 1], vec![1.0, 1.0]).unwrap_err();
-        assert_eq!(err, CsrError::BadColumn { row: 0, col: 1, n_cols: 3 });
+        assert_eq!(
+            err,
+            CsrError::BadColumn {
+                row: 0,
+                col: 1,
+                n_cols: 3
+            }
+        );
     }
 
     #[test]

@@ -334,21 +334,31 @@ mod tests {
             image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, 128])
         });
         if grey {
-            image::DynamicImage::ImageRgb8(img).to_luma8().save(path).unwrap();
+            image::DynamicImage::ImageRgb8(img)
+                .to_luma8()
+                .save(path)
+                .unwrap();
         } else {
-            img.save_with_format(path, image::ImageFormat::Jpeg).unwrap();
+            img.save_with_format(path, image::ImageFormat::Jpeg)
+                .unwrap();
         }
     }
 
     #[test]
     fn sniff_known_and_unknown() {
-        assert_eq!(sniff_format(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(ImageFormat::Jpeg));
+        assert_eq!(
+            sniff_format(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(ImageFormat::Jpeg)
+        );
         assert_eq!(sniff_format(b"GIF89a...."), Some(ImageFormat::Gif));
         assert_eq!(
             sniff_format(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0]),
             Some(ImageFormat::Png)
         );
-        assert_eq!(sniff_format(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageFormat::Webp));
+        assert_eq!(
+            sniff_format(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(ImageFormat::Webp)
+        );
         assert_eq!(sniff_format(b"hello world"), None);
     }
 
@@ -431,7 +441,10 @@ mod tests {
 
         let empty = dir.path().join("empty.jpg");
         std::fs::write(&empty, b"").unwrap();
-        assert!(matches!(decode_image(&empty, 256), Err(ImageError::Empty { .. })));
+        assert!(matches!(
+            decode_image(&empty, 256),
+            Err(ImageError::Empty { .. })
+        ));
 
         let missing = dir.path().join("nope.jpg");
         let e = decode_image(&missing, 256).unwrap_err();
@@ -463,7 +476,10 @@ mod tests {
             "/../shared/data/teddy/attachment1/ImageData"
         ));
         if !dir.is_dir() {
-            eprintln!("SKIPPED real_teddy_odd_files_decode: {} absent", dir.display());
+            eprintln!(
+                "SKIPPED real_teddy_odd_files_decode: {} absent",
+                dir.display()
+            );
             return;
         }
         for (name, fmt) in [

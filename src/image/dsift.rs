@@ -93,12 +93,18 @@ impl DenseGridParams {
 
     pub fn check(&self, name: &'static str) -> Result<(), ImageError> {
         if self.step == 0 {
-            return Err(ImageError::param(name, "step must be at least 1 pixel, got 0"));
+            return Err(ImageError::param(
+                name,
+                "step must be at least 1 pixel, got 0",
+            ));
         }
         if self.bin_sizes.is_empty() || self.bin_sizes.iter().any(|&b| !(1..=64).contains(&b)) {
             return Err(ImageError::param(
                 name,
-                format!("bin_sizes must be a non-empty list in [1, 64], got {:?}", self.bin_sizes),
+                format!(
+                    "bin_sizes must be a non-empty list in [1, 64], got {:?}",
+                    self.bin_sizes
+                ),
             ));
         }
         if !(1..=8).contains(&self.spatial_bins) {
@@ -122,7 +128,10 @@ impl DenseGridParams {
         if !(self.contrast_threshold >= 0.0 && self.contrast_threshold.is_finite()) {
             return Err(ImageError::param(
                 name,
-                format!("contrast_threshold must be >= 0, got {}", self.contrast_threshold),
+                format!(
+                    "contrast_threshold must be >= 0, got {}",
+                    self.contrast_threshold
+                ),
             ));
         }
         Ok(())
@@ -457,7 +466,7 @@ pub fn keypoint_sift(bgr: &Mat, max_features: usize) -> Result<LocalDescriptors,
     let mut g = Mat::default();
     imgproc::cvt_color_def(bgr, &mut g, imgproc::COLOR_BGR2GRAY)
         .map_err(|e| ImageError::opencv("converting to grey", e))?;
-    let mut sift = features2d::SIFT::create(max_features as i32, 3, 0.04, 10.0, 1.6, false)
+    let mut sift = features2d::SIFT::create(max_features as i32, 3, 0.04, 10.0, 1.6)
         .map_err(|e| ImageError::opencv("creating SIFT", e))?;
     let mut kps = opencv::core::Vector::<opencv::core::KeyPoint>::new();
     let mut desc = Mat::default();
@@ -515,8 +524,7 @@ pub(crate) mod tests {
                     .unwrap();
             } else {
                 let p2 = opencv::core::Point::new(rng.gen_range(0..w), rng.gen_range(0..h));
-                imgproc::line(&mut m, p1, p2, c, rng.gen_range(1..5), imgproc::LINE_8, 0)
-                    .unwrap();
+                imgproc::line(&mut m, p1, p2, c, rng.gen_range(1..5), imgproc::LINE_8, 0).unwrap();
             }
         }
         m
@@ -577,15 +585,19 @@ pub(crate) mod tests {
     #[test]
     fn grid_layout_matches_hand_count() {
         // 64 px wide, bin 4, 4 bins: origins 2, 8, ... while o + 12 + 2 <= 64 -> o <= 50: 9
-        assert_eq!(frame_origins(64, 4, 4, 6), vec![2, 8, 14, 20, 26, 32, 38, 44, 50]);
+        assert_eq!(
+            frame_origins(64, 4, 4, 6),
+            vec![2, 8, 14, 20, 26, 32, 38, 44, 50]
+        );
         assert_eq!(frame_origins(10, 4, 4, 6), Vec::<usize>::new());
     }
 
     #[test]
     fn single_orientation_edge_lands_in_one_bin() {
         // a horizontal ramp: gradient along +x only, angle 0 -> orientation bin 0
-        let mut m = Mat::new_rows_cols_with_default(32, 32, opencv::core::CV_32FC1, Scalar::all(0.0))
-            .unwrap();
+        let mut m =
+            Mat::new_rows_cols_with_default(32, 32, opencv::core::CV_32FC1, Scalar::all(0.0))
+                .unwrap();
         {
             let px = m.data_typed_mut::<f32>().unwrap();
             for y in 0..32 {
@@ -618,7 +630,9 @@ pub(crate) mod tests {
         let p = DenseGridParams::sift();
         let da = dense_descriptors(&grey_f32(&a).unwrap(), &p).unwrap().desc;
         let db = dense_descriptors(&grey_f32(&a2).unwrap(), &p).unwrap().desc;
-        let dc = dense_descriptors(&grey_f32(&other).unwrap(), &p).unwrap().desc;
+        let dc = dense_descriptors(&grey_f32(&other).unwrap(), &p)
+            .unwrap()
+            .desc;
         let same = mean_nn_distance(&da, &db);
         let diff = mean_nn_distance(&da, &dc);
         assert!(same < diff * 0.9, "copy {same} vs unrelated {diff}");

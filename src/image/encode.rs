@@ -11,14 +11,19 @@
 //! - block normalisation: Hellinger (signed sqrt) then L2, optionally the explicit additive χ²
 //!   feature map of Vedaldi & Zisserman (2012), so a linear method sees a χ² kernel.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::vocabulary::{Codebook, DiagGmm, Pca};
 
 /// Region index lists of a spatial pyramid: for each region (level by level, row-major), the
 /// descriptor rows whose centre falls in it.
-pub fn pyramid_regions(xy: &[[f32; 2]], width: usize, height: usize, levels: &[u32]) -> Vec<Vec<usize>> {
+pub fn pyramid_regions(
+    xy: &[[f32; 2]],
+    width: usize,
+    height: usize,
+    levels: &[u32],
+) -> Vec<Vec<usize>> {
     let mut regions = Vec::new();
     for &g in levels {
         let g = g.max(1) as usize;
@@ -73,8 +78,10 @@ pub fn bow(
                     idx.select_nth_unstable_by(r - 1, |&a, &b| row[a].total_cmp(&row[b]));
                     idx.truncate(r);
                     let dmin = idx.iter().map(|&j| row[j]).fold(f32::INFINITY, f32::min);
-                    let mut v: Vec<(usize, f32)> =
-                        idx.iter().map(|&j| (j, (-beta * (row[j] - dmin)).exp())).collect();
+                    let mut v: Vec<(usize, f32)> = idx
+                        .iter()
+                        .map(|&j| (j, (-beta * (row[j] - dmin)).exp()))
+                        .collect();
                     let s: f32 = v.iter().map(|p| p.1).sum();
                     v.iter_mut().for_each(|p| p.1 /= s);
                     v
@@ -258,12 +265,15 @@ pub fn l2_normalise(v: &mut [f32]) {
     }
 }
 
-/// Unused-column guard for tests: turns a descriptor list into a matrix.
+/// Test helper: a matrix from a list of rows.
 #[cfg(test)]
-fn mat(rows: &[&[f32]]) -> Array2<f32> {
+fn mat(rows: &[&[f32]]) -> ndarray::Array2<f32> {
     let d = rows[0].len();
-    Array2::from_shape_vec((rows.len(), d), rows.iter().flat_map(|r| r.iter().copied()).collect())
-        .unwrap()
+    ndarray::Array2::from_shape_vec(
+        (rows.len(), d),
+        rows.iter().flat_map(|r| r.iter().copied()).collect(),
+    )
+    .unwrap()
 }
 
 #[cfg(test)]
@@ -278,7 +288,13 @@ mod tests {
     #[test]
     fn pyramid_layout_is_level_then_row_major() {
         // 100x100 image: points in the four quadrants
-        let xy = [[10.0, 10.0], [90.0, 10.0], [10.0, 90.0], [90.0, 90.0], [60.0, 20.0]];
+        let xy = [
+            [10.0, 10.0],
+            [90.0, 10.0],
+            [10.0, 90.0],
+            [90.0, 90.0],
+            [60.0, 20.0],
+        ];
         let r = pyramid_regions(&xy, 100, 100, &[1, 2]);
         assert_eq!(r.len(), 5);
         assert_eq!(n_regions(&[1, 2]), 5);
@@ -313,7 +329,10 @@ mod tests {
                 beta: 0.1,
             },
         );
-        assert!((h[0] - 0.5).abs() < 1e-5 && (h[1] - 0.5).abs() < 1e-5 && h[2] == 0.0, "{h:?}");
+        assert!(
+            (h[0] - 0.5).abs() < 1e-5 && (h[1] - 0.5).abs() < 1e-5 && h[2] == 0.0,
+            "{h:?}"
+        );
     }
 
     #[test]
@@ -350,7 +369,10 @@ mod tests {
         // u = 2, v = (5 - 1)/√2 = 2√2; signed sqrt: (√2, √(2√2)); L2
         let (a, b) = (2f32.sqrt(), (2.0 * 2f32.sqrt()).sqrt());
         let n = (a * a + b * b).sqrt();
-        assert!((f[0] - a / n).abs() < 1e-5 && (f[1] - b / n).abs() < 1e-5, "{f:?}");
+        assert!(
+            (f[0] - a / n).abs() < 1e-5 && (f[1] - b / n).abs() < 1e-5,
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -377,8 +399,18 @@ mod tests {
             assert_eq!(px.len(), 7);
             let dot: f32 = px.iter().zip(&py).map(|(a, b)| a * b).sum();
             let k = 2.0 * x * y / (x + y);
-            assert!((dot - k).abs() < 0.02 * k + 1e-3, "x={x} y={y}: {dot} vs {k}");
+            assert!(
+                (dot - k).abs() < 0.02 * k + 1e-3,
+                "x={x} y={y}: {dot} vs {k}"
+            );
         }
-        assert_eq!(BlockNorm { chi2_order: 1, ..Default::default() }.out_dim(10), 30);
+        assert_eq!(
+            BlockNorm {
+                chi2_order: 1,
+                ..Default::default()
+            }
+            .out_dim(10),
+            30
+        );
     }
 }

@@ -11,10 +11,12 @@
 //! concatenation of the blocks times their weights. An image that cannot be decoded is
 //! skipped and reported in [`ImageFeatures::skipped`], never fatal.
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
 use ndarray::{Array1, Array2, Axis};
+use opencv::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -22,7 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ImageError;
 use super::decode::decode_image;
-use super::dsift::{DenseGridParams, LocalDescriptors, dense_descriptors, global_hog, grey_f32, keypoint_sift};
+use super::dsift::{
+    DenseGridParams, LocalDescriptors, dense_descriptors, global_hog, grey_f32, keypoint_sift,
+};
 use super::encode::{self, Assignment, BlockNorm, FisherModel};
 use super::global::{GistParams, HsvParams, gist, hsv_histograms};
 use super::vocabulary::{Codebook, DiagGmm, KMeansSettings, Pca, kmeans};
@@ -102,25 +106,27 @@ impl Default for FisherParams {
     }
 }
 
-/// One kind of local descriptor (SIFT or HOG patches) and its encodings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LocalParams {
-    pub enabled: bool,
-    /// OpenCV difference-of-Gaussians keypoints instead of the dense grid (SIFT only).
-    pub keypoints: bool,
-    /// At most this many keypoints per image (0: all).
-    pub max_keypoints: usize,
-    pub grid: DenseGridParams,
-    pub bow: BowParams,
-    pub vlad: VladParams,
-    pub fisher: FisherParams,
+/// Which kind of local descriptor a [`LocalParams`] describes; it only selects the defaults
+/// (so that a partial `[hog]` TOML section is completed with HOG, not SIFT, settings).
+pub trait LocalKind: Clone + std::fmt::Debug + PartialEq + Default + Send + Sync {
+    const NAME: &'static str;
+    fn defaults() -> LocalParams<Self>;
 }
 
-impl LocalParams {
+/// Marker: dense RootSIFT (or keypoint SIFT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sift;
+
+/// Marker: HOG patches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hog;
+
+impl LocalKind for Sift {
+    const NAME: &'static str = "sift";
+
     /// Dense RootSIFT with all three encodings.
-    pub fn sift() -> Self {
-        Self {
+    fn defaults() -> LocalParams<Self> {
+        LocalParams {
             enabled: true,
             keypoints: false,
             max_keypoints: 500,
@@ -128,12 +134,17 @@ impl LocalParams {
             bow: BowParams::default(),
             vlad: VladParams::default(),
             fisher: FisherParams::default(),
+            kind: PhantomData,
         }
     }
+}
+
+impl LocalKind for Hog {
+    const NAME: &'static str = "hog";
 
     /// Bag of HOG words (k = 256) only.
-    pub fn hog() -> Self {
-        Self {
+    fn defaults() -> LocalParams<Self> {
+        LocalParams {
             enabled: true,
             keypoints: false,
             max_keypoints: 0,
@@ -150,20 +161,79 @@ impl LocalParams {
                 enabled: false,
                 ..FisherParams::default()
             },
+            kind: PhantomData,
         }
     }
+}
 
+/// One kind of local descriptor (SIFT or HOG patches) and its encodings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, bound = "K: LocalKind")]
+pub struct LocalParams<K: LocalKind> {
+    pub enabled: bool,
+    /// OpenCV difference-of-Gaussians keypoints instead of the dense grid (SIFT only).
+    pub keypoints: bool,
+    /// At most this many keypoints per image (0: all).
+    pub max_keypoints: usize,
+    pub grid: DenseGridParams,
+    pub bow: BowParams,
+    pub vlad: VladParams,
+    pub fisher: FisherParams,
+    #[serde(skip)]
+    kind: PhantomData<K>,
+}
+
+impl<K: LocalKind> Default for LocalParams<K> {
+    fn default() -> Self {
+        K::defaults()
+    }
+}
+
+impl<K: LocalKind> LocalParams<K> {
+    /// A kind-free view used internally.
+    fn view(&self) -> LocalView<'_> {
+        LocalView {
+            name: K::NAME,
+            enabled: self.enabled,
+            keypoints: self.keypoints,
+            max_keypoints: self.max_keypoints,
+            grid: &self.grid,
+            bow: &self.bow,
+            vlad: &self.vlad,
+            fisher: &self.fisher,
+        }
+    }
+}
+
+/// [`LocalParams`] without its kind marker.
+#[derive(Debug, Clone, Copy)]
+struct LocalView<'a> {
+    name: &'static str,
+    enabled: bool,
+    keypoints: bool,
+    max_keypoints: usize,
+    grid: &'a DenseGridParams,
+    bow: &'a BowParams,
+    vlad: &'a VladParams,
+    fisher: &'a FisherParams,
+}
+
+impl LocalView<'_> {
     fn dim(&self) -> usize {
         if self.keypoints { 128 } else { self.grid.dim() }
     }
 
-    fn check(&self, name: &'static str) -> Result<(), ImageError> {
+    fn check(&self) -> Result<(), ImageError> {
+        let name = self.name;
         if !self.enabled {
             return Ok(());
         }
         self.grid.check(name)?;
         if self.keypoints && name != "sift" {
-            return Err(ImageError::param(name, "keypoints are only available for sift"));
+            return Err(ImageError::param(
+                name,
+                "keypoints are only available for sift",
+            ));
         }
         let d = self.dim();
         if self.bow.enabled && !(2..=65536).contains(&self.bow.k) {
@@ -176,7 +246,9 @@ impl LocalParams {
             if neighbours == 0 || !(beta > 0.0 && beta.is_finite()) {
                 return Err(ImageError::param(
                     name,
-                    format!("soft assignment needs neighbours >= 1 and beta > 0, got {neighbours}, {beta}"),
+                    format!(
+                        "soft assignment needs neighbours >= 1 and beta > 0, got {neighbours}, {beta}"
+                    ),
                 ));
             }
         }
@@ -196,7 +268,10 @@ impl LocalParams {
             if !(1..=d).contains(&self.fisher.pca_dim) {
                 return Err(ImageError::param(
                     name,
-                    format!("fisher.pca_dim must be in [1, {d}], got {}", self.fisher.pca_dim),
+                    format!(
+                        "fisher.pca_dim must be in [1, {d}], got {}",
+                        self.fisher.pca_dim
+                    ),
                 ));
             }
         }
@@ -275,8 +350,8 @@ pub struct ImageFeatureParams {
     pub seed: u64,
     /// Images per parallel chunk in `transform` (bounds memory).
     pub chunk_size: usize,
-    pub sift: LocalParams,
-    pub hog: LocalParams,
+    pub sift: LocalParams<Sift>,
+    pub hog: LocalParams<Hog>,
     pub hsv: HsvParams,
     /// Spatial pyramid of the HSV histograms.
     pub hsv_pyramid: Vec<u32>,
@@ -293,8 +368,8 @@ impl Default for ImageFeatureParams {
             max_side: 256,
             seed: 42,
             chunk_size: 64,
-            sift: LocalParams::sift(),
-            hog: LocalParams::hog(),
+            sift: LocalParams::default(),
+            hog: LocalParams::default(),
             hsv: HsvParams::default(),
             hsv_pyramid: vec![1, 2],
             hsv_norm: BlockNorm::default(),
@@ -335,8 +410,8 @@ impl ImageFeatureParams {
         if self.chunk_size == 0 {
             return Err(ImageError::param("chunk_size", "must be at least 1, got 0"));
         }
-        self.sift.check("sift")?;
-        self.hog.check("hog")?;
+        self.sift.view().check()?;
+        self.hog.view().check()?;
         if self.hsv.enabled {
             if self.hsv.bins.iter().any(|&b| !(1..=64).contains(&b)) {
                 return Err(ImageError::param(
@@ -370,7 +445,10 @@ impl ImageFeatureParams {
         }
         let p = CheckedImageFeatureParams(self);
         if p.block_layout().is_empty() {
-            return Err(ImageError::param("image features", "every block is disabled"));
+            return Err(ImageError::param(
+                "image features",
+                "every block is disabled",
+            ));
         }
         Ok(p)
     }
@@ -422,7 +500,7 @@ impl CheckedImageFeatureParams {
     pub fn block_layout(&self) -> Vec<(String, usize, f32)> {
         let p = &self.0;
         let mut v = Vec::new();
-        for (name, l) in [("sift", &p.sift), ("hog", &p.hog)] {
+        for (name, l) in [("sift", p.sift.view()), ("hog", p.hog.view())] {
             if !l.enabled {
                 continue;
             }
@@ -430,7 +508,9 @@ impl CheckedImageFeatureParams {
             if l.bow.enabled {
                 v.push((
                     format!("{name}_bow"),
-                    l.bow.norm.out_dim(l.bow.k * encode::n_regions(&l.bow.pyramid)),
+                    l.bow
+                        .norm
+                        .out_dim(l.bow.k * encode::n_regions(&l.bow.pyramid)),
                     l.bow.weight,
                 ));
             }
@@ -490,8 +570,8 @@ impl CheckedImageFeatureParams {
         chosen.sort_unstable();
         let per_image = p.fit.max_descriptors.div_ceil(chosen.len()).max(1);
         let needs_sift = p.sift.enabled;
-        let needs_hog = p.hog.enabled
-            && (p.hog.bow.enabled || p.hog.vlad.enabled || p.hog.fisher.enabled);
+        let needs_hog =
+            p.hog.enabled && (p.hog.bow.enabled || p.hog.vlad.enabled || p.hog.fisher.enabled);
         progress.set_length(chosen.len() as u64);
         let mut sift_rows: Vec<f32> = Vec::new();
         let mut hog_rows: Vec<f32> = Vec::new();
@@ -507,16 +587,16 @@ impl CheckedImageFeatureParams {
                             p.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                         );
                         let s = if needs_sift {
-                            let d = local_descriptors(&p.sift, &img.bgr, &grey)?;
+                            let d = local_descriptors(&p.sift.view(), &img.bgr, &grey)?;
                             subsample(d.desc, per_image, &mut rng)
                         } else {
-                            Array2::zeros((0, p.sift.dim()))
+                            Array2::zeros((0, p.sift.view().dim()))
                         };
                         let h = if needs_hog {
                             let d = dense_descriptors(&grey, &p.hog.grid)?;
                             subsample(d.desc, per_image, &mut rng)
                         } else {
-                            Array2::zeros((0, p.hog.dim()))
+                            Array2::zeros((0, p.hog.view().dim()))
                         };
                         Ok((s, h))
                     })();
@@ -539,16 +619,31 @@ impl CheckedImageFeatureParams {
         if used == 0 {
             return Err(ImageError::Fit {
                 what: "image vocabularies".into(),
-                reason: format!("none of the {} training images could be decoded", chosen.len()),
+                reason: format!(
+                    "none of the {} training images could be decoded",
+                    chosen.len()
+                ),
             });
         }
         let sift = if p.sift.enabled {
-            Some(fit_local("sift", &p.sift, sift_rows, &p.fit, p.seed)?)
+            Some(fit_local(
+                "sift",
+                &p.sift.view(),
+                sift_rows,
+                &p.fit,
+                p.seed,
+            )?)
         } else {
             None
         };
         let hog = if needs_hog {
-            Some(fit_local("hog", &p.hog, hog_rows, &p.fit, p.seed.wrapping_add(1000))?)
+            Some(fit_local(
+                "hog",
+                &p.hog.view(),
+                hog_rows,
+                &p.fit,
+                p.seed.wrapping_add(1000),
+            )?)
         } else {
             None
         };
@@ -556,13 +651,17 @@ impl CheckedImageFeatureParams {
             params: p.clone(),
             sift,
             hog,
-            gist_filters: if p.gist.enabled { p.gist.filters() } else { Vec::new() },
+            gist_filters: if p.gist.enabled {
+                p.gist.filters()
+            } else {
+                Vec::new()
+            },
         })
     }
 }
 
 fn local_descriptors(
-    l: &LocalParams,
+    l: &LocalView<'_>,
     bgr: &opencv::core::Mat,
     grey: &opencv::core::Mat,
 ) -> Result<LocalDescriptors, ImageError> {
@@ -585,7 +684,7 @@ fn subsample(x: Array2<f32>, m: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
 
 fn fit_local(
     name: &str,
-    l: &LocalParams,
+    l: &LocalView<'_>,
     rows: Vec<f32>,
     fit: &FitParams,
     seed: u64,
@@ -654,12 +753,12 @@ impl FittedImageFeatures {
         }
         let grey = grey_f32(&img.bgr)?;
         let mut out = Vec::new();
-        for (l, model) in [(&p.sift, &self.sift), (&p.hog, &self.hog)] {
+        for (l, model) in [(p.sift.view(), &self.sift), (p.hog.view(), &self.hog)] {
             let Some(model) = model else { continue };
             if !l.enabled {
                 continue;
             }
-            let d = local_descriptors(l, &img.bgr, &grey)?;
+            let d = local_descriptors(&l, &img.bgr, &grey)?;
             let desc = d.desc.view();
             if let Some(book) = &model.bow {
                 let regions = encode::pyramid_regions(&d.xy, d.width, d.height, &l.bow.pyramid);
@@ -673,8 +772,7 @@ impl FittedImageFeatures {
                 out.push(v);
             }
             if let Some(fm) = &model.fisher {
-                let regions =
-                    encode::pyramid_regions(&d.xy, d.width, d.height, &l.fisher.pyramid);
+                let regions = encode::pyramid_regions(&d.xy, d.width, d.height, &l.fisher.pyramid);
                 let mut v = encode::fisher(desc, &regions, fm);
                 encode::l2_normalise(&mut v);
                 out.push(v);
@@ -721,7 +819,8 @@ impl FittedImageFeatures {
             for (&i, r) in chunk.iter().zip(results) {
                 match r {
                     Ok(blocks) => {
-                        for ((buf, b), (name, width, _)) in data.iter_mut().zip(blocks).zip(&layout) {
+                        for ((buf, b), (name, width, _)) in data.iter_mut().zip(blocks).zip(&layout)
+                        {
                             if b.len() != *width {
                                 return Err(ImageError::Fit {
                                     what: format!("block {name}"),
@@ -782,10 +881,16 @@ impl FittedImageFeatures {
             }
             if let Some(f) = &m.fisher {
                 v.push((format!("{name}.fisher.pca_mean"), row(&f.pca.mean)));
-                v.push((format!("{name}.fisher.pca_components"), f.pca.components.clone()));
+                v.push((
+                    format!("{name}.fisher.pca_components"),
+                    f.pca.components.clone(),
+                ));
                 v.push((format!("{name}.fisher.gmm_weights"), row(&f.gmm.weights)));
                 v.push((format!("{name}.fisher.gmm_means"), f.gmm.means.clone()));
-                v.push((format!("{name}.fisher.gmm_variances"), f.gmm.variances.clone()));
+                v.push((
+                    format!("{name}.fisher.gmm_variances"),
+                    f.gmm.variances.clone(),
+                ));
             }
         }
         v
@@ -820,19 +925,28 @@ impl FittedImageFeatures {
             Ok(a)
         };
         let mut models = [None, None];
-        for (slot, (name, l)) in models.iter_mut().zip([("sift", &p.sift), ("hog", &p.hog)]) {
+        for (slot, (name, l)) in models
+            .iter_mut()
+            .zip([("sift", p.sift.view()), ("hog", p.hog.view())])
+        {
             let needs = l.enabled && (l.bow.enabled || l.vlad.enabled || l.fisher.enabled);
             if !needs {
                 continue;
             }
             let d = l.dim();
             let bow = if l.bow.enabled {
-                Some(Codebook::new(take(format!("{name}.bow.centroids"), (l.bow.k, d))?))
+                Some(Codebook::new(take(
+                    format!("{name}.bow.centroids"),
+                    (l.bow.k, d),
+                )?))
             } else {
                 None
             };
             let vlad = if l.vlad.enabled {
-                Some(Codebook::new(take(format!("{name}.vlad.centroids"), (l.vlad.k, d))?))
+                Some(Codebook::new(take(
+                    format!("{name}.vlad.centroids"),
+                    (l.vlad.k, d),
+                )?))
             } else {
                 None
             };
@@ -873,7 +987,11 @@ impl FittedImageFeatures {
         }
         let [sift, hog] = models;
         Ok(FittedImageFeatures {
-            gist_filters: if p.gist.enabled { p.gist.filters() } else { Vec::new() },
+            gist_filters: if p.gist.enabled {
+                p.gist.filters()
+            } else {
+                Vec::new()
+            },
             params: p,
             sift,
             hog,
@@ -933,7 +1051,17 @@ mod tests {
         assert_eq!(f.skipped[0].index, 2);
         assert!(f.skipped[0].reason.contains("bad.jpg"));
         let names: Vec<&str> = f.blocks.iter().map(|b| b.0.as_str()).collect();
-        assert_eq!(names, ["sift_bow", "sift_vlad", "sift_fisher", "hog_bow", "hsv", "gist"]);
+        assert_eq!(
+            names,
+            [
+                "sift_bow",
+                "sift_vlad",
+                "sift_fisher",
+                "hog_bow",
+                "hsv",
+                "gist"
+            ]
+        );
         let widths: Vec<usize> = f.blocks.iter().map(|b| b.1.ncols()).collect();
         assert_eq!(widths, [8 * 5, 4 * 128, 2 * 2 * 8 * 5, 8 * 5, 128 * 5, 512]);
         assert_eq!(f.combined.dim(), (6, widths.iter().sum()));
@@ -967,7 +1095,12 @@ mod tests {
         let (_dir, paths) = image_dir();
         let bar = ProgressBar::hidden();
         let a = small_params().check().unwrap().fit(&paths, &bar).unwrap();
-        let b = small_params().seed(7).check().unwrap().fit(&paths, &bar).unwrap();
+        let b = small_params()
+            .seed(7)
+            .check()
+            .unwrap()
+            .fit(&paths, &bar)
+            .unwrap();
         assert_ne!(a.to_arrays()[0].1, b.to_arrays()[0].1);
     }
 
@@ -977,7 +1110,11 @@ mod tests {
         p.sift.bow.k = 1;
         let e = p.check().unwrap_err().to_string();
         assert!(e.contains("bow.k") && e.contains("got 1"), "{e}");
-        let e = ImageFeatureParams::default().max_side(5).check().unwrap_err().to_string();
+        let e = ImageFeatureParams::default()
+            .max_side(5)
+            .check()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_side"), "{e}");
     }
 
@@ -987,7 +1124,8 @@ mod tests {
         let s = toml::to_string(&p).unwrap();
         let q: ImageFeatureParams = toml::from_str(&s).unwrap();
         assert_eq!(p, q);
-        let partial: ImageFeatureParams = toml::from_str("seed = 3\n[sift.bow]\nk = 1024\n").unwrap();
+        let partial: ImageFeatureParams =
+            toml::from_str("seed = 3\n[sift.bow]\nk = 1024\n").unwrap();
         assert_eq!(partial.seed, 3);
         assert_eq!(partial.sift.bow.k, 1024);
         assert_eq!(partial.sift.vlad, VladParams::default());
@@ -1014,7 +1152,10 @@ mod tests {
             "/../shared/data/teddy/attachment1/ImageData"
         ));
         if !dir.is_dir() {
-            eprintln!("SKIPPED real_teddy_images_are_all_described: {} absent", dir.display());
+            eprintln!(
+                "SKIPPED real_teddy_images_are_all_described: {} absent",
+                dir.display()
+            );
             return;
         }
         let mut paths: Vec<PathBuf> = ["Image14001001-8201.jpg", "Image14001002-2729.jpg"]

@@ -143,10 +143,17 @@ impl GistParams {
                 let theta = std::f32::consts::PI * o as f32 / self.orientations as f32;
                 let mut g = vec![0f32; n * n];
                 for v in 0..n {
-                    let fy = if v <= n / 2 { v as f32 } else { v as f32 - n as f32 } / n as f32;
+                    let fy = if v <= n / 2 {
+                        v as f32
+                    } else {
+                        v as f32 - n as f32
+                    } / n as f32;
                     for u in 0..n {
-                        let fx =
-                            if u <= n / 2 { u as f32 } else { u as f32 - n as f32 } / n as f32;
+                        let fx = if u <= n / 2 {
+                            u as f32
+                        } else {
+                            u as f32 - n as f32
+                        } / n as f32;
                         let r = (fx * fx + fy * fy).sqrt();
                         if r == 0.0 {
                             continue;
@@ -301,6 +308,11 @@ mod tests {
         assert_eq!(g.len(), p.dim());
         let energy = |o: usize| -> f32 { g[o * 16..(o + 1) * 16].iter().sum() };
         // scale 0: orientations 0..8; orientation 0 beats orientation 4 (perpendicular)
-        assert!(energy(0) > 10.0 * energy(4), "{} vs {}", energy(0), energy(4));
+        assert!(
+            energy(0) > 10.0 * energy(4),
+            "{} vs {}",
+            energy(0),
+            energy(4)
+        );
     }
 }

@@ -22,7 +22,8 @@ use std::path::PathBuf;
 
 pub use decode::{DecodedImage, ImageFormat, decode_image, sniff_format};
 pub use features::{
-    FittedImageFeatures, ImageFeatureParams, ImageFeatures, SkippedImage,
+    CheckedImageFeatureParams, FittedImageFeatures, Hog, ImageFeatureParams, ImageFeatures,
+    LocalParams, Sift, SkippedImage,
 };
 
 /// Errors of the image area. Decoding errors name the file; parameter errors the field.
@@ -59,7 +60,10 @@ pub enum ImageError {
         height: u32,
     },
     #[error("OpenCV failed while {action}: {reason}")]
-    OpenCv { action: &'static str, reason: String },
+    OpenCv {
+        action: &'static str,
+        reason: String,
+    },
     #[error("invalid image feature parameter {name}: {reason}")]
     InvalidParam { name: &'static str, reason: String },
     #[error("cannot fit {what}: {reason}")]

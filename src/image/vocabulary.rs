@@ -153,7 +153,12 @@ fn kmeans_pp(x: ArrayView2<f32>, k: usize, sample: usize, rng: &mut ChaCha8Rng) 
     let mut dmin: Vec<f32> = sub
         .rows()
         .into_iter()
-        .map(|r| sqd(r.as_slice().unwrap_or(&r.to_vec()), &centres.row(0).to_vec()))
+        .map(|r| {
+            sqd(
+                r.as_slice().unwrap_or(&r.to_vec()),
+                &centres.row(0).to_vec(),
+            )
+        })
         .collect();
     for c in 1..k {
         let total: f64 = dmin.iter().map(|&v| v as f64).sum();
@@ -174,7 +179,11 @@ fn kmeans_pp(x: ArrayView2<f32>, k: usize, sample: usize, rng: &mut ChaCha8Rng) 
         centres.row_mut(c).assign(&sub.row(pick));
         let cv = centres.row(c).to_vec();
         for (dm, r) in dmin.iter_mut().zip(sub.rows()) {
-            let v = r.iter().zip(&cv).map(|(a, b)| (a - b) * (a - b)).sum::<f32>();
+            let v = r
+                .iter()
+                .zip(&cv)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>();
             if v < *dm {
                 *dm = v;
             }
@@ -222,7 +231,9 @@ impl Pca {
         for (j, &o) in order.iter().take(dim).enumerate() {
             // deterministic sign: largest-magnitude entry positive
             let col = vecs.column(o);
-            let big = col.iter().fold(0.0f64, |a, &v| if v.abs() > a.abs() { v } else { a });
+            let big = col
+                .iter()
+                .fold(0.0f64, |a, &v| if v.abs() > a.abs() { v } else { a });
             let sign = if big < 0.0 { -1.0 } else { 1.0 };
             for i in 0..d {
                 comps[[i, j]] = (col[i] * sign) as f32;
@@ -343,7 +354,11 @@ mod tests {
 
     /// Three tight clusters around far-apart centres in 4-D, shuffled.
     fn blobs(seed: u64) -> (Array2<f32>, Vec<usize>) {
-        let centres = [[0.0, 0.0, 0.0, 0.0], [10.0, 0.0, 5.0, 0.0], [0.0, -10.0, 0.0, 8.0]];
+        let centres = [
+            [0.0, 0.0, 0.0, 0.0],
+            [10.0, 0.0, 5.0, 0.0],
+            [0.0, -10.0, 0.0, 8.0],
+        ];
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = 300;
         let mut x = Array2::zeros((n, 4));
