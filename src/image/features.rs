@@ -668,7 +668,7 @@ fn local_descriptors(
     if l.keypoints {
         keypoint_sift(bgr, l.max_keypoints)
     } else {
-        dense_descriptors(grey, &l.grid)
+        dense_descriptors(grey, l.grid)
     }
 }
 

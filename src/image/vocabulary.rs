@@ -121,9 +121,9 @@ pub fn kmeans(x: ArrayView2<f32>, s: &KMeansSettings) -> Result<(Codebook, f64),
             far = order.into_iter().take(empties.len()).collect();
         }
         let mut c = Array2::<f32>::zeros((s.k, d));
-        for j in 0..s.k {
-            if counts[j] > 0 {
-                let inv = 1.0 / counts[j] as f64;
+        for (j, &count) in counts.iter().enumerate() {
+            if count > 0 {
+                let inv = 1.0 / count as f64;
                 for (o, &v) in c.row_mut(j).iter_mut().zip(sums.row(j)) {
                     *o = (v * inv) as f32;
                 }
