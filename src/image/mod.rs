@@ -1,8 +1,31 @@
-//! TEMP
-#![allow(dead_code)]
+//! The image side of crossmodal: CNN-free image features for image–text retrieval.
+//!
+//! Images are decoded by content ([`decode`]), described by dense RootSIFT and HOG patch
+//! descriptors ([`dsift`], Lowe 2004; Arandjelović & Zisserman 2012; Dalal & Triggs 2005, computed
+//! the way vlfeat's `dsift` does: Vedaldi & Fulkerson 2010), by HSV colour histograms and a
+//! GIST-like Gabor energy descriptor ([`global`], Oliva & Torralba 2001). Local descriptors are
+//! quantised against vocabularies learnt on training images ([`vocabulary`]: k-means, PCA,
+//! diagonal GMM) and encoded over a spatial pyramid ([`encode`]: bag of words, Lazebnik et al.
+//! 2006; VLAD, Jégou et al. 2010; Fisher vectors, Perronnin et al. 2010), each block normalised
+//! on its own (Hellinger/L2, optional additive χ² map of Vedaldi & Zisserman 2012).
+//! [`features`] ties it together in linfa style:
+//! [`ImageFeatureParams`] → `check()` → `fit()` → [`FittedImageFeatures`] → `transform()`.
+
 pub mod decode;
-use decode::ImageFormat;
+pub mod dsift;
+pub mod encode;
+pub mod features;
+pub mod global;
+pub mod vocabulary;
+
 use std::path::PathBuf;
+
+pub use decode::{DecodedImage, ImageFormat, decode_image, sniff_format};
+pub use features::{
+    CheckedImageFeatureParams, FittedImageFeatures, Hog, ImageFeatureParams, ImageFeatures,
+    LocalParams, Sift, SkippedImage,
+};
+
 /// Errors of the image area. Decoding errors name the file; parameter errors the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -48,6 +71,7 @@ pub enum ImageError {
     #[error("fitted image model array {name}: {reason}")]
     ModelArray { name: String, reason: String },
 }
+
 impl ImageError {
     pub(crate) fn opencv(action: &'static str, e: opencv::Error) -> Self {
         ImageError::OpenCv {

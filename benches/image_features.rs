@@ -1,0 +1,166 @@
+//! Throughput and memory of the image stage (decode → final matrix), per block and whole.
+//!
+//! Run: `cargo bench --bench image_features` (optionally `BENCH_FLICKR_N=500 BENCH_TEDDY_REPEAT=3`).
+//! Fits the default vocabularies on Flickr8k training images that are not timed, then times
+//! `transform` on Flickr8k (224×224) and on the Teddy images (median 659×577), each block alone
+//! and all together, and reads the peak RSS (VmHWM) after one and after several passes over the
+//! Teddy list, to show that memory does not grow with the number of images. Needs the data
+//! under `../shared/data`; prints SKIPPED otherwise. Follows no paper: it is a measurement.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crossmodal::image::{FittedImageFeatures, ImageFeatureParams, decode_image};
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+fn vm_hwm_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn list(dir: &PathBuf) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The same params with only the block `name` switched on.
+fn only(p: &ImageFeatureParams, name: &str) -> ImageFeatureParams {
+    let mut q = p.clone();
+    q.sift.bow.enabled = name == "sift_bow";
+    q.sift.vlad.enabled = name == "sift_vlad";
+    q.sift.fisher.enabled = name == "sift_fisher";
+    q.sift.enabled = name.starts_with("sift");
+    q.hog.bow.enabled = name == "hog_bow";
+    q.hog.enabled = name == "hog_bow";
+    q.hsv.enabled = name == "hsv";
+    q.gist.enabled = name == "gist";
+    q.global_hog.enabled = name == "hog_global";
+    q
+}
+
+fn time_transform(f: &FittedImageFeatures, paths: &[PathBuf]) -> (f64, usize, usize) {
+    let t = Instant::now();
+    let out = f
+        .transform(paths, &ProgressBar::hidden())
+        .expect("transform");
+    let s = t.elapsed().as_secs_f64();
+    (
+        paths.len() as f64 / s,
+        out.combined.ncols(),
+        out.skipped.len(),
+    )
+}
+
+fn time_decode(paths: &[PathBuf], max_side: u32) -> f64 {
+    let t = Instant::now();
+    let ok = paths
+        .par_iter()
+        .filter(|p| decode_image(p, max_side).is_ok())
+        .count();
+    let s = t.elapsed().as_secs_f64();
+    assert!(ok > 0);
+    paths.len() as f64 / s
+}
+
+fn main() {
+    let data = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
+    let flickr = list(&data.join("flickr8k/images"));
+    let teddy = list(&data.join("teddy/attachment1/ImageData"));
+    if flickr.len() < 1000 {
+        println!(
+            "SKIPPED image_features bench: Flickr8k images not found under {}",
+            data.display()
+        );
+        return;
+    }
+    let n: usize = std::env::var("BENCH_FLICKR_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let repeat: usize = std::env::var("BENCH_TEDDY_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    println!("rayon threads: {}", rayon::current_num_threads());
+    // fit on the last 1000 files (sorted by name), time on the first n: disjoint sets
+    let fit_paths: Vec<PathBuf> = flickr[flickr.len() - 1000..].to_vec();
+    let bench_paths: Vec<PathBuf> = flickr[..n.min(flickr.len() - 1000)].to_vec();
+    let params = ImageFeatureParams::default();
+    let t = Instant::now();
+    let fitted = params
+        .clone()
+        .check()
+        .expect("params")
+        .fit(&fit_paths, &ProgressBar::hidden())
+        .expect("fit");
+    println!(
+        "fit (default params, {} images, {} descriptors cap): {:.1} s, VmHWM {:.0} MiB",
+        fit_paths.len(),
+        params.fit.max_descriptors,
+        t.elapsed().as_secs_f64(),
+        vm_hwm_mib()
+    );
+    let arrays = fitted.to_arrays();
+
+    let mut sets: Vec<(&str, Vec<PathBuf>)> = vec![("flickr8k 224x224", bench_paths)];
+    if !teddy.is_empty() {
+        sets.push(("teddy (median 659x577)", teddy.clone()));
+    }
+    for (label, paths) in &sets {
+        println!("\n== {label}: {} images ==", paths.len());
+        println!(
+            "decode only (max_side {}): {:.1} images/s",
+            params.max_side,
+            time_decode(paths, params.max_side)
+        );
+        for name in [
+            "sift_bow",
+            "sift_vlad",
+            "sift_fisher",
+            "hog_bow",
+            "hsv",
+            "gist",
+        ] {
+            let q = only(&params, name);
+            let keep: Vec<(String, ndarray::Array2<f32>)> = arrays
+                .iter()
+                .filter(|(a, _)| {
+                    let enc = a.split('.').take(2).collect::<Vec<_>>().join("_");
+                    enc == name
+                })
+                .cloned()
+                .collect();
+            let f = FittedImageFeatures::from_arrays(q, keep).expect("from_arrays");
+            let (rate, dim, _) = time_transform(&f, paths);
+            println!("block {name:12} (incl. decode): {rate:7.1} images/s, {dim} dims");
+        }
+        let (rate, dim, skipped) = time_transform(&fitted, paths);
+        println!(
+            "ALL blocks: {rate:.1} images/s, {dim} dims, {skipped} skipped, VmHWM {:.0} MiB",
+            vm_hwm_mib()
+        );
+    }
+    if !teddy.is_empty() && repeat > 1 {
+        let before = vm_hwm_mib();
+        let many: Vec<PathBuf> = (0..repeat).flat_map(|_| teddy.iter().cloned()).collect();
+        let (rate, dim, skipped) = time_transform(&fitted, &many);
+        let out_mib = (many.len() - skipped) as f64 * dim as f64 * 4.0 * 2.0 / (1024.0 * 1024.0);
+        println!(
+            "\nteddy x{repeat} ({} images): {rate:.1} images/s; VmHWM before {before:.0} MiB, after {:.0} MiB (output blocks+combined ~{out_mib:.0} MiB)",
+            many.len(),
+            vm_hwm_mib()
+        );
+    }
+}

@@ -1,0 +1,1179 @@
+//! The image feature extractor, in linfa style: [`ImageFeatureParams`] → `check()` →
+//! [`CheckedImageFeatureParams::fit`] → [`FittedImageFeatures`] → `transform()`.
+//!
+//! Fitting decodes (a seeded subset of) the training images, keeps a seeded sample of each
+//! image's dense RootSIFT / HOG descriptors and learns the vocabularies (k-means for bags of
+//! words and VLAD, PCA + diagonal GMM for Fisher vectors; Perronnin et al. 2010, Jégou et al.
+//! 2010). Transforming describes each image independently (parallel over images with rayon,
+//! in chunks so memory does not grow with the number of images beyond the output matrix) into
+//! named blocks: encodings of the local descriptors over a spatial pyramid, HSV histograms,
+//! GIST, optionally a global HOG. Each block is normalised on its own; `combined` is the
+//! concatenation of the blocks times their weights. An image that cannot be decoded is
+//! skipped and reported in [`ImageFeatures::skipped`], never fatal.
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use indicatif::ProgressBar;
+use ndarray::{Array1, Array2, Axis};
+use opencv::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::ImageError;
+use super::decode::decode_image;
+use super::dsift::{
+    DenseGridParams, LocalDescriptors, dense_descriptors, global_hog, grey_f32, keypoint_sift,
+};
+use super::encode::{self, Assignment, BlockNorm, FisherModel};
+use super::global::{GistParams, HsvParams, gist, hsv_histograms};
+use super::vocabulary::{Codebook, DiagGmm, KMeansSettings, Pca, kmeans};
+
+/// Bag-of-words encoding settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BowParams {
+    pub enabled: bool,
+    /// Vocabulary size.
+    pub k: usize,
+    pub assignment: Assignment,
+    /// Spatial pyramid levels (g → g×g cells).
+    pub pyramid: Vec<u32>,
+    pub norm: BlockNorm,
+    pub weight: f32,
+}
+
+impl Default for BowParams {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            k: 512,
+            assignment: Assignment::Hard,
+            pyramid: vec![1, 2],
+            norm: BlockNorm::default(),
+            weight: 1.0,
+        }
+    }
+}
+
+/// VLAD encoding settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VladParams {
+    pub enabled: bool,
+    pub k: usize,
+    pub pyramid: Vec<u32>,
+    pub weight: f32,
+}
+
+impl Default for VladParams {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            k: 32,
+            pyramid: vec![1],
+            weight: 1.0,
+        }
+    }
+}
+
+/// Fisher vector settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FisherParams {
+    pub enabled: bool,
+    /// Gaussians.
+    pub k: usize,
+    /// PCA dimension of the descriptors before the GMM.
+    pub pca_dim: usize,
+    pub pyramid: Vec<u32>,
+    pub em_iter: usize,
+    pub weight: f32,
+}
+
+impl Default for FisherParams {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            k: 64,
+            pca_dim: 32,
+            pyramid: vec![1, 2],
+            em_iter: 20,
+            weight: 1.0,
+        }
+    }
+}
+
+/// Which kind of local descriptor a [`LocalParams`] describes; it only selects the defaults
+/// (so that a partial `[hog]` TOML section is completed with HOG, not SIFT, settings).
+pub trait LocalKind: Clone + std::fmt::Debug + PartialEq + Default + Send + Sync {
+    const NAME: &'static str;
+    fn defaults() -> LocalParams<Self>;
+}
+
+/// Marker: dense RootSIFT (or keypoint SIFT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sift;
+
+/// Marker: HOG patches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hog;
+
+impl LocalKind for Sift {
+    const NAME: &'static str = "sift";
+
+    /// Dense RootSIFT with all three encodings.
+    fn defaults() -> LocalParams<Self> {
+        LocalParams {
+            enabled: true,
+            keypoints: false,
+            max_keypoints: 500,
+            grid: DenseGridParams::sift(),
+            bow: BowParams::default(),
+            vlad: VladParams::default(),
+            fisher: FisherParams::default(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl LocalKind for Hog {
+    const NAME: &'static str = "hog";
+
+    /// Bag of HOG words (k = 256) only.
+    fn defaults() -> LocalParams<Self> {
+        LocalParams {
+            enabled: true,
+            keypoints: false,
+            max_keypoints: 0,
+            grid: DenseGridParams::hog(),
+            bow: BowParams {
+                k: 256,
+                ..BowParams::default()
+            },
+            vlad: VladParams {
+                enabled: false,
+                ..VladParams::default()
+            },
+            fisher: FisherParams {
+                enabled: false,
+                ..FisherParams::default()
+            },
+            kind: PhantomData,
+        }
+    }
+}
+
+/// One kind of local descriptor (SIFT or HOG patches) and its encodings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, bound = "K: LocalKind")]
+pub struct LocalParams<K: LocalKind> {
+    pub enabled: bool,
+    /// OpenCV difference-of-Gaussians keypoints instead of the dense grid (SIFT only).
+    pub keypoints: bool,
+    /// At most this many keypoints per image (0: all).
+    pub max_keypoints: usize,
+    pub grid: DenseGridParams,
+    pub bow: BowParams,
+    pub vlad: VladParams,
+    pub fisher: FisherParams,
+    #[serde(skip)]
+    kind: PhantomData<K>,
+}
+
+impl<K: LocalKind> Default for LocalParams<K> {
+    fn default() -> Self {
+        K::defaults()
+    }
+}
+
+impl<K: LocalKind> LocalParams<K> {
+    /// A kind-free view used internally.
+    fn view(&self) -> LocalView<'_> {
+        LocalView {
+            name: K::NAME,
+            enabled: self.enabled,
+            keypoints: self.keypoints,
+            max_keypoints: self.max_keypoints,
+            grid: &self.grid,
+            bow: &self.bow,
+            vlad: &self.vlad,
+            fisher: &self.fisher,
+        }
+    }
+}
+
+/// [`LocalParams`] without its kind marker.
+#[derive(Debug, Clone, Copy)]
+struct LocalView<'a> {
+    name: &'static str,
+    enabled: bool,
+    keypoints: bool,
+    max_keypoints: usize,
+    grid: &'a DenseGridParams,
+    bow: &'a BowParams,
+    vlad: &'a VladParams,
+    fisher: &'a FisherParams,
+}
+
+impl LocalView<'_> {
+    fn dim(&self) -> usize {
+        if self.keypoints { 128 } else { self.grid.dim() }
+    }
+
+    fn check(&self) -> Result<(), ImageError> {
+        let name = self.name;
+        if !self.enabled {
+            return Ok(());
+        }
+        self.grid.check(name)?;
+        if self.keypoints && name != "sift" {
+            return Err(ImageError::param(
+                name,
+                "keypoints are only available for sift",
+            ));
+        }
+        let d = self.dim();
+        if self.bow.enabled && !(2..=65536).contains(&self.bow.k) {
+            return Err(ImageError::param(
+                name,
+                format!("bow.k must be in [2, 65536], got {}", self.bow.k),
+            ));
+        }
+        if let Assignment::Soft { neighbours, beta } = self.bow.assignment {
+            if neighbours == 0 || !(beta > 0.0 && beta.is_finite()) {
+                return Err(ImageError::param(
+                    name,
+                    format!(
+                        "soft assignment needs neighbours >= 1 and beta > 0, got {neighbours}, {beta}"
+                    ),
+                ));
+            }
+        }
+        if self.vlad.enabled && !(2..=4096).contains(&self.vlad.k) {
+            return Err(ImageError::param(
+                name,
+                format!("vlad.k must be in [2, 4096], got {}", self.vlad.k),
+            ));
+        }
+        if self.fisher.enabled {
+            if !(1..=1024).contains(&self.fisher.k) {
+                return Err(ImageError::param(
+                    name,
+                    format!("fisher.k must be in [1, 1024], got {}", self.fisher.k),
+                ));
+            }
+            if !(1..=d).contains(&self.fisher.pca_dim) {
+                return Err(ImageError::param(
+                    name,
+                    format!(
+                        "fisher.pca_dim must be in [1, {d}], got {}",
+                        self.fisher.pca_dim
+                    ),
+                ));
+            }
+        }
+        for (what, p) in [
+            ("bow.pyramid", &self.bow.pyramid),
+            ("vlad.pyramid", &self.vlad.pyramid),
+            ("fisher.pyramid", &self.fisher.pyramid),
+        ] {
+            check_pyramid(name, what, p)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_pyramid(name: &'static str, what: &str, p: &[u32]) -> Result<(), ImageError> {
+    if p.is_empty() || p.iter().any(|&g| !(1..=8).contains(&g)) {
+        return Err(ImageError::param(
+            name,
+            format!("{what} must be a non-empty list of levels in [1, 8], got {p:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A global HOG of the whole image (off by default: it hurt in the exploration).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GlobalHogParams {
+    pub enabled: bool,
+    pub size: usize,
+    pub cell: usize,
+    pub weight: f32,
+}
+
+impl Default for GlobalHogParams {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            size: 64,
+            cell: 8,
+            weight: 1.0,
+        }
+    }
+}
+
+/// How the vocabularies are learnt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FitParams {
+    /// At most this many training images are described (a seeded subset).
+    pub max_images: usize,
+    /// Total descriptors kept (per kind), spread evenly over the images.
+    pub max_descriptors: usize,
+    pub kmeans_iter: usize,
+    /// k-means++ seeding runs on at most this many descriptors.
+    pub kmeans_init_sample: usize,
+}
+
+impl Default for FitParams {
+    fn default() -> Self {
+        Self {
+            max_images: 3000,
+            max_descriptors: 200_000,
+            kmeans_iter: 20,
+            kmeans_init_sample: 20_000,
+        }
+    }
+}
+
+/// All settings of the image stage; a TOML section of the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageFeatureParams {
+    /// Images are shrunk so the longer side is at most this (never enlarged).
+    pub max_side: u32,
+    pub seed: u64,
+    /// Images per parallel chunk in `transform` (bounds memory).
+    pub chunk_size: usize,
+    pub sift: LocalParams<Sift>,
+    pub hog: LocalParams<Hog>,
+    pub hsv: HsvParams,
+    /// Spatial pyramid of the HSV histograms.
+    pub hsv_pyramid: Vec<u32>,
+    /// Normalisation of the HSV block.
+    pub hsv_norm: BlockNorm,
+    pub gist: GistParams,
+    pub global_hog: GlobalHogParams,
+    pub fit: FitParams,
+}
+
+impl Default for ImageFeatureParams {
+    fn default() -> Self {
+        Self {
+            max_side: 256,
+            seed: 42,
+            chunk_size: 64,
+            sift: LocalParams::default(),
+            hog: LocalParams::default(),
+            hsv: HsvParams::default(),
+            hsv_pyramid: vec![1, 2],
+            hsv_norm: BlockNorm::default(),
+            gist: GistParams::default(),
+            global_hog: GlobalHogParams::default(),
+            fit: FitParams::default(),
+        }
+    }
+}
+
+/// Parameters that passed [`ImageFeatureParams::check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedImageFeatureParams(ImageFeatureParams);
+
+impl ImageFeatureParams {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    pub fn max_side(mut self, max_side: u32) -> Self {
+        self.max_side = max_side;
+        self
+    }
+
+    /// Validates every field, naming the offending one.
+    pub fn check(self) -> Result<CheckedImageFeatureParams, ImageError> {
+        if !(32..=4096).contains(&self.max_side) {
+            return Err(ImageError::param(
+                "max_side",
+                format!("must be in [32, 4096], got {}", self.max_side),
+            ));
+        }
+        if self.chunk_size == 0 {
+            return Err(ImageError::param("chunk_size", "must be at least 1, got 0"));
+        }
+        self.sift.view().check()?;
+        self.hog.view().check()?;
+        if self.hsv.enabled {
+            if self.hsv.bins.iter().any(|&b| !(1..=64).contains(&b)) {
+                return Err(ImageError::param(
+                    "hsv.bins",
+                    format!("each must be in [1, 64], got {:?}", self.hsv.bins),
+                ));
+            }
+            check_pyramid("hsv_pyramid", "hsv_pyramid", &self.hsv_pyramid)?;
+        }
+        if self.gist.enabled {
+            self.gist.check()?;
+        }
+        if self.global_hog.enabled
+            && (self.global_hog.cell == 0
+                || self.global_hog.size < 2 * self.global_hog.cell
+                || self.global_hog.size > 512)
+        {
+            return Err(ImageError::param(
+                "global_hog",
+                format!(
+                    "needs 2*cell <= size <= 512, got size {} cell {}",
+                    self.global_hog.size, self.global_hog.cell
+                ),
+            ));
+        }
+        if self.fit.max_images == 0 || self.fit.max_descriptors == 0 || self.fit.kmeans_iter == 0 {
+            return Err(ImageError::param(
+                "fit",
+                "max_images, max_descriptors and kmeans_iter must be >= 1",
+            ));
+        }
+        let p = CheckedImageFeatureParams(self);
+        if p.block_layout().is_empty() {
+            return Err(ImageError::param(
+                "image features",
+                "every block is disabled",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// An image that could not be described, with the reason.
+#[derive(Debug, Clone)]
+pub struct SkippedImage {
+    pub index: usize,
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The features of a list of images.
+#[derive(Debug, Clone)]
+pub struct ImageFeatures {
+    /// Named blocks, each normalised on its own, one row per usable image.
+    pub blocks: Vec<(String, Array2<f32>)>,
+    /// Concatenation of the blocks, each times its weight.
+    pub combined: Array2<f32>,
+    /// For each row, the index into the input paths.
+    pub rows: Vec<usize>,
+    pub skipped: Vec<SkippedImage>,
+}
+
+/// Vocabularies of one kind of local descriptor.
+#[derive(Debug, Clone, PartialEq)]
+struct LocalModel {
+    bow: Option<Codebook>,
+    vlad: Option<Codebook>,
+    fisher: Option<FisherModel>,
+}
+
+/// Learnt image feature extractor.
+#[derive(Debug, Clone)]
+pub struct FittedImageFeatures {
+    params: ImageFeatureParams,
+    sift: Option<LocalModel>,
+    hog: Option<LocalModel>,
+    gist_filters: Vec<Vec<f32>>,
+}
+
+impl CheckedImageFeatureParams {
+    pub fn params(&self) -> &ImageFeatureParams {
+        &self.0
+    }
+
+    /// Block names and widths, in output order.
+    pub fn block_layout(&self) -> Vec<(String, usize, f32)> {
+        let p = &self.0;
+        let mut v = Vec::new();
+        for (name, l) in [("sift", p.sift.view()), ("hog", p.hog.view())] {
+            if !l.enabled {
+                continue;
+            }
+            let d = l.dim();
+            if l.bow.enabled {
+                v.push((
+                    format!("{name}_bow"),
+                    l.bow
+                        .norm
+                        .out_dim(l.bow.k * encode::n_regions(&l.bow.pyramid)),
+                    l.bow.weight,
+                ));
+            }
+            if l.vlad.enabled {
+                v.push((
+                    format!("{name}_vlad"),
+                    l.vlad.k * d * encode::n_regions(&l.vlad.pyramid),
+                    l.vlad.weight,
+                ));
+            }
+            if l.fisher.enabled {
+                v.push((
+                    format!("{name}_fisher"),
+                    2 * l.fisher.k * l.fisher.pca_dim * encode::n_regions(&l.fisher.pyramid),
+                    l.fisher.weight,
+                ));
+            }
+        }
+        if p.hsv.enabled {
+            v.push((
+                "hsv".into(),
+                p.hsv_norm
+                    .out_dim(p.hsv.dim_per_region() * encode::n_regions(&p.hsv_pyramid)),
+                p.hsv.weight,
+            ));
+        }
+        if p.gist.enabled {
+            v.push(("gist".into(), p.gist.dim(), p.gist.weight));
+        }
+        if p.global_hog.enabled {
+            let nb = p.global_hog.size / p.global_hog.cell;
+            v.push(("hog_global".into(), nb * nb * 9, p.global_hog.weight));
+        }
+        v
+    }
+
+    /// Learns the vocabularies from the training images `paths`.
+    pub fn fit(
+        &self,
+        paths: &[PathBuf],
+        progress: &ProgressBar,
+    ) -> Result<FittedImageFeatures, ImageError> {
+        let p = &self.0;
+        let n_all = paths.len();
+        if n_all == 0 {
+            return Err(ImageError::Fit {
+                what: "image vocabularies".into(),
+                reason: "no training images".into(),
+            });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+        let mut chosen: Vec<usize> = if n_all > p.fit.max_images {
+            rand::seq::index::sample(&mut rng, n_all, p.fit.max_images).into_vec()
+        } else {
+            (0..n_all).collect()
+        };
+        chosen.sort_unstable();
+        let per_image = p.fit.max_descriptors.div_ceil(chosen.len()).max(1);
+        let needs_sift = p.sift.enabled;
+        let needs_hog =
+            p.hog.enabled && (p.hog.bow.enabled || p.hog.vlad.enabled || p.hog.fisher.enabled);
+        progress.set_length(chosen.len() as u64);
+        let mut sift_rows: Vec<f32> = Vec::new();
+        let mut hog_rows: Vec<f32> = Vec::new();
+        let mut used = 0usize;
+        for chunk in chosen.chunks(p.chunk_size) {
+            let results: Vec<Option<(Array2<f32>, Array2<f32>)>> = chunk
+                .par_iter()
+                .map(|&i| {
+                    let r = (|| -> Result<_, ImageError> {
+                        let img = decode_image(&paths[i], p.max_side)?;
+                        let grey = grey_f32(&img.bgr)?;
+                        let mut rng = ChaCha8Rng::seed_from_u64(
+                            p.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        );
+                        let s = if needs_sift {
+                            let d = local_descriptors(&p.sift.view(), &img.bgr, &grey)?;
+                            subsample(d.desc, per_image, &mut rng)
+                        } else {
+                            Array2::zeros((0, p.sift.view().dim()))
+                        };
+                        let h = if needs_hog {
+                            let d = dense_descriptors(&grey, &p.hog.grid)?;
+                            subsample(d.desc, per_image, &mut rng)
+                        } else {
+                            Array2::zeros((0, p.hog.view().dim()))
+                        };
+                        Ok((s, h))
+                    })();
+                    progress.inc(1);
+                    match r {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            log::debug!("fit: skipping {}: {e}", paths[i].display());
+                            None
+                        }
+                    }
+                })
+                .collect();
+            for (s, h) in results.into_iter().flatten() {
+                used += 1;
+                sift_rows.extend(s.iter());
+                hog_rows.extend(h.iter());
+            }
+        }
+        if used == 0 {
+            return Err(ImageError::Fit {
+                what: "image vocabularies".into(),
+                reason: format!(
+                    "none of the {} training images could be decoded",
+                    chosen.len()
+                ),
+            });
+        }
+        let sift = if p.sift.enabled {
+            Some(fit_local(
+                "sift",
+                &p.sift.view(),
+                sift_rows,
+                &p.fit,
+                p.seed,
+            )?)
+        } else {
+            None
+        };
+        let hog = if needs_hog {
+            Some(fit_local(
+                "hog",
+                &p.hog.view(),
+                hog_rows,
+                &p.fit,
+                p.seed.wrapping_add(1000),
+            )?)
+        } else {
+            None
+        };
+        Ok(FittedImageFeatures {
+            params: p.clone(),
+            sift,
+            hog,
+            gist_filters: if p.gist.enabled {
+                p.gist.filters()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
+fn local_descriptors(
+    l: &LocalView<'_>,
+    bgr: &opencv::core::Mat,
+    grey: &opencv::core::Mat,
+) -> Result<LocalDescriptors, ImageError> {
+    if l.keypoints {
+        keypoint_sift(bgr, l.max_keypoints)
+    } else {
+        dense_descriptors(grey, l.grid)
+    }
+}
+
+/// At most `m` rows of `x`, chosen with `rng`, in their original order.
+fn subsample(x: Array2<f32>, m: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
+    if x.nrows() <= m {
+        return x;
+    }
+    let mut idx = rand::seq::index::sample(rng, x.nrows(), m).into_vec();
+    idx.sort_unstable();
+    x.select(Axis(0), &idx)
+}
+
+fn fit_local(
+    name: &str,
+    l: &LocalView<'_>,
+    rows: Vec<f32>,
+    fit: &FitParams,
+    seed: u64,
+) -> Result<LocalModel, ImageError> {
+    let d = l.dim();
+    let n = rows.len() / d;
+    let x = Array2::from_shape_vec((n, d), rows).map_err(|e| ImageError::Fit {
+        what: format!("{name} vocabulary"),
+        reason: e.to_string(),
+    })?;
+    let settings = |k: usize, s: u64| KMeansSettings {
+        k,
+        max_iter: fit.kmeans_iter,
+        tol: 1e-4,
+        init_sample: fit.kmeans_init_sample,
+        seed: s,
+    };
+    let bow = if l.bow.enabled {
+        Some(kmeans(x.view(), &settings(l.bow.k, seed.wrapping_add(1)))?.0)
+    } else {
+        None
+    };
+    let vlad = if l.vlad.enabled {
+        Some(kmeans(x.view(), &settings(l.vlad.k, seed.wrapping_add(2)))?.0)
+    } else {
+        None
+    };
+    let fisher = if l.fisher.enabled {
+        let pca = Pca::fit(x.view(), l.fisher.pca_dim)?;
+        let xr = pca.transform(x.view());
+        let gmm = DiagGmm::fit(
+            xr.view(),
+            l.fisher.k,
+            l.fisher.em_iter,
+            1e-3,
+            seed.wrapping_add(3),
+        )?;
+        Some(FisherModel { pca, gmm })
+    } else {
+        None
+    };
+    Ok(LocalModel { bow, vlad, fisher })
+}
+
+impl FittedImageFeatures {
+    pub fn params(&self) -> &ImageFeatureParams {
+        &self.params
+    }
+
+    /// Block names, widths and weights, in output order.
+    pub fn block_layout(&self) -> Vec<(String, usize, f32)> {
+        CheckedImageFeatureParams(self.params.clone()).block_layout()
+    }
+
+    /// Describes one image: one vector per block, in [`Self::block_layout`] order.
+    pub fn describe(&self, path: &Path) -> Result<Vec<Vec<f32>>, ImageError> {
+        let p = &self.params;
+        let img = decode_image(path, p.max_side)?;
+        let (w, h) = (img.bgr.cols().max(0) as u32, img.bgr.rows().max(0) as u32);
+        if w.min(h) < 8 {
+            return Err(ImageError::TooSmall {
+                path: path.to_path_buf(),
+                width: w,
+                height: h,
+            });
+        }
+        let grey = grey_f32(&img.bgr)?;
+        let mut out = Vec::new();
+        for (l, model) in [(p.sift.view(), &self.sift), (p.hog.view(), &self.hog)] {
+            let Some(model) = model else { continue };
+            if !l.enabled {
+                continue;
+            }
+            let d = local_descriptors(&l, &img.bgr, &grey)?;
+            let desc = d.desc.view();
+            if let Some(book) = &model.bow {
+                let regions = encode::pyramid_regions(&d.xy, d.width, d.height, &l.bow.pyramid);
+                let v = encode::bow(desc, &regions, book, l.bow.assignment);
+                out.push(l.bow.norm.apply(v));
+            }
+            if let Some(book) = &model.vlad {
+                let regions = encode::pyramid_regions(&d.xy, d.width, d.height, &l.vlad.pyramid);
+                let mut v = encode::vlad(desc, &regions, book);
+                encode::l2_normalise(&mut v);
+                out.push(v);
+            }
+            if let Some(fm) = &model.fisher {
+                let regions = encode::pyramid_regions(&d.xy, d.width, d.height, &l.fisher.pyramid);
+                let mut v = encode::fisher(desc, &regions, fm);
+                encode::l2_normalise(&mut v);
+                out.push(v);
+            }
+        }
+        if p.hsv.enabled {
+            let v = hsv_histograms(&img.bgr, p.hsv.bins, &p.hsv_pyramid)?;
+            out.push(p.hsv_norm.apply(v));
+        }
+        if p.gist.enabled {
+            let mut v = gist(&grey, &p.gist, &self.gist_filters)?;
+            encode::l2_normalise(&mut v);
+            out.push(v);
+        }
+        if p.global_hog.enabled {
+            let mut v = global_hog(&grey, p.global_hog.size, p.global_hog.cell)?;
+            encode::l2_normalise(&mut v);
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// Describes every image in `paths` (bad ones are skipped and listed); `progress.inc(1)`
+    /// per image.
+    pub fn transform(
+        &self,
+        paths: &[PathBuf],
+        progress: &ProgressBar,
+    ) -> Result<ImageFeatures, ImageError> {
+        let layout = self.block_layout();
+        let mut data: Vec<Vec<f32>> = vec![Vec::new(); layout.len()];
+        let mut rows = Vec::new();
+        let mut skipped = Vec::new();
+        let indices: Vec<usize> = (0..paths.len()).collect();
+        for chunk in indices.chunks(self.params.chunk_size) {
+            let results: Vec<Result<Vec<Vec<f32>>, ImageError>> = chunk
+                .par_iter()
+                .map(|&i| {
+                    let r = self.describe(&paths[i]);
+                    progress.inc(1);
+                    r
+                })
+                .collect();
+            for (&i, r) in chunk.iter().zip(results) {
+                match r {
+                    Ok(blocks) => {
+                        for ((buf, b), (name, width, _)) in data.iter_mut().zip(blocks).zip(&layout)
+                        {
+                            if b.len() != *width {
+                                return Err(ImageError::Fit {
+                                    what: format!("block {name}"),
+                                    reason: format!("expected {width} values, got {}", b.len()),
+                                });
+                            }
+                            buf.extend(b);
+                        }
+                        rows.push(i);
+                    }
+                    Err(e) => {
+                        log::warn!("skipping image {}: {e}", paths[i].display());
+                        skipped.push(SkippedImage {
+                            index: i,
+                            path: paths[i].clone(),
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        let n = rows.len();
+        let mut blocks = Vec::with_capacity(layout.len());
+        for (buf, (name, width, _)) in data.into_iter().zip(&layout) {
+            let m = Array2::from_shape_vec((n, *width), buf).map_err(|e| ImageError::Fit {
+                what: format!("block {name}"),
+                reason: e.to_string(),
+            })?;
+            blocks.push((name.clone(), m));
+        }
+        let total: usize = layout.iter().map(|l| l.1).sum();
+        let mut combined = Array2::<f32>::zeros((n, total));
+        let mut off = 0;
+        for ((_, m), (_, width, weight)) in blocks.iter().zip(&layout) {
+            combined
+                .slice_mut(ndarray::s![.., off..off + width])
+                .assign(&(m * *weight));
+            off += width;
+        }
+        Ok(ImageFeatures {
+            blocks,
+            combined,
+            rows,
+            skipped,
+        })
+    }
+
+    /// The learnt arrays, named `"<kind>.<encoding>.<part>"`, for saving as `.npy` files.
+    pub fn to_arrays(&self) -> Vec<(String, Array2<f32>)> {
+        let mut v = Vec::new();
+        for (name, model) in [("sift", &self.sift), ("hog", &self.hog)] {
+            let Some(m) = model else { continue };
+            if let Some(b) = &m.bow {
+                v.push((format!("{name}.bow.centroids"), b.centroids.clone()));
+            }
+            if let Some(b) = &m.vlad {
+                v.push((format!("{name}.vlad.centroids"), b.centroids.clone()));
+            }
+            if let Some(f) = &m.fisher {
+                v.push((format!("{name}.fisher.pca_mean"), row(&f.pca.mean)));
+                v.push((
+                    format!("{name}.fisher.pca_components"),
+                    f.pca.components.clone(),
+                ));
+                v.push((format!("{name}.fisher.gmm_weights"), row(&f.gmm.weights)));
+                v.push((format!("{name}.fisher.gmm_means"), f.gmm.means.clone()));
+                v.push((
+                    format!("{name}.fisher.gmm_variances"),
+                    f.gmm.variances.clone(),
+                ));
+            }
+        }
+        v
+    }
+
+    /// Rebuilds a fitted extractor from `params` and the arrays of [`Self::to_arrays`],
+    /// checking that every expected array is present with the right shape.
+    pub fn from_arrays(
+        params: ImageFeatureParams,
+        arrays: Vec<(String, Array2<f32>)>,
+    ) -> Result<Self, ImageError> {
+        let checked = params.check()?;
+        let p = checked.0;
+        let mut map: std::collections::HashMap<String, Array2<f32>> = arrays.into_iter().collect();
+        let mut take = |name: String, shape: (usize, usize)| -> Result<Array2<f32>, ImageError> {
+            let a = map.remove(&name).ok_or_else(|| ImageError::ModelArray {
+                name: name.clone(),
+                reason: "missing".into(),
+            })?;
+            if a.dim() != shape {
+                return Err(ImageError::ModelArray {
+                    name,
+                    reason: format!("expected shape {shape:?}, got {:?}", a.dim()),
+                });
+            }
+            if a.iter().any(|v| !v.is_finite()) {
+                return Err(ImageError::ModelArray {
+                    name,
+                    reason: "contains NaN or infinity".into(),
+                });
+            }
+            Ok(a)
+        };
+        let mut models = [None, None];
+        for (slot, (name, l)) in models
+            .iter_mut()
+            .zip([("sift", p.sift.view()), ("hog", p.hog.view())])
+        {
+            let needs = l.enabled && (l.bow.enabled || l.vlad.enabled || l.fisher.enabled);
+            if !needs {
+                continue;
+            }
+            let d = l.dim();
+            let bow = if l.bow.enabled {
+                Some(Codebook::new(take(
+                    format!("{name}.bow.centroids"),
+                    (l.bow.k, d),
+                )?))
+            } else {
+                None
+            };
+            let vlad = if l.vlad.enabled {
+                Some(Codebook::new(take(
+                    format!("{name}.vlad.centroids"),
+                    (l.vlad.k, d),
+                )?))
+            } else {
+                None
+            };
+            let fisher = if l.fisher.enabled {
+                let (k, pd) = (l.fisher.k, l.fisher.pca_dim);
+                let mean = take(format!("{name}.fisher.pca_mean"), (1, d))?;
+                let comps = take(format!("{name}.fisher.pca_components"), (d, pd))?;
+                let w = take(format!("{name}.fisher.gmm_weights"), (1, k))?;
+                let means = take(format!("{name}.fisher.gmm_means"), (k, pd))?;
+                let vars = take(format!("{name}.fisher.gmm_variances"), (k, pd))?;
+                if vars.iter().any(|&v| v <= 0.0) {
+                    return Err(ImageError::ModelArray {
+                        name: format!("{name}.fisher.gmm_variances"),
+                        reason: "variances must be positive".into(),
+                    });
+                }
+                Some(FisherModel {
+                    pca: Pca {
+                        mean: mean.row(0).to_owned(),
+                        components: comps,
+                    },
+                    gmm: DiagGmm {
+                        weights: w.row(0).to_owned(),
+                        means,
+                        variances: vars,
+                    },
+                })
+            } else {
+                None
+            };
+            *slot = Some(LocalModel { bow, vlad, fisher });
+        }
+        if let Some(extra) = map.keys().next() {
+            return Err(ImageError::ModelArray {
+                name: extra.clone(),
+                reason: "not expected by these parameters".into(),
+            });
+        }
+        let [sift, hog] = models;
+        Ok(FittedImageFeatures {
+            gist_filters: if p.gist.enabled {
+                p.gist.filters()
+            } else {
+                Vec::new()
+            },
+            params: p,
+            sift,
+            hog,
+        })
+    }
+}
+
+fn row(a: &Array1<f32>) -> Array2<f32> {
+    a.clone().insert_axis(Axis(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::dsift::tests::synthetic_bgr;
+
+    fn small_params() -> ImageFeatureParams {
+        let mut p = ImageFeatureParams::default();
+        p.sift.bow.k = 8;
+        p.sift.vlad.k = 4;
+        p.sift.fisher.k = 2;
+        p.sift.fisher.pca_dim = 8;
+        p.hog.bow.k = 8;
+        p.fit.max_descriptors = 4000;
+        p.fit.kmeans_iter = 5;
+        p.chunk_size = 3;
+        p
+    }
+
+    /// Six textured images and one text file named .jpg, in a tempdir.
+    fn image_dir() -> (tempfile::TempDir, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for i in 0..6 {
+            let m = synthetic_bgr(100 + i, 96 + 8 * i as i32, 80);
+            let p = dir.path().join(format!("img{i}.jpg"));
+            let mut buf = opencv::core::Vector::<u8>::new();
+            opencv::imgcodecs::imencode_def(".jpg", &m, &mut buf).unwrap();
+            std::fs::write(&p, buf.as_slice()).unwrap();
+            paths.push(p);
+        }
+        let bad = dir.path().join("bad.jpg");
+        std::fs::write(&bad, b"<html>not found</html>").unwrap();
+        paths.insert(2, bad);
+        (dir, paths)
+    }
+
+    #[test]
+    fn fit_transform_shapes_skips_and_is_deterministic() {
+        let (_dir, paths) = image_dir();
+        let checked = small_params().check().unwrap();
+        let bar = ProgressBar::hidden();
+        let fitted = checked.fit(&paths, &bar).unwrap();
+        let f = fitted.transform(&paths, &bar).unwrap();
+        assert_eq!(f.rows, vec![0, 1, 3, 4, 5, 6]);
+        assert_eq!(f.skipped.len(), 1);
+        assert_eq!(f.skipped[0].index, 2);
+        assert!(f.skipped[0].reason.contains("bad.jpg"));
+        let names: Vec<&str> = f.blocks.iter().map(|b| b.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "sift_bow",
+                "sift_vlad",
+                "sift_fisher",
+                "hog_bow",
+                "hsv",
+                "gist"
+            ]
+        );
+        let widths: Vec<usize> = f.blocks.iter().map(|b| b.1.ncols()).collect();
+        assert_eq!(widths, [8 * 5, 4 * 128, 2 * 2 * 8 * 5, 8 * 5, 128 * 5, 512]);
+        assert_eq!(f.combined.dim(), (6, widths.iter().sum()));
+        for (name, m) in &f.blocks {
+            for r in m.rows() {
+                let n: f32 = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+                assert!((n - 1.0).abs() < 1e-4, "{name}: norm {n}");
+            }
+        }
+        // same seed, same everything
+        let fitted2 = checked.fit(&paths, &bar).unwrap();
+        assert_eq!(fitted.to_arrays(), fitted2.to_arrays());
+        let f2 = fitted2.transform(&paths, &bar).unwrap();
+        assert_eq!(f.combined, f2.combined);
+
+        // save/load round trip through arrays
+        let loaded =
+            FittedImageFeatures::from_arrays(checked.params().clone(), fitted.to_arrays()).unwrap();
+        let f3 = loaded.transform(&paths, &bar).unwrap();
+        assert_eq!(f.combined, f3.combined);
+
+        // a missing array is named
+        let mut arrays = fitted.to_arrays();
+        arrays.retain(|a| a.0 != "sift.fisher.gmm_means");
+        let e = FittedImageFeatures::from_arrays(checked.params().clone(), arrays).unwrap_err();
+        assert!(e.to_string().contains("sift.fisher.gmm_means"), "{e}");
+    }
+
+    #[test]
+    fn different_seed_gives_different_vocabulary() {
+        let (_dir, paths) = image_dir();
+        let bar = ProgressBar::hidden();
+        let a = small_params().check().unwrap().fit(&paths, &bar).unwrap();
+        let b = small_params()
+            .seed(7)
+            .check()
+            .unwrap()
+            .fit(&paths, &bar)
+            .unwrap();
+        assert_ne!(a.to_arrays()[0].1, b.to_arrays()[0].1);
+    }
+
+    #[test]
+    fn check_names_the_bad_field() {
+        let mut p = ImageFeatureParams::default();
+        p.sift.bow.k = 1;
+        let e = p.check().unwrap_err().to_string();
+        assert!(e.contains("bow.k") && e.contains("got 1"), "{e}");
+        let e = ImageFeatureParams::default()
+            .max_side(5)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_side"), "{e}");
+    }
+
+    #[test]
+    fn params_round_trip_through_toml_and_reject_unknown_fields() {
+        let p = small_params();
+        let s = toml::to_string(&p).unwrap();
+        let q: ImageFeatureParams = toml::from_str(&s).unwrap();
+        assert_eq!(p, q);
+        let partial: ImageFeatureParams =
+            toml::from_str("seed = 3\n[sift.bow]\nk = 1024\n").unwrap();
+        assert_eq!(partial.seed, 3);
+        assert_eq!(partial.sift.bow.k, 1024);
+        assert_eq!(partial.sift.vlad, VladParams::default());
+        assert!(toml::from_str::<ImageFeatureParams>("sede = 3").is_err());
+    }
+
+    #[test]
+    fn fit_fails_cleanly_when_nothing_decodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.jpg");
+        std::fs::write(&p, b"nope").unwrap();
+        let e = small_params()
+            .check()
+            .unwrap()
+            .fit(&[p], &ProgressBar::hidden())
+            .unwrap_err();
+        assert!(matches!(e, ImageError::Fit { .. }), "{e}");
+    }
+
+    #[test]
+    fn real_teddy_images_are_all_described() {
+        let dir = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/teddy/attachment1/ImageData"
+        ));
+        if !dir.is_dir() {
+            eprintln!(
+                "SKIPPED real_teddy_images_are_all_described: {} absent",
+                dir.display()
+            );
+            return;
+        }
+        let mut paths: Vec<PathBuf> = ["Image14001001-8201.jpg", "Image14001002-2729.jpg"]
+            .iter()
+            .map(|n| dir.join(n))
+            .collect();
+        let mut rest: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        rest.sort();
+        paths.extend(rest.into_iter().take(6));
+        paths.push(dir.join("Image14001001-2540.jpg")); // listed but missing
+        let bar = ProgressBar::hidden();
+        let fitted = small_params().check().unwrap().fit(&paths, &bar).unwrap();
+        let f = fitted.transform(&paths, &bar).unwrap();
+        assert_eq!(f.rows.len(), paths.len() - 1);
+        assert_eq!(f.skipped.len(), 1);
+        assert_eq!(f.skipped[0].index, paths.len() - 1);
+    }
+}

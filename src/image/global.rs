@@ -1,0 +1,318 @@
+//! Global image descriptors: HSV colour histograms on a spatial grid and GIST-like Gabor energy.
+//!
+//! Colour: joint H×S×V histograms (hard binning of OpenCV's 8-bit HSV, H in [0, 180)) per region
+//! of the same spatial pyramid as the local encodings (Lazebnik et al. 2006), each summing to 1.
+//! GIST (Oliva & Torralba 2001): the grey image resized to `size`², multiplied in the Fourier
+//! domain by Gabor transfer functions (`scales` × `orientations`, Gaussians in log-polar
+//! coordinates as in Oliva & Torralba's `createGabor`), and the energy (magnitude of the complex
+//! response) averaged over a `grid`×`grid` layout.
+
+use opencv::core::{Mat, Size};
+use opencv::prelude::*;
+use opencv::{core, imgproc};
+use serde::{Deserialize, Serialize};
+
+use super::ImageError;
+
+/// HSV histogram settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HsvParams {
+    pub enabled: bool,
+    /// Bins of hue, saturation and value.
+    pub bins: [usize; 3],
+    pub weight: f32,
+}
+
+impl Default for HsvParams {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bins: [8, 4, 4],
+            weight: 1.0,
+        }
+    }
+}
+
+impl HsvParams {
+    pub fn dim_per_region(&self) -> usize {
+        self.bins.iter().product()
+    }
+}
+
+/// HSV histograms of the regions of a spatial pyramid with `levels` (each sums to 1).
+pub fn hsv_histograms(bgr: &Mat, bins: [usize; 3], levels: &[u32]) -> Result<Vec<f32>, ImageError> {
+    let mut hsv = Mat::default();
+    imgproc::cvt_color_def(bgr, &mut hsv, imgproc::COLOR_BGR2HSV)
+        .map_err(|e| ImageError::opencv("converting to HSV", e))?;
+    let (w, h) = (hsv.cols() as usize, hsv.rows() as usize);
+    let px = hsv
+        .data_bytes()
+        .map_err(|e| ImageError::opencv("reading HSV pixels", e))?;
+    let per = bins[0] * bins[1] * bins[2];
+    let mut out = Vec::new();
+    // bin index of every pixel, computed once
+    let idx: Vec<u32> = px
+        .chunks_exact(3)
+        .map(|p| {
+            let hb = (p[0] as usize * bins[0] / 180).min(bins[0] - 1);
+            let sb = (p[1] as usize * bins[1] / 256).min(bins[1] - 1);
+            let vb = (p[2] as usize * bins[2] / 256).min(bins[2] - 1);
+            ((hb * bins[1] + sb) * bins[2] + vb) as u32
+        })
+        .collect();
+    for &g in levels {
+        let g = g.max(1) as usize;
+        let mut hist = vec![0f32; g * g * per];
+        for y in 0..h {
+            let cy = (y * g / h).min(g - 1);
+            for x in 0..w {
+                let cx = (x * g / w).min(g - 1);
+                hist[(cy * g + cx) * per + idx[y * w + x] as usize] += 1.0;
+            }
+        }
+        for cell in hist.chunks_exact_mut(per) {
+            let s: f32 = cell.iter().sum();
+            if s > 0.0 {
+                cell.iter_mut().for_each(|v| *v /= s);
+            }
+        }
+        out.extend(hist);
+    }
+    Ok(out)
+}
+
+/// GIST-like settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GistParams {
+    pub enabled: bool,
+    /// Side of the square image the filters run on (a power of two is fastest).
+    pub size: usize,
+    pub scales: usize,
+    pub orientations: usize,
+    pub grid: usize,
+    pub weight: f32,
+}
+
+impl Default for GistParams {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            size: 64,
+            scales: 4,
+            orientations: 8,
+            grid: 4,
+            weight: 1.0,
+        }
+    }
+}
+
+impl GistParams {
+    pub fn dim(&self) -> usize {
+        self.scales * self.orientations * self.grid * self.grid
+    }
+
+    pub fn check(&self) -> Result<(), ImageError> {
+        if !(16..=512).contains(&self.size) {
+            return Err(ImageError::param(
+                "gist.size",
+                format!("must be in [16, 512], got {}", self.size),
+            ));
+        }
+        if self.scales == 0 || self.orientations == 0 || self.grid == 0 || self.grid > self.size {
+            return Err(ImageError::param(
+                "gist",
+                format!(
+                    "scales, orientations and grid must be >= 1 (grid <= size), got {}, {}, {}",
+                    self.scales, self.orientations, self.grid
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The transfer functions, `scales*orientations` real planes of `size²` in DFT layout.
+    pub fn filters(&self) -> Vec<Vec<f32>> {
+        let n = self.size;
+        let mut out = Vec::new();
+        for s in 0..self.scales {
+            // centre frequencies from 0.3 cycles/pixel down by octaves
+            let f0 = 0.3 / 2f32.powi(s as i32);
+            for o in 0..self.orientations {
+                let theta = std::f32::consts::PI * o as f32 / self.orientations as f32;
+                let mut g = vec![0f32; n * n];
+                for v in 0..n {
+                    let fy = if v <= n / 2 {
+                        v as f32
+                    } else {
+                        v as f32 - n as f32
+                    } / n as f32;
+                    for u in 0..n {
+                        let fx = if u <= n / 2 {
+                            u as f32
+                        } else {
+                            u as f32 - n as f32
+                        } / n as f32;
+                        let r = (fx * fx + fy * fy).sqrt();
+                        if r == 0.0 {
+                            continue;
+                        }
+                        let phi = fy.atan2(fx);
+                        let mut dphi = phi - theta;
+                        while dphi > std::f32::consts::PI {
+                            dphi -= std::f32::consts::TAU;
+                        }
+                        while dphi < -std::f32::consts::PI {
+                            dphi += std::f32::consts::TAU;
+                        }
+                        // one-sided in orientation: an analytic (complex) response
+                        let lr = (r / f0).ln();
+                        let sigma_r = 0.55f32;
+                        let sigma_t = std::f32::consts::PI / self.orientations as f32 * 0.6;
+                        g[v * n + u] = (-(lr * lr) / (2.0 * sigma_r * sigma_r)
+                            - dphi * dphi / (2.0 * sigma_t * sigma_t))
+                            .exp();
+                    }
+                }
+                out.push(g);
+            }
+        }
+        out
+    }
+}
+
+/// GIST-like descriptor of a grey `CV_32F` image with precomputed `filters`.
+pub fn gist(grey: &Mat, p: &GistParams, filters: &[Vec<f32>]) -> Result<Vec<f32>, ImageError> {
+    let n = p.size;
+    let mut small = Mat::default();
+    imgproc::resize(
+        grey,
+        &mut small,
+        Size::new(n as i32, n as i32),
+        0.0,
+        0.0,
+        imgproc::INTER_AREA,
+    )
+    .map_err(|e| ImageError::opencv("resizing for GIST", e))?;
+    // zero mean, unit contrast so the energy is illumination-invariant
+    {
+        let px = small
+            .data_typed_mut::<f32>()
+            .map_err(|e| ImageError::opencv("reading grey pixels", e))?;
+        let mean = px.iter().sum::<f32>() / px.len() as f32;
+        let sd = (px.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / px.len() as f32)
+            .sqrt()
+            .max(1e-3);
+        px.iter_mut().for_each(|v| *v = (*v - mean) / sd);
+    }
+    let mut spec = Mat::default();
+    core::dft(&small, &mut spec, core::DFT_COMPLEX_OUTPUT, 0)
+        .map_err(|e| ImageError::opencv("Fourier transform", e))?;
+    let sp = spec
+        .data_typed::<opencv::core::Vec2f>()
+        .map_err(|e| ImageError::opencv("reading the spectrum", e))?
+        .to_vec();
+    let g = p.grid;
+    let mut out = Vec::with_capacity(p.dim());
+    let mut prod = Mat::new_rows_cols_with_default(
+        n as i32,
+        n as i32,
+        core::CV_32FC2,
+        opencv::core::Scalar::all(0.0),
+    )
+    .map_err(|e| ImageError::opencv("allocating", e))?;
+    let mut resp = Mat::default();
+    for f in filters {
+        {
+            let dst = prod
+                .data_typed_mut::<opencv::core::Vec2f>()
+                .map_err(|e| ImageError::opencv("allocating", e))?;
+            for ((d, s), &w) in dst.iter_mut().zip(&sp).zip(f) {
+                d[0] = s[0] * w;
+                d[1] = s[1] * w;
+            }
+        }
+        core::dft(&prod, &mut resp, core::DFT_INVERSE | core::DFT_SCALE, 0)
+            .map_err(|e| ImageError::opencv("inverse Fourier transform", e))?;
+        let r = resp
+            .data_typed::<opencv::core::Vec2f>()
+            .map_err(|e| ImageError::opencv("reading the response", e))?;
+        let mut cells = vec![0f32; g * g];
+        for y in 0..n {
+            let cy = y * g / n;
+            for x in 0..n {
+                let c = r[y * n + x];
+                cells[cy * g + x * g / n] += (c[0] * c[0] + c[1] * c[1]).sqrt();
+            }
+        }
+        let area = (n * n / (g * g)) as f32;
+        out.extend(cells.iter().map(|v| v / area));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opencv::core::Scalar;
+
+    #[test]
+    fn hsv_histograms_sum_to_one_per_region_and_find_the_colour() {
+        // left half pure red, right half pure blue, 40x20
+        let mut m =
+            Mat::new_rows_cols_with_default(20, 40, core::CV_8UC3, Scalar::all(0.0)).unwrap();
+        {
+            let px = m.data_bytes_mut().unwrap();
+            for y in 0..20 {
+                for x in 0..40 {
+                    let p = &mut px[(y * 40 + x) * 3..(y * 40 + x) * 3 + 3];
+                    if x < 20 {
+                        p.copy_from_slice(&[0, 0, 255]);
+                    } else {
+                        p.copy_from_slice(&[255, 0, 0]);
+                    }
+                }
+            }
+        }
+        let bins = [8, 4, 4];
+        let h = hsv_histograms(&m, bins, &[1, 2]).unwrap();
+        assert_eq!(h.len(), 5 * 128);
+        for r in h.chunks(128) {
+            assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        // red: H=0, S=255, V=255 -> bin (0,3,3) = 15; blue: H=120 -> hb=5 -> (5*4+3)*4+3 = 95
+        assert!((h[15] - 0.5).abs() < 1e-6 && (h[95] - 0.5).abs() < 1e-6);
+        // top-left cell (region 1) all red, top-right (region 2) all blue
+        assert_eq!(h[128 + 15], 1.0);
+        assert_eq!(h[256 + 95], 1.0);
+    }
+
+    #[test]
+    fn gist_responds_to_orientation() {
+        // vertical stripes (intensity varies along x) excite orientation 0 (frequency along x)
+        let n = 64;
+        let mut m =
+            Mat::new_rows_cols_with_default(n, n, core::CV_32FC1, Scalar::all(0.0)).unwrap();
+        {
+            let px = m.data_typed_mut::<f32>().unwrap();
+            for y in 0..n as usize {
+                for x in 0..n as usize {
+                    px[y * n as usize + x] = (x as f32 * 0.3 * std::f32::consts::TAU).sin();
+                }
+            }
+        }
+        let p = GistParams::default();
+        let f = p.filters();
+        let g = gist(&m, &p, &f).unwrap();
+        assert_eq!(g.len(), p.dim());
+        let energy = |o: usize| -> f32 { g[o * 16..(o + 1) * 16].iter().sum() };
+        // scale 0: orientations 0..8; orientation 0 beats orientation 4 (perpendicular)
+        assert!(
+            energy(0) > 10.0 * energy(4),
+            "{} vs {}",
+            energy(0),
+            energy(4)
+        );
+    }
+}
