@@ -22,10 +22,10 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
 
 fn main() {
     let threads = rayon::current_num_threads();
-    for n in [300, 3000] {
+    for (n, runs) in [(300, 3), (1000, 1)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let params = SyntheticParams::new().n_images(n);
-        let (secs, summary) = best_of(3, || generate(dir.path(), &params).expect("generate"));
+        let (secs, summary) = best_of(runs, || generate(dir.path(), &params).expect("generate"));
         let bytes: u64 = std::fs::read_dir(&summary.image_dir)
             .expect("read_dir")
             .map(|e| e.expect("entry").metadata().expect("metadata").len())
@@ -49,7 +49,7 @@ fn main() {
         "/../shared/data/teddy/attachment1/ImageWordData.csv"
     ));
     if real.exists() {
-        let (secs, c) = best_of(5, || read_captions(real, IMAGE_ID_COLUMN).expect("read"));
+        let (secs, c) = best_of(20, || read_captions(real, IMAGE_ID_COLUMN).expect("read"));
         println!(
             "read_captions real ImageWordData.csv: {:.2} ms ({} rows)",
             secs * 1e3,

@@ -7,7 +7,9 @@
 //! crate) is used, never line splitting. Files re-saved by Excel on a Chinese Windows come out in
 //! GBK with CRLF line ends, so the encoding is detected: a BOM decides (UTF-8 or UTF-16); else
 //! valid UTF-8 is UTF-8; else the bytes are decoded as GB18030 (a superset of GBK and GB2312)
-//! with `encoding_rs`, and the encoding used is reported in [`Table::encoding`].
+//! with `encoding_rs`, and the encoding used is reported in [`Table::encoding`]. A file that is
+//! plainly UTF-8 (8 or more non-ASCII characters before its first invalid byte) but holds a few
+//! corrupt bytes stays UTF-8: the bad sequences become U+FFFD and a warning names their lines.
 //!
 //! Rules, in the order they are applied:
 //! - the first non-blank record is the header; columns are matched by name, case-insensitively
@@ -157,19 +159,46 @@ pub fn read_ids(path: &Path, id_col: &str) -> Result<Ids, DataError> {
     })
 }
 
-/// Decodes the bytes of a text file: BOM (UTF-8, UTF-16) if present, else UTF-8 if valid, else
-/// GB18030. Returns the text (without BOM) and the encoding's name. `path` is for messages only.
-pub fn decode_text(bytes: &[u8], path: &Path) -> Result<(String, &'static str), DataError> {
+/// A decoded text file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// The text, without BOM.
+    pub text: String,
+    /// The encoding used (one of the `ENC_*` constants).
+    pub encoding: &'static str,
+    /// Byte offsets in `text` of the U+FFFD put in place of invalid UTF-8 sequences (only for a
+    /// file that is clearly UTF-8 apart from a few corrupt bytes).
+    pub replaced: Vec<usize>,
+}
+
+/// How many non-ASCII characters a file must show as valid UTF-8 before its first invalid byte
+/// for that byte to count as corruption rather than a sign of GB18030: GBK text almost never
+/// forms valid multi-byte UTF-8 for more than a character or two.
+const UTF8_EVIDENCE: usize = 8;
+
+/// Decodes the bytes of a text file: by its BOM (UTF-8, UTF-16) if present; else as UTF-8 if
+/// valid, or if at least 8 non-ASCII characters decode as UTF-8 before the first invalid byte
+/// (then invalid sequences become U+FFFD and are listed in [`Decoded::replaced`]); else as
+/// GB18030. `path` is for messages only.
+pub fn decode_text(bytes: &[u8], path: &Path) -> Result<Decoded, DataError> {
     let encoding_error = |utf8_offset| DataError::Encoding {
         path: path.to_path_buf(),
         utf8_offset,
     };
+    let done = |text: String, encoding| Decoded {
+        text,
+        encoding,
+        replaced: Vec::new(),
+    };
     if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
         let body = &bytes[bom_len..];
         if encoding == UTF_8 {
-            return std::str::from_utf8(body)
-                .map(|s| (s.to_owned(), ENC_UTF8_BOM))
-                .map_err(|e| encoding_error(e.valid_up_to() + bom_len));
+            let (text, replaced) = utf8_lossy(body);
+            return Ok(Decoded {
+                text,
+                encoding: ENC_UTF8_BOM,
+                replaced,
+            });
         }
         let name = if encoding == encoding_rs::UTF_16LE {
             ENC_UTF16LE
@@ -178,15 +207,48 @@ pub fn decode_text(bytes: &[u8], path: &Path) -> Result<(String, &'static str), 
         };
         return encoding
             .decode_without_bom_handling_and_without_replacement(body)
-            .map(|s| (s.into_owned(), name))
+            .map(|s| done(s.into_owned(), name))
             .ok_or_else(|| encoding_error(0));
     }
     match std::str::from_utf8(bytes) {
-        Ok(s) => Ok((s.to_owned(), ENC_UTF8)),
-        Err(e) => GB18030
-            .decode_without_bom_handling_and_without_replacement(bytes)
-            .map(|s| (s.into_owned(), ENC_GB18030))
-            .ok_or_else(|| encoding_error(e.valid_up_to())),
+        Ok(s) => Ok(done(s.to_owned(), ENC_UTF8)),
+        Err(e) => {
+            let prefix = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("");
+            if prefix.chars().filter(|c| !c.is_ascii()).count() >= UTF8_EVIDENCE {
+                let (text, replaced) = utf8_lossy(bytes);
+                return Ok(Decoded {
+                    text,
+                    encoding: ENC_UTF8,
+                    replaced,
+                });
+            }
+            GB18030
+                .decode_without_bom_handling_and_without_replacement(bytes)
+                .map(|s| done(s.into_owned(), ENC_GB18030))
+                .ok_or_else(|| encoding_error(e.valid_up_to()))
+        }
+    }
+}
+
+/// UTF-8 decoding with U+FFFD for each invalid sequence, and the offsets of those in the text.
+fn utf8_lossy(mut bytes: &[u8]) -> (String, Vec<usize>) {
+    let mut text = String::with_capacity(bytes.len());
+    let mut replaced = Vec::new();
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(rest) => {
+                text.push_str(rest);
+                return (text, replaced);
+            }
+            Err(e) => {
+                let valid = e.valid_up_to();
+                text.push_str(std::str::from_utf8(&bytes[..valid]).unwrap_or(""));
+                replaced.push(text.len());
+                text.push(char::REPLACEMENT_CHARACTER);
+                let skip = e.error_len().unwrap_or(bytes.len() - valid);
+                bytes = &bytes[valid + skip..];
+            }
+        }
     }
 }
 
@@ -199,10 +261,26 @@ pub fn parse_table(bytes: &[u8], path: &Path, columns: &[&str]) -> Result<Table,
             message: "must name at least one column",
         });
     }
-    let (text, encoding) = decode_text(bytes, path)?;
+    let Decoded {
+        text,
+        encoding,
+        replaced,
+    } = decode_text(bytes, path)?;
     let lines = LineIndex::new(&text);
     let path_buf = path.to_path_buf();
     let mut warnings = Vec::new();
+    if !replaced.is_empty() {
+        let mut bad_lines: Vec<u64> = replaced.iter().map(|&at| lines.line_of(at)).collect();
+        bad_lines.dedup();
+        let shown: Vec<String> = bad_lines.iter().take(10).map(u64::to_string).collect();
+        warnings.push(format!(
+            "{}: {} invalid UTF-8 byte sequence(s) replaced by U+FFFD, on line(s) {}{}",
+            path.display(),
+            replaced.len(),
+            shown.join(", "),
+            if bad_lines.len() > 10 { ", ..." } else { "" }
+        ));
+    }
 
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
@@ -565,6 +643,41 @@ mod tests {
             DataError::Encoding { utf8_offset, .. } => assert_eq!(utf8_offset, 23),
             other => panic!("wrong error {other}"),
         }
+    }
+
+    #[test]
+    fn utf8_with_a_corrupt_byte_stays_utf8() {
+        let mut bytes = "image_id,caption\na.jpg,左上角有一个红色的圆形\nb.jpg,蓝色"
+            .as_bytes()
+            .to_vec();
+        bytes.extend_from_slice(b"\xE8\xA2,x\xFF\n");
+        let t = captions(&bytes);
+        let err = t.unwrap_err();
+        assert!(
+            matches!(err, DataError::FieldCount { line: 3, .. }),
+            "{err}"
+        );
+        let mut bytes = "image_id,caption\na.jpg,左上角有一个红色的圆形\nb.jpg,蓝色"
+            .as_bytes()
+            .to_vec();
+        bytes.extend_from_slice(b"\xE8\xA2x\xFF\n");
+        let t = captions(&bytes).unwrap();
+        assert_eq!(t.encoding, ENC_UTF8);
+        assert_eq!(t.rows[1].values, ["b.jpg", "蓝色\u{FFFD}x\u{FFFD}"]);
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert!(t.warnings[0].contains("2 invalid") && t.warnings[0].contains("line(s) 3"));
+        // Without enough UTF-8 evidence before the bad byte, GB18030 is tried (and fails here).
+        let err = captions(b"image_id,caption\na.jpg,\xE8\xA2x\xFF\n").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::Encoding {
+                    utf8_offset: 23,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
