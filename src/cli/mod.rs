@@ -57,6 +57,18 @@ struct StageArgs {
 enum Command {
     /// Read the dataset, check every image, write the train/validation/test split.
     Split(StageArgs),
+    /// Fit visual vocabularies on the training images and describe every image.
+    ImageFeatures(StageArgs),
+    /// Fit TF-IDF and word vectors on the training captions and describe every caption.
+    TextFeatures(StageArgs),
+    /// Learn the CCA projections on the training pairs.
+    Fit(StageArgs),
+    /// Project every image and caption into the shared space.
+    Embed(StageArgs),
+    /// Rank the test images for each test caption and the test captions for each test image.
+    Rank(StageArgs),
+    /// R@K, median and mean rank on the held-out data; report.json, report.md, plot, report.html.
+    Evaluate(StageArgs),
     /// Run every stale stage of a pipeline.
     Run(StageArgs),
     /// List each stage as fresh or stale, and why (like `make -n`).
@@ -119,6 +131,12 @@ pub fn run() -> Result<()> {
     let show_progress = !cli.quiet && std::io::stderr().is_terminal();
     match cli.command {
         Command::Split(args) => make(&args, Some("split"), show_progress),
+        Command::ImageFeatures(args) => make(&args, Some("image-features"), show_progress),
+        Command::TextFeatures(args) => make(&args, Some("text-features"), show_progress),
+        Command::Fit(args) => make(&args, Some("fit"), show_progress),
+        Command::Embed(args) => make(&args, Some("embed"), show_progress),
+        Command::Rank(args) => make(&args, Some("rank"), show_progress),
+        Command::Evaluate(args) => make(&args, Some("evaluate"), show_progress),
         Command::Run(args) => make(&args, None, show_progress),
         Command::Status(args) => status(&args),
         Command::Clean { pipeline, stage } => {

@@ -3,11 +3,22 @@
 //! `split` reads the dataset and fixes who is train, validation and test; the feature stages,
 //! `fit`, `embed`, `rank` and `evaluate` follow. Each is a [`Stage`](super::Stage).
 
+pub mod evaluate;
+pub mod features;
+pub mod fusion;
 pub mod split;
 
 use super::Stage;
 
 /// Every stage, in data-flow order.
 pub fn all() -> Vec<Box<dyn Stage>> {
-    vec![Box::new(split::SplitStage)]
+    vec![
+        Box::new(split::SplitStage),
+        Box::new(features::ImageFeaturesStage),
+        Box::new(features::TextFeaturesStage),
+        Box::new(fusion::FitStage),
+        Box::new(fusion::EmbedStage),
+        Box::new(evaluate::RankStage),
+        Box::new(evaluate::EvaluateStage),
+    ]
 }

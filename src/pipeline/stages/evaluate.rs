@@ -1,0 +1,382 @@
+//! `rank` and `evaluate`: the held-out images and captions of each partition ranked against
+//! each other in the shared space, both directions, and scored.
+//!
+//! `rank` writes `<p>/text_to_image.csv` and `<p>/image_to_text.csv` (query id, rank, result
+//! id, score) for the top K of every test query: exact cosine top-K as blocked matrix products,
+//! ties broken by gallery order, optionally CSLS-corrected (Conneau et al. 2018) with neighbours
+//! from the training items.
+//! `evaluate` computes R@K, median and mean rank of the true match (Hodosh et al. 2013: a text
+//! query hits its image; an image query hits when any of its captions is in the top K), per
+//! partition and as mean ± std over folds, and writes `report.json`, `report.md`,
+//! `recall_curve.png` and `report.html` (a seeded sample of queries with their top 5).
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+use super::features::load_split;
+use super::fusion::{Embeddings, load_embeddings, pairs_in};
+use super::split::SplitArtifacts;
+use crate::data::Part;
+use crate::data::split::Partition;
+use crate::error::Error;
+use crate::pipeline::artifacts::atomic_write;
+use crate::pipeline::{Context, Stage, StageWriter};
+use crate::retrieval::evaluate::{EvalOptions, Evaluation, Summary};
+use crate::retrieval::report::{HtmlExamples, write_report_html, write_reports};
+use crate::retrieval::{RankParams, TopK, evaluate};
+
+/// The held-out (or training) items of one partition, in the shared space.
+struct PartEmbeddings {
+    /// Image rows, one per image with at least one caption in the part.
+    images: Array2<f32>,
+    image_ids: Vec<String>,
+    image_paths: Vec<String>,
+    texts: Array2<f32>,
+    text_ids: Vec<String>,
+    captions: Vec<String>,
+    /// For each text, its image's row in `images`.
+    text_image: Vec<usize>,
+}
+
+fn part_embeddings(
+    split: &SplitArtifacts,
+    partition: &Partition,
+    embeddings: &Embeddings,
+    part: Part,
+) -> PartEmbeddings {
+    let (image_emb, image_rows, text_emb) = (
+        &embeddings.images,
+        &embeddings.image_rows,
+        &embeddings.texts,
+    );
+    let pairs = pairs_in(split, partition, image_rows, part);
+    let mut unique: Vec<usize> = Vec::new();
+    let mut position: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut text_image = Vec::with_capacity(pairs.len());
+    for &(row, _) in &pairs {
+        let next = unique.len();
+        let at = *position.entry(row).or_insert_with(|| {
+            unique.push(row);
+            next
+        });
+        text_image.push(at);
+    }
+    let texts: Vec<usize> = pairs.iter().map(|&(_, t)| t).collect();
+    let image_index: std::collections::HashMap<&str, usize> = split
+        .image_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    PartEmbeddings {
+        images: image_emb.select(Axis(0), &unique),
+        image_ids: unique.iter().map(|&r| image_rows[r].clone()).collect(),
+        image_paths: unique
+            .iter()
+            .map(|&r| {
+                let path = &split.image_paths[image_index[image_rows[r].as_str()]];
+                std::fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .display()
+                    .to_string()
+            })
+            .collect(),
+        texts: text_emb.select(Axis(0), &texts),
+        text_ids: texts.iter().map(|&t| split.text_ids[t].clone()).collect(),
+        captions: texts.iter().map(|&t| split.captions[t].clone()).collect(),
+        text_image,
+    }
+}
+
+/// Top-K both ways among the test items, with CSLS references from training when asked.
+fn rank_both(
+    rank: &RankParams,
+    test: &PartEmbeddings,
+    train: &PartEmbeddings,
+    k: usize,
+) -> Result<(TopK, TopK), Error> {
+    let t2i = rank.top_k(
+        &test.texts.view(),
+        &test.images.view(),
+        k.min(test.images.nrows()),
+        Some((&train.texts.view(), &train.images.view())),
+    )?;
+    let i2t = rank.top_k(
+        &test.images.view(),
+        &test.texts.view(),
+        k.min(test.texts.nrows()),
+        Some((&train.images.view(), &train.texts.view())),
+    )?;
+    Ok((t2i, i2t))
+}
+
+/// The `rank` stage.
+pub struct RankStage;
+
+/// Options of `rank`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RankStageParams {
+    /// How many results to keep per query.
+    pub k: usize,
+    #[serde(flatten)]
+    pub rank: RankParams,
+}
+
+impl Default for RankStageParams {
+    fn default() -> Self {
+        Self {
+            k: 10,
+            rank: RankParams::default(),
+        }
+    }
+}
+
+fn write_top(
+    out: &mut StageWriter,
+    file: &str,
+    query_ids: &[String],
+    gallery_ids: &[String],
+    top: &TopK,
+) -> Result<(), Error> {
+    let path = out.path(file);
+    atomic_write(&path, |w| {
+        use std::io::Write;
+        writeln!(w, "query_id,rank,result_id,score")?;
+        for (q, id) in query_ids.iter().enumerate() {
+            for r in 0..top.indices.ncols() {
+                let g = top.indices[[q, r]] as usize;
+                writeln!(
+                    w,
+                    "{id},{},{},{:.6}",
+                    r + 1,
+                    gallery_ids[g],
+                    top.scores[[q, r]]
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    out.record(
+        file,
+        "csv",
+        "top results of each test query: query_id,rank,result_id,score",
+    )?;
+    Ok(())
+}
+
+impl Stage for RankStage {
+    fn name(&self) -> &'static str {
+        "rank"
+    }
+    fn about(&self) -> &'static str {
+        "rank the test images for each test caption and the test captions for each test image"
+    }
+    fn upstream(&self) -> &'static [&'static str] {
+        &["split", "embed"]
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &["rank"]
+    }
+    fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
+        let params: RankStageParams = ctx.config.section("rank")?;
+        Ok(serde_json::to_value(params).expect("serialisable"))
+    }
+
+    fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
+        let params: RankStageParams = ctx.config.section("rank")?;
+        let split = load_split(ctx, self.name())?;
+        for partition in &split.partitions {
+            let p = &partition.name;
+            let embeddings = load_embeddings(ctx, p)?;
+            let test = part_embeddings(&split, partition, &embeddings, Part::Test);
+            let train = part_embeddings(&split, partition, &embeddings, Part::Train);
+            let (t2i, i2t) = rank_both(&params.rank, &test, &train, params.k)?;
+            write_top(
+                out,
+                &format!("{p}/text_to_image.csv"),
+                &test.text_ids,
+                &test.image_ids,
+                &t2i,
+            )?;
+            write_top(
+                out,
+                &format!("{p}/image_to_text.csv"),
+                &test.image_ids,
+                &test.text_ids,
+                &i2t,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Options of `evaluate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluateParams {
+    /// K levels reported besides 1, 5 and 10.
+    pub ks: Vec<usize>,
+    /// Largest K of the recall curve.
+    pub curve_max: usize,
+    /// Queries shown per direction in report.html.
+    pub html_samples: usize,
+    /// Seed of the sample shown in report.html.
+    pub seed: u64,
+}
+
+impl Default for EvaluateParams {
+    fn default() -> Self {
+        Self {
+            ks: vec![1, 5, 10],
+            curve_max: 50,
+            html_samples: 12,
+            seed: 0,
+        }
+    }
+}
+
+/// The `evaluate` stage.
+pub struct EvaluateStage;
+
+impl Stage for EvaluateStage {
+    fn name(&self) -> &'static str {
+        "evaluate"
+    }
+    fn about(&self) -> &'static str {
+        "R@K, median and mean rank on the held-out images and captions; report files"
+    }
+    fn upstream(&self) -> &'static [&'static str] {
+        &["split", "embed"]
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &["evaluate", "rank"]
+    }
+    fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
+        let evaluate: EvaluateParams = ctx.config.section("evaluate")?;
+        let rank: RankStageParams = ctx.config.section("rank")?;
+        Ok(serde_json::json!({ "evaluate": evaluate, "csls_k": rank.rank.csls_k }))
+    }
+
+    fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
+        let params: EvaluateParams = ctx.config.section("evaluate")?;
+        let rank: RankStageParams = ctx.config.section("rank")?;
+        let split = load_split(ctx, self.name())?;
+        let mut evaluations: Vec<Evaluation> = Vec::new();
+        let mut per_partition = serde_json::Map::new();
+        for (i, partition) in split.partitions.iter().enumerate() {
+            let p = &partition.name;
+            let embeddings = load_embeddings(ctx, p)?;
+            let test = part_embeddings(&split, partition, &embeddings, Part::Test);
+            let train = part_embeddings(&split, partition, &embeddings, Part::Train);
+            let csls_t2i = rank.rank.csls(
+                &test.texts.view(),
+                &test.images.view(),
+                Some((&train.texts.view(), &train.images.view())),
+            )?;
+            let csls_i2t = rank.rank.csls(
+                &test.images.view(),
+                &test.texts.view(),
+                Some((&train.images.view(), &train.texts.view())),
+            )?;
+            let options = EvalOptions {
+                ks: params.ks.clone(),
+                curve_max: params.curve_max.min(test.images.nrows()).max(1),
+                block_rows: rank.rank.block_rows,
+                csls_text_to_image: csls_t2i.as_ref(),
+                csls_image_to_text: csls_i2t.as_ref(),
+            };
+            let evaluation = evaluate(
+                &test.images.view(),
+                &test.texts.view(),
+                &test.text_image,
+                &options,
+            )?;
+            per_partition.insert(
+                p.clone(),
+                serde_json::json!({
+                    "text_to_image": {
+                        "recall": &evaluation.text_to_image.recall,
+                        "median_rank": evaluation.text_to_image.median_rank,
+                        "queries": evaluation.text_to_image.queries,
+                        "gallery": evaluation.text_to_image.gallery,
+                    },
+                    "image_to_text": {
+                        "recall": &evaluation.image_to_text.recall,
+                        "median_rank": evaluation.image_to_text.median_rank,
+                        "queries": evaluation.image_to_text.queries,
+                        "gallery": evaluation.image_to_text.gallery,
+                    },
+                }),
+            );
+            if i == 0 && params.html_samples > 0 {
+                let (t2i, i2t) = rank_both(&rank.rank, &test, &train, 5)?;
+                let title = format!("{} — {p}", ctx.config.pipeline.name);
+                write_report_html(
+                    &out.path("report.html"),
+                    &HtmlExamples {
+                        title: &title,
+                        image_ids: &test.image_ids,
+                        image_hrefs: &test
+                            .image_paths
+                            .iter()
+                            .map(|p| format!("file://{p}"))
+                            .collect::<Vec<_>>(),
+                        text_ids: &test.text_ids,
+                        texts: &test.captions,
+                        text_image: &test.text_image,
+                        text_to_image: &t2i,
+                        image_to_text: &i2t,
+                        samples: params.html_samples,
+                        seed: params.seed,
+                    },
+                )?;
+                out.record(
+                    "report.html",
+                    "html",
+                    "a seeded sample of queries with their top 5",
+                )?;
+            }
+            evaluations.push(evaluation);
+        }
+        let summary = Summary::from_folds(&evaluations)?;
+        let mut extra = serde_json::Map::new();
+        extra.insert("pipeline".into(), ctx.config.pipeline.name.clone().into());
+        extra.insert(
+            "partitions".into(),
+            split
+                .partitions
+                .iter()
+                .map(|p| p.name.clone())
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        extra.insert("per_partition".into(), per_partition.into());
+        let title = format!("crossmodal — {}", ctx.config.pipeline.name);
+        write_reports(&out.path(""), &summary, &title, Some(&extra))?;
+        out.record(
+            "report.json",
+            "json",
+            "R@K, median and mean rank, both directions",
+        )?;
+        out.record("report.md", "text", "the same, as a table")?;
+        out.record(
+            "recall_curve.png",
+            "png",
+            "recall@K curves with chance level",
+        )?;
+        for (direction, d) in [
+            ("text_to_image", &summary.text_to_image),
+            ("image_to_text", &summary.image_to_text),
+        ] {
+            let r = |k: usize| d.recall.get(&k).map(|m| m.mean).unwrap_or(0.0);
+            out.summary(
+                direction,
+                serde_json::json!({"r1": r(1), "r5": r(5), "r10": r(10)}),
+            );
+        }
+        Ok(())
+    }
+}

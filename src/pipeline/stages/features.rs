@@ -1,0 +1,276 @@
+//! `image-features` and `text-features`: the two views, fitted on each partition's training
+//! images or captions only, then computed for every item.
+//!
+//! Per partition `<p>` (`main`, or `fold-<i>`):
+//! - image side: `<p>/image_features.npy` (the weighted concatenation of the blocks; rows in
+//!   `<p>/image_rows.txt`), one `<p>/block_<name>.npy` per block, and the fitted vocabularies
+//!   in `<p>/model/<array>.npy`;
+//! - text side: `<p>/text_features.npz` (sparse, scipy CSR; rows in `text_ids.txt`), the blocks
+//!   `<p>/block_word_tfidf.npz`, `<p>/block_char_tfidf.npz`, `<p>/block_sentence.npy`, and the
+//!   fitted model in `<p>/model/`.
+//!
+//! Vocabularies, IDF and word vectors never see a test caption or image: that is why they are
+//! fitted once per partition.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+use super::split::SplitArtifacts;
+use crate::data::Part;
+use crate::error::{Error, IoError};
+use crate::image::{FittedImageFeatures, ImageFeatureParams};
+use crate::pipeline::artifacts::{read_dense, read_ids};
+use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
+use crate::text::{FittedTextFeatures, TextFeatureParams};
+
+/// Reads the committed split.
+pub fn load_split(ctx: &Context, stage: &str) -> Result<SplitArtifacts, PipelineError> {
+    ctx.upstream_manifest(stage, "split")?;
+    SplitArtifacts::load(&ctx.stage_dir("split"))
+}
+
+/// The `image-features` stage.
+pub struct ImageFeaturesStage;
+
+impl Stage for ImageFeaturesStage {
+    fn name(&self) -> &'static str {
+        "image-features"
+    }
+    fn about(&self) -> &'static str {
+        "fit visual vocabularies on the training images and describe every image"
+    }
+    fn upstream(&self) -> &'static [&'static str] {
+        &["split"]
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &["image_features"]
+    }
+    fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
+        let params: ImageFeatureParams = ctx.config.section("image_features")?;
+        params.clone().check()?;
+        Ok(serde_json::to_value(params).expect("serialisable"))
+    }
+
+    fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
+        let params: ImageFeatureParams = ctx.config.section("image_features")?;
+        let checked = params.clone().check()?;
+        let split = load_split(ctx, self.name())?;
+        let mut skipped: BTreeMap<usize, String> = BTreeMap::new();
+        let mut throughput = Vec::new();
+        for partition in &split.partitions {
+            let p = &partition.name;
+            let train: Vec<PathBuf> = partition
+                .images_in(Part::Train)
+                .into_iter()
+                .map(|i| split.image_paths[i].clone())
+                .collect();
+            let bar = ctx.bar(train.len() as u64, &format!("{p}: vocabulary"));
+            let fitted = checked.fit(&train, &bar)?;
+            bar.finish_and_clear();
+            let bar = ctx.bar(split.image_paths.len() as u64, &format!("{p}: describing"));
+            let started = std::time::Instant::now();
+            let features = fitted.transform(&split.image_paths, &bar)?;
+            bar.finish_and_clear();
+            throughput.push(split.image_paths.len() as f64 / started.elapsed().as_secs_f64());
+            for skip in &features.skipped {
+                skipped
+                    .entry(skip.index)
+                    .or_insert_with(|| skip.reason.clone());
+            }
+            let rows: Vec<&str> = features
+                .rows
+                .iter()
+                .map(|&i| split.image_ids[i].as_str())
+                .collect();
+            let rows_file = format!("{p}/image_rows.txt");
+            out.ids(&rows_file, &rows, "ids of the image feature rows")?;
+            out.dense(
+                &format!("{p}/image_features.npy"),
+                &features.combined,
+                Some(&rows_file),
+                "all blocks, each times its weight",
+            )?;
+            for (name, block) in &features.blocks {
+                out.dense(
+                    &format!("{p}/block_{name}.npy"),
+                    block,
+                    Some(&rows_file),
+                    &format!("block {name}, normalised on its own"),
+                )?;
+            }
+            for (name, array) in fitted.to_arrays() {
+                out.dense(
+                    &format!("{p}/model/{name}.npy"),
+                    &array,
+                    None,
+                    "fitted image model",
+                )?;
+            }
+            out.summary(&format!("{p}_dims"), features.combined.ncols());
+            out.summary(&format!("{p}_rows"), features.combined.nrows());
+        }
+        for (index, reason) in skipped {
+            out.skip(
+                &split.image_ids[index],
+                Some(&split.image_paths[index]),
+                &format!("undecodable: {reason}"),
+            );
+        }
+        out.summary("images_per_second", throughput);
+        Ok(())
+    }
+}
+
+/// Loads the fitted image model of partition `p` from a committed `image-features` folder.
+pub fn load_image_model(ctx: &Context, p: &str) -> Result<FittedImageFeatures, Error> {
+    let params: ImageFeatureParams = ctx.config.section("image_features")?;
+    let dir = ctx.stage_dir("image-features").join(p).join("model");
+    let mut arrays = Vec::new();
+    let entries = std::fs::read_dir(&dir).map_err(|e| IoError::new("listing", &dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| IoError::new("listing", &dir, e))?.path();
+        if let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".npy"))
+        {
+            arrays.push((name.to_string(), read_dense(&path)?));
+        }
+    }
+    arrays.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(FittedImageFeatures::from_arrays(params, arrays)?)
+}
+
+/// The combined image features of partition `p` and their row ids.
+pub fn load_image_features(
+    ctx: &Context,
+    p: &str,
+) -> Result<(Array2<f32>, Vec<String>), PipelineError> {
+    let dir = ctx.stage_dir("image-features").join(p);
+    Ok((
+        read_dense(&dir.join("image_features.npy"))?,
+        read_ids(&dir.join("image_rows.txt"))?,
+    ))
+}
+
+/// The `text-features` stage.
+pub struct TextFeaturesStage;
+
+impl Stage for TextFeaturesStage {
+    fn name(&self) -> &'static str {
+        "text-features"
+    }
+    fn about(&self) -> &'static str {
+        "fit TF-IDF and word vectors on the training captions and describe every caption"
+    }
+    fn upstream(&self) -> &'static [&'static str] {
+        &["split"]
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &["text_features"]
+    }
+    fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
+        let params: TextFeatureParams = ctx.config.section("text_features")?;
+        params.clone().check()?;
+        Ok(serde_json::to_value(params).expect("serialisable"))
+    }
+
+    fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
+        let params: TextFeatureParams = ctx.config.section("text_features")?;
+        let checked = params.check()?;
+        let split = load_split(ctx, self.name())?;
+        out.ids(
+            "text_ids.txt",
+            &split.text_ids,
+            "ids of the text feature rows",
+        )?;
+        for partition in &split.partitions {
+            let p = &partition.name;
+            let train: Vec<String> = (0..split.text_ids.len())
+                .filter(|&t| partition.parts[split.text_image[t]] == Part::Train)
+                .map(|t| split.captions[t].clone())
+                .collect();
+            let bar = ctx.bar(train.len() as u64, &format!("{p}: fitting"));
+            let fitted = checked.fit(&train, &[], &bar)?;
+            bar.finish_and_clear();
+            let bar = ctx.bar(split.captions.len() as u64, &format!("{p}: describing"));
+            let features = fitted.transform(&split.captions, &bar);
+            bar.finish_and_clear();
+            out.sparse(
+                &format!("{p}/text_features.npz"),
+                &features.combined,
+                Some("text_ids.txt"),
+                "all blocks, each times its weight (scipy CSR)",
+            )?;
+            if features.word_tfidf.n_cols() > 0 {
+                out.sparse(
+                    &format!("{p}/block_word_tfidf.npz"),
+                    &features.word_tfidf,
+                    Some("text_ids.txt"),
+                    "jieba word TF-IDF",
+                )?;
+            }
+            if features.char_tfidf.n_cols() > 0 {
+                out.sparse(
+                    &format!("{p}/block_char_tfidf.npz"),
+                    &features.char_tfidf,
+                    Some("text_ids.txt"),
+                    "character n-gram TF-IDF",
+                )?;
+            }
+            if let Some(sentence) = &features.sentence {
+                out.dense(
+                    &format!("{p}/block_sentence.npy"),
+                    sentence,
+                    Some("text_ids.txt"),
+                    "SIF sentence vectors from subword word vectors",
+                )?;
+            }
+            let model_dir = format!("{p}/model");
+            fitted.save(&out.path(&model_dir))?;
+            record_tree(out, &model_dir)?;
+            out.summary(&format!("{p}_dims"), features.combined.n_cols());
+            out.summary(&format!("{p}_density"), features.combined.density());
+            out.summary(&format!("{p}_train_captions"), train.len());
+        }
+        Ok(())
+    }
+}
+
+/// Records every file under `dir` (relative to the staging folder) as a model file.
+fn record_tree(out: &mut StageWriter, dir: &str) -> Result<(), PipelineError> {
+    let root = out.path(dir);
+    let mut files = Vec::new();
+    collect_files(&root, &mut files)?;
+    files.sort();
+    for file in files {
+        let relative = file
+            .strip_prefix(out.path(""))
+            .expect("under the staging folder")
+            .to_string_lossy()
+            .to_string();
+        out.record(&relative, "model", "fitted text model")?;
+    }
+    Ok(())
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), PipelineError> {
+    for entry in std::fs::read_dir(dir).map_err(|e| IoError::new("listing", dir, e))? {
+        let path = entry.map_err(|e| IoError::new("listing", dir, e))?.path();
+        if path.is_dir() {
+            collect_files(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Loads the fitted text model of partition `p`.
+pub fn load_text_model(ctx: &Context, p: &str) -> Result<FittedTextFeatures, Error> {
+    Ok(FittedTextFeatures::load(
+        &ctx.stage_dir("text-features").join(p).join("model"),
+    )?)
+}

@@ -1,0 +1,231 @@
+//! `fit` and `embed`: regularised CCA learned on each partition's training pairs, then both
+//! views of every item projected into the shared space.
+//!
+//! `fit` writes, per partition `<p>`, the model as `.npy` files: `<p>/mean_x.npy`,
+//! `<p>/mean_y.npy` (1 x d), `<p>/proj_x.npy`, `<p>/proj_y.npy` (d x k, unweighted) and
+//! `<p>/correlations.npy` (1 x k, decreasing); the eigenvalue power is in the manifest's
+//! parameters. An image with several captions gives one training pair per caption.
+//! `embed` writes `<p>/image_embeddings.npy` (rows `<p>/image_rows.txt`) and
+//! `<p>/text_embeddings.npy` (rows `text_ids.txt`), each row L2-normalised, so cosine
+//! similarity is a dot product.
+
+use std::collections::HashMap;
+
+use ndarray::{Array1, Array2, Axis};
+
+use super::features::{load_image_features, load_split};
+use crate::data::Part;
+use crate::error::Error;
+use crate::fusion::{CcaArrays, CcaParams, FittedCca};
+use crate::matrix::FeatureMatrix;
+use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
+use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
+use crate::retrieval::l2_normalize_rows;
+use crate::sparse::CsrMatrix;
+
+/// The combined text features of partition `p` and their row ids.
+pub fn load_text_features(
+    ctx: &Context,
+    p: &str,
+) -> Result<(CsrMatrix, Vec<String>), PipelineError> {
+    let dir = ctx.stage_dir("text-features");
+    Ok((
+        read_sparse(&dir.join(p).join("text_features.npz"))?,
+        read_ids(&dir.join("text_ids.txt"))?,
+    ))
+}
+
+/// Training pairs of a partition: `(image feature row, text feature row)` for every caption
+/// whose image is in the training part and was described.
+pub fn pairs_in(
+    split: &super::split::SplitArtifacts,
+    partition: &crate::data::split::Partition,
+    image_rows: &[String],
+    part: Part,
+) -> Vec<(usize, usize)> {
+    let row_of: HashMap<&str, usize> = image_rows
+        .iter()
+        .enumerate()
+        .map(|(r, id)| (id.as_str(), r))
+        .collect();
+    (0..split.text_ids.len())
+        .filter_map(|t| {
+            let image = split.text_image[t];
+            if partition.parts[image] != part {
+                return None;
+            }
+            row_of.get(split.image_ids[image].as_str()).map(|&r| (r, t))
+        })
+        .collect()
+}
+
+/// The `fit` stage.
+pub struct FitStage;
+
+impl Stage for FitStage {
+    fn name(&self) -> &'static str {
+        "fit"
+    }
+    fn about(&self) -> &'static str {
+        "learn the CCA projections on the training pairs"
+    }
+    fn upstream(&self) -> &'static [&'static str] {
+        &["split", "image-features", "text-features"]
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &["fit"]
+    }
+    fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
+        let params: CcaParams = ctx.config.section("fit")?;
+        params.clone().check()?;
+        Ok(serde_json::to_value(params).expect("serialisable"))
+    }
+
+    fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
+        let params: CcaParams = ctx.config.section("fit")?;
+        let checked = params.check()?;
+        let split = load_split(ctx, self.name())?;
+        for partition in &split.partitions {
+            let p = &partition.name;
+            let (images, image_rows) = load_image_features(ctx, p)?;
+            let (texts, _) = load_text_features(ctx, p)?;
+            let pairs = pairs_in(&split, partition, &image_rows, Part::Train);
+            let x_rows: Vec<usize> = pairs.iter().map(|&(r, _)| r).collect();
+            let y_rows: Vec<usize> = pairs.iter().map(|&(_, t)| t).collect();
+            let x = FeatureMatrix::Dense(images.select(Axis(0), &x_rows));
+            let y = FeatureMatrix::Sparse(texts.select_rows(&y_rows));
+            let bar = ctx.bar(0, &format!("{p}: CCA"));
+            let fitted = checked.fit_with_progress(&x, &y, &bar)?;
+            bar.finish_and_clear();
+            let arrays = fitted.to_arrays();
+            let row = |a: &Array1<f32>| a.clone().insert_axis(Axis(0));
+            out.dense(
+                &format!("{p}/mean_x.npy"),
+                &row(&arrays.mean_x),
+                None,
+                "image-view mean",
+            )?;
+            out.dense(
+                &format!("{p}/mean_y.npy"),
+                &row(&arrays.mean_y),
+                None,
+                "text-view mean",
+            )?;
+            out.dense(
+                &format!("{p}/proj_x.npy"),
+                &arrays.proj_x,
+                None,
+                "image-view projection",
+            )?;
+            out.dense(
+                &format!("{p}/proj_y.npy"),
+                &arrays.proj_y,
+                None,
+                "text-view projection",
+            )?;
+            out.dense(
+                &format!("{p}/correlations.npy"),
+                &row(&arrays.correlations),
+                None,
+                "canonical correlations, decreasing",
+            )?;
+            out.summary(&format!("{p}_pairs"), pairs.len());
+            out.summary(&format!("{p}_dims"), arrays.correlations.len());
+            let top: Vec<f32> = arrays.correlations.iter().take(5).copied().collect();
+            out.summary(&format!("{p}_top_correlations"), top);
+        }
+        Ok(())
+    }
+}
+
+/// Loads the CCA of partition `p` from a committed `fit` folder.
+pub fn load_cca(ctx: &Context, p: &str) -> Result<FittedCca, Error> {
+    let params: CcaParams = ctx.config.section("fit")?;
+    let dir = ctx.stage_dir("fit").join(p);
+    let vector = |name: &str| -> Result<Array1<f32>, PipelineError> {
+        let m: Array2<f32> = read_dense(&dir.join(name))?;
+        Ok(m.row(0).to_owned())
+    };
+    Ok(FittedCca::from_arrays(CcaArrays {
+        mean_x: vector("mean_x.npy")?,
+        mean_y: vector("mean_y.npy")?,
+        proj_x: read_dense(&dir.join("proj_x.npy"))?,
+        proj_y: read_dense(&dir.join("proj_y.npy"))?,
+        correlations: vector("correlations.npy")?,
+        eigen_power: params.eigen_power,
+    })?)
+}
+
+/// The `embed` stage.
+pub struct EmbedStage;
+
+impl Stage for EmbedStage {
+    fn name(&self) -> &'static str {
+        "embed"
+    }
+    fn about(&self) -> &'static str {
+        "project every image and caption into the shared space"
+    }
+    fn upstream(&self) -> &'static [&'static str] {
+        &["split", "image-features", "text-features", "fit"]
+    }
+    fn sections(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn params(&self, _ctx: &Context) -> Result<serde_json::Value, Error> {
+        Ok(serde_json::json!({ "normalise": "l2" }))
+    }
+
+    fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
+        let split = load_split(ctx, self.name())?;
+        out.ids(
+            "text_ids.txt",
+            &split.text_ids,
+            "ids of the text embedding rows",
+        )?;
+        for partition in &split.partitions {
+            let p = &partition.name;
+            let cca = load_cca(ctx, p)?;
+            let (images, image_rows) = load_image_features(ctx, p)?;
+            let (texts, _) = load_text_features(ctx, p)?;
+            let mut image_embeddings = cca.transform_x(&FeatureMatrix::Dense(images))?;
+            let mut text_embeddings = cca.transform_y(&FeatureMatrix::Sparse(texts))?;
+            l2_normalize_rows(&mut image_embeddings);
+            l2_normalize_rows(&mut text_embeddings);
+            let rows_file = format!("{p}/image_rows.txt");
+            out.ids(&rows_file, &image_rows, "ids of the image embedding rows")?;
+            out.dense(
+                &format!("{p}/image_embeddings.npy"),
+                &image_embeddings,
+                Some(&rows_file),
+                "images in the shared space, L2-normalised",
+            )?;
+            out.dense(
+                &format!("{p}/text_embeddings.npy"),
+                &text_embeddings,
+                Some("text_ids.txt"),
+                "captions in the shared space, L2-normalised",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The embeddings of one partition, as `embed` wrote them.
+pub struct Embeddings {
+    pub images: Array2<f32>,
+    /// The ids of the rows of `images`.
+    pub image_rows: Vec<String>,
+    /// One row per caption, in split order.
+    pub texts: Array2<f32>,
+}
+
+/// Loads the embeddings of partition `p`.
+pub fn load_embeddings(ctx: &Context, p: &str) -> Result<Embeddings, PipelineError> {
+    let dir = ctx.stage_dir("embed").join(p);
+    Ok(Embeddings {
+        images: read_dense(&dir.join("image_embeddings.npy"))?,
+        image_rows: read_ids(&dir.join("image_rows.txt"))?,
+        texts: read_dense(&dir.join("text_embeddings.npy"))?,
+    })
+}
