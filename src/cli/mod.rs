@@ -69,6 +69,16 @@ enum Command {
     Rank(StageArgs),
     /// R@K, median and mean rank on the held-out data; report.json, report.md, plot, report.html.
     Evaluate(StageArgs),
+    /// Write result1.csv and result2.csv for the contest's attachments 2 and 3, or for a
+    /// contest-shaped test set carved out of held-out pairs (then scored against its gold).
+    Submit(StageArgs),
+    /// Score a result1.csv / result2.csv against a gold file of (query id, relevant id) pairs.
+    Score {
+        /// The result file (header; query id, rank, result id).
+        results: PathBuf,
+        /// The gold file (header; query id, relevant id).
+        gold: PathBuf,
+    },
     /// Run every stale stage of a pipeline.
     Run(StageArgs),
     /// List each stage as fresh or stale, and why (like `make -n`).
@@ -137,6 +147,30 @@ pub fn run() -> Result<()> {
         Command::Embed(args) => make(&args, Some("embed"), show_progress),
         Command::Rank(args) => make(&args, Some("rank"), show_progress),
         Command::Evaluate(args) => make(&args, Some("evaluate"), show_progress),
+        Command::Submit(args) => make(&args, Some("submit"), show_progress),
+        Command::Score { results, gold } => {
+            let report =
+                crossmodal::retrieval::score::score_files(&results, &gold).with_context(|| {
+                    format!("scoring {} against {}", results.display(), gold.display())
+                })?;
+            for (k, recall) in &report.recall {
+                println!("R@{k}: {:.4}", recall);
+            }
+            println!("queries: {}", report.queries);
+            if !report.missing.is_empty() {
+                println!(
+                    "queries without results (counted as misses): {}",
+                    report.missing.len()
+                );
+            }
+            if !report.unknown.is_empty() {
+                println!(
+                    "result queries not in the gold file (ignored): {}",
+                    report.unknown.len()
+                );
+            }
+            Ok(())
+        }
         Command::Run(args) => make(&args, None, show_progress),
         Command::Status(args) => status(&args),
         Command::Clean { pipeline, stage } => {

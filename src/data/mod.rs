@@ -6,6 +6,7 @@
 //! [`split`] assigns images (and with them their captions) to train / validation / test or to
 //! k folds, deterministically from a seed, so that every later stage sees the same split.
 
+pub mod contest;
 pub mod csv;
 pub mod flickr8k;
 pub mod split;

@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod features;
 pub mod fusion;
 pub mod split;
+pub mod submit;
 
 use super::Stage;
 
@@ -20,5 +21,6 @@ pub fn all() -> Vec<Box<dyn Stage>> {
         Box::new(fusion::EmbedStage),
         Box::new(evaluate::RankStage),
         Box::new(evaluate::EvaluateStage),
+        Box::new(submit::SubmitStage),
     ]
 }
