@@ -1,0 +1,115 @@
+//! The whole pipeline, run by the real binary on a small synthetic fixture in a temporary
+//! folder: every stage runs once, a second run skips them all, changing one parameter reruns
+//! exactly that stage and those downstream, and the outputs have the shapes users rely on.
+
+mod common;
+
+use common::{ok, Workspace};
+
+/// Small vocabularies, so the debug build runs the image stage in seconds.
+const LIGHT: &str = r#"
+[image_features]
+max_side = 160
+[image_features.sift.bow]
+k = 64
+[image_features.sift.vlad]
+k = 8
+[image_features.sift.fisher]
+k = 8
+pca_dim = 16
+[image_features.hog.bow]
+k = 32
+[image_features.fit]
+max_descriptors = 20000
+
+[fit]
+dims = 48
+pca_dims = 96
+"#;
+
+const STAGES: [&str; 8] = [
+    "split",
+    "image-features",
+    "text-features",
+    "fit",
+    "embed",
+    "rank",
+    "evaluate",
+    "submit",
+];
+
+fn ran(log: &str) -> Vec<&'static str> {
+    STAGES
+        .iter()
+        .copied()
+        .filter(|s| log.contains(&format!("{s}: running")))
+        .collect()
+}
+
+#[test]
+fn full_pipeline_runs_skips_and_reruns_downstream_only() {
+    let ws = Workspace::new(150, &[], LIGHT);
+    let first = ok(ws.path(), &["run", "pipeline.toml"]);
+    assert_eq!(ran(&first), STAGES.to_vec(), "{first}");
+
+    // report.json in the shape scripts rely on, with a real signal above chance.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.stage("evaluate").join("report.json")).unwrap()).unwrap();
+    for direction in ["text_to_image", "image_to_text"] {
+        for key in ["r1", "r5", "r10", "median_rank", "mean_rank"] {
+            assert!(report[direction][key].is_f64(), "{direction}.{key}: {report:#}");
+        }
+        let queries = report[direction]["queries"].as_u64().unwrap();
+        assert!(queries >= 15, "{direction}: {queries} test queries");
+        let r5 = report[direction]["r5"].as_f64().unwrap();
+        let chance = report[direction]["chance_at"]["5"].as_f64().unwrap();
+        assert!(r5 > 2.0 * chance, "{direction}: R@5 {r5} is not well above chance {chance}");
+    }
+    assert_eq!(report["folds"], 1);
+    for file in ["report.md", "recall_curve.png", "report.html"] {
+        assert!(ws.stage("evaluate").join(file).is_file(), "{file} written");
+    }
+
+    // The result files follow the template: header, 5 rows per query, ranks 1-5, all queries.
+    let words = std::fs::read_to_string(ws.stage("submit").join("contest/附件2/word_test.csv")).unwrap();
+    let queries: Vec<&str> = words.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let result1 = std::fs::read_to_string(ws.stage("submit").join("result1.csv")).unwrap();
+    let mut lines = result1.lines();
+    assert_eq!(lines.next(), Some("text_id,similarity_ranking,result_image_id"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5 * queries.len());
+    for (i, query) in queries.iter().enumerate() {
+        for rank in 0..5 {
+            let row = &rows[5 * i + rank];
+            assert_eq!(row[0], *query);
+            assert_eq!(row[1], (rank + 1).to_string());
+            assert!(row[2].starts_with("Image"), "{row:?}");
+        }
+    }
+    let score: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.stage("submit").join("score.json")).unwrap()).unwrap();
+    let scored = score["result1"]["recall"]["5"].as_f64().unwrap();
+    let evaluated = report["text_to_image"]["r5"].as_f64().unwrap();
+    assert!(
+        (scored - evaluated).abs() < 1e-9,
+        "the contest flow from files scores as evaluate does: {scored} vs {evaluated}"
+    );
+
+    // Nothing changed: everything is skipped.
+    let second = ok(ws.path(), &["run", "pipeline.toml"]);
+    assert!(ran(&second).is_empty(), "{second}");
+
+    // One CCA parameter changed: fit and what follows rerun, the features do not.
+    let status = ok(ws.path(), &["status", "pipeline.toml", "--set", "fit.dims=24"]);
+    assert!(status.contains("image-features   fresh"), "{status}");
+    assert!(status.contains("fit              stale: parameter dims changed"), "{status}");
+    let third = ok(ws.path(), &["run", "pipeline.toml", "--set", "fit.dims=24"]);
+    assert_eq!(ran(&third), vec!["fit", "embed", "rank", "evaluate", "submit"], "{third}");
+
+    // inspect shows the image matrix with its ids.
+    let inspect = ok(ws.path(), &["inspect", "work/image-features/main/image_features.npy"]);
+    assert!(inspect.contains("non-finite values: 0"), "{inspect}");
+    assert!(inspect.contains(": [") && inspect.contains("Image19990001-"), "rows shown with ids: {inspect}");
+    let inspect = ok(ws.path(), &["inspect", "work/text-features/main/text_features.npz"]);
+    assert!(inspect.contains("sparse CSR"), "{inspect}");
+}
