@@ -23,8 +23,11 @@ use crossmodal::text::normalize::{NormalizeParams, normalize};
 use crossmodal::text::{SegmentParams, Segmenter, SubwordParams, TextFeatureParams, WordVectors};
 use indicatif::ProgressBar;
 
-/// `(image id, k, caption)` of the train images, in `flickr8ktrain.txt` order.
-fn load() -> Option<(Vec<String>, HashMap<String, Vec<String>>)> {
+/// Captions of each image, by image id.
+type CaptionsByImage = HashMap<String, Vec<String>>;
+
+/// The train image ids, in `flickr8ktrain.txt` order, and their Chinese captions.
+fn load() -> Option<(Vec<String>, CaptionsByImage)> {
     let dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/data/flickr8k"

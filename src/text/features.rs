@@ -835,6 +835,22 @@ mod tests {
     }
 
     #[test]
+    fn unlabelled_texts_feed_word_vectors_but_not_the_vocabularies() {
+        let unlabelled = captions(&["一架飞机飞过天空", "一架飞机飞过天空"]);
+        let fitted = small()
+            .check()
+            .unwrap()
+            .fit(&train_texts(), &unlabelled, &ProgressBar::hidden())
+            .unwrap();
+        assert!(fitted.word_tfidf().unwrap().column("飞机").is_none());
+        assert!(fitted.char_tfidf().unwrap().column("飞").is_none());
+        // The word vectors did see the unlabelled captions (min_count 1).
+        assert!(fitted.word_vectors().unwrap().contains("飞机"));
+        let f = fitted.transform(&captions(&["飞机"]), &ProgressBar::hidden());
+        assert_eq!(f.word_tfidf.nnz() + f.char_tfidf.nnz(), 0);
+    }
+
+    #[test]
     fn progress_counts_captions() {
         let pb = ProgressBar::hidden();
         let fitted = small()

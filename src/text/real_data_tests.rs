@@ -226,3 +226,45 @@ fn neighbours_doc(
     );
     s
 }
+
+#[test]
+fn teddy_captions_keep_person_placeholders_and_lose_mojibake() {
+    use super::normalize::{NormalizeParams, PERSON_TOKEN, is_mojibake, normalize};
+    use super::segment::{SegmentParams, Segmenter};
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/teddy/attachment1/ImageWordData.csv"
+    ));
+    let Ok(mut reader) = csv::Reader::from_path(&path) else {
+        eprintln!(
+            "SKIPPED teddy_captions_keep_person_placeholders_and_lose_mojibake: no {}",
+            path.display()
+        );
+        return;
+    };
+    let seg = Segmenter::new(&SegmentParams::default()).unwrap();
+    let np = NormalizeParams::default();
+    let (mut raw_persons, mut token_persons, mut rows, mut had_mojibake) = (0, 0, 0, 0);
+    for record in reader.records() {
+        let record = record.unwrap();
+        let caption = record.get(1).unwrap_or_default();
+        rows += 1;
+        raw_persons += caption.matches(PERSON_TOKEN).count();
+        if caption.chars().any(is_mojibake) {
+            had_mojibake += 1;
+        }
+        let tokens = seg.tokens(&normalize(caption, &np));
+        token_persons += tokens.iter().filter(|t| *t == PERSON_TOKEN).count();
+        for t in &tokens {
+            assert!(!t.chars().any(is_mojibake), "{t:?} from {caption:?}");
+            assert_ne!(t, "人名", "split placeholder in {caption:?}");
+        }
+    }
+    eprintln!(
+        "Teddy: {rows} captions, {raw_persons} <人名>, {had_mojibake} with mojibake characters"
+    );
+    assert!(rows > 900, "{rows} captions");
+    assert!(raw_persons > 0 && had_mojibake > 0);
+    // Every placeholder survives as exactly one token.
+    assert_eq!(token_persons, raw_persons);
+}

@@ -251,7 +251,7 @@ mod tests {
         let idf_b = (4.0f32 / 2.0).ln() + 1.0; // 1.693147
         assert!((fitted.idf()[0] - idf_a).abs() < 1e-6);
         assert!((fitted.idf()[1] - idf_b).abs() < 1e-6);
-        assert!((fitted.idf()[0] - 1.287_682_1).abs() < 1e-6);
+        assert!((fitted.idf()[0] - 1.287_682).abs() < 1e-6);
         let m = fitted.transform(&train).to_dense();
         // Row 1 = "a c c": raw (1.287682, 0, 2 * 1.287682), L2-normalised = (1, 0, 2) / sqrt 5.
         let s5 = 5.0f32.sqrt();
