@@ -324,7 +324,13 @@ impl DiagGmm {
         let consts: Vec<f32> = (0..k)
             .map(|j| {
                 let logdet: f32 = self.variances.row(j).iter().map(|v| v.ln()).sum();
-                let m2: f32 = self.means.row(j).iter().zip(mu_inv.row(j)).map(|(a, b)| a * b).sum();
+                let m2: f32 = self
+                    .means
+                    .row(j)
+                    .iter()
+                    .zip(mu_inv.row(j))
+                    .map(|(a, b)| a * b)
+                    .sum();
                 self.weights[j].max(1e-30).ln()
                     - 0.5 * (logdet + m2 + d as f32 * (std::f32::consts::TAU).ln())
             })
