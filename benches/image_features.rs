@@ -1,6 +1,8 @@
 //! Throughput and memory of the image stage (decode → final matrix), per block and whole.
 //!
-//! Run: `cargo bench --bench image_features` (optionally `BENCH_FLICKR_N=500 BENCH_TEDDY_REPEAT=3`).
+//! Run: `cargo bench --bench image_features` (optionally `BENCH_FLICKR_N=500 BENCH_TEDDY_REPEAT=3 BENCH_FIT_N=1000`).
+//! The machine is shared: besides wall-clock rates it prints images per CPU-second of this
+//! process (utime + stime), which is what 1 dedicated core would do..
 //! Fits the default vocabularies on Flickr8k training images that are not timed, then times
 //! `transform` on Flickr8k (224×224) and on the Teddy images (median 659×577), each block alone
 //! and all together, and reads the peak RSS (VmHWM) after one and after several passes over the
@@ -27,6 +29,20 @@ fn vm_hwm_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU seconds (user + system) used by this process so far, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // fields after the ")" of the command name: state is field 3; utime 14, stime 15
+    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn list(dir: &PathBuf) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -50,14 +66,18 @@ fn only(p: &ImageFeatureParams, name: &str) -> ImageFeatureParams {
     q
 }
 
-fn time_transform(f: &FittedImageFeatures, paths: &[PathBuf]) -> (f64, usize, usize) {
+/// (wall images/s, images per CPU-second, dims, skipped).
+fn time_transform(f: &FittedImageFeatures, paths: &[PathBuf]) -> (f64, f64, usize, usize) {
     let t = Instant::now();
+    let c = cpu_seconds();
     let out = f
         .transform(paths, &ProgressBar::hidden())
         .expect("transform");
     let s = t.elapsed().as_secs_f64();
+    let cs = cpu_seconds() - c;
     (
         paths.len() as f64 / s,
+        paths.len() as f64 / cs,
         out.combined.ncols(),
         out.skipped.len(),
     )
@@ -94,11 +114,23 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     println!("rayon threads: {}", rayon::current_num_threads());
-    // fit on the last 1000 files (sorted by name), time on the first n: disjoint sets
-    let fit_paths: Vec<PathBuf> = flickr[flickr.len() - 1000..].to_vec();
-    let bench_paths: Vec<PathBuf> = flickr[..n.min(flickr.len() - 1000)].to_vec();
+    let n_fit: usize = std::env::var("BENCH_FIT_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+        .min(flickr.len() / 2);
+    // fit on the last n_fit files (sorted by name), time on the first n: disjoint sets
+    let fit_paths: Vec<PathBuf> = flickr[flickr.len() - n_fit..].to_vec();
+    let bench_paths: Vec<PathBuf> = flickr[..n.min(flickr.len() - n_fit)].to_vec();
+    println!(
+        "load average: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     let params = ImageFeatureParams::default();
     let t = Instant::now();
+    let c0 = cpu_seconds();
     let fitted = params
         .clone()
         .check()
@@ -106,10 +138,11 @@ fn main() {
         .fit(&fit_paths, &ProgressBar::hidden())
         .expect("fit");
     println!(
-        "fit (default params, {} images, {} descriptors cap): {:.1} s, VmHWM {:.0} MiB",
+        "fit (default params, {} images, {} descriptors cap): {:.1} s wall, {:.1} CPU-s, VmHWM {:.0} MiB",
         fit_paths.len(),
         params.fit.max_descriptors,
         t.elapsed().as_secs_f64(),
+        cpu_seconds() - c0,
         vm_hwm_mib()
     );
     let arrays = fitted.to_arrays();
@@ -143,22 +176,26 @@ fn main() {
                 .cloned()
                 .collect();
             let f = FittedImageFeatures::from_arrays(q, keep).expect("from_arrays");
-            let (rate, dim, _) = time_transform(&f, paths);
-            println!("block {name:12} (incl. decode): {rate:7.1} images/s, {dim} dims");
+            let part = &paths[..paths.len().min(300)];
+            let (rate, cpu_rate, dim, _) = time_transform(&f, part);
+            println!(
+                "block {name:12} (incl. decode, {} images): {rate:7.1} images/s wall, {cpu_rate:7.1} images per CPU-second, {dim} dims",
+                part.len()
+            );
         }
-        let (rate, dim, skipped) = time_transform(&fitted, paths);
+        let (rate, cpu_rate, dim, skipped) = time_transform(&fitted, paths);
         println!(
-            "ALL blocks: {rate:.1} images/s, {dim} dims, {skipped} skipped, VmHWM {:.0} MiB",
+            "ALL blocks: {rate:.1} images/s wall, {cpu_rate:.1} images per CPU-second, {dim} dims, {skipped} skipped, VmHWM {:.0} MiB",
             vm_hwm_mib()
         );
     }
     if !teddy.is_empty() && repeat > 1 {
         let before = vm_hwm_mib();
         let many: Vec<PathBuf> = (0..repeat).flat_map(|_| teddy.iter().cloned()).collect();
-        let (rate, dim, skipped) = time_transform(&fitted, &many);
+        let (rate, cpu_rate, dim, skipped) = time_transform(&fitted, &many);
         let out_mib = (many.len() - skipped) as f64 * dim as f64 * 4.0 * 2.0 / (1024.0 * 1024.0);
         println!(
-            "\nteddy x{repeat} ({} images): {rate:.1} images/s; VmHWM before {before:.0} MiB, after {:.0} MiB (output blocks+combined ~{out_mib:.0} MiB)",
+            "\nteddy x{repeat} ({} images): {rate:.1} images/s wall, {cpu_rate:.1} images per CPU-second; VmHWM before {before:.0} MiB, after {:.0} MiB (output blocks+combined ~{out_mib:.0} MiB)",
             many.len(),
             vm_hwm_mib()
         );

@@ -635,6 +635,7 @@ pub(crate) mod tests {
             .desc;
         let same = mean_nn_distance(&da, &db);
         let diff = mean_nn_distance(&da, &dc);
+        eprintln!("mean NN distance: rotated+scaled copy {same:.4}, unrelated {diff:.4}");
         assert!(same < diff * 0.9, "copy {same} vs unrelated {diff}");
     }
 

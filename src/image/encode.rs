@@ -14,7 +14,7 @@
 use ndarray::{ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use super::vocabulary::{Codebook, DiagGmm, Pca};
+use super::vocabulary::{Codebook, DiagGmm, Pca, mm};
 
 /// Region index lists of a spatial pyramid: for each region (level by level, row-major), the
 /// descriptor rows whose centre falls in it.
@@ -163,8 +163,8 @@ pub fn fisher(desc: ArrayView2<f32>, regions: &[Vec<usize>], model: &FisherModel
         let xs = x.select(Axis(0), rows);
         let gs = gamma.select(Axis(0), rows);
         let s0 = gs.sum_axis(Axis(0));
-        let s1 = gs.t().dot(&xs);
-        let s2 = gs.t().dot(&xs.mapv(|v| v * v));
+        let s1 = mm(gs.t(), xs.view());
+        let s2 = mm(gs.t(), xs.mapv(|v| v * v).view());
         let v = &mut out[ri * per..(ri + 1) * per];
         for j in 0..k {
             let w = gmm.weights[j].max(1e-12);

@@ -17,6 +17,48 @@ use super::ImageError;
 /// Rows per chunk of the assignment step (bounds the n×k distance matrix).
 const CHUNK: usize = 4096;
 
+/// `a · b` by `matrixmultiply` (single-threaded, any strides, so transposed views are free).
+///
+/// Per-image products run inside rayon workers; OpenBLAS, which ndarray's `dot` calls, starts
+/// its own threads for them and the two pools fight over the cores (measured: 5.6 images/s
+/// instead of the expected ~50), so the image code never calls BLAS in a worker.
+pub fn mm(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    debug_assert_eq!(k, k2);
+    let mut c = Array2::<f32>::zeros((m, n));
+    if m == 0 || n == 0 || k == 0 || k != k2 {
+        return c;
+    }
+    let (rsa, csa) = (a.strides()[0], a.strides()[1]);
+    let (rsb, csb) = (b.strides()[0], b.strides()[1]);
+    // SAFETY: the pointers and strides come from live views of the stated shapes, and `c` is a
+    // fresh contiguous m × n array.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+    c
+}
+
+fn sq_norm(r: ndarray::ArrayView1<f32>) -> f32 {
+    r.iter().map(|v| v * v).sum()
+}
+
 /// A k-means codebook with the squared norms of its centres.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Codebook {
@@ -26,7 +68,7 @@ pub struct Codebook {
 
 impl Codebook {
     pub fn new(centroids: Array2<f32>) -> Self {
-        let sq_norms = centroids.rows().into_iter().map(|r| r.dot(&r)).collect();
+        let sq_norms = centroids.rows().into_iter().map(sq_norm).collect();
         Self {
             centroids,
             sq_norms,
@@ -43,9 +85,9 @@ impl Codebook {
 
     /// Squared distances of every row of `x` to every centre (n × k), clamped at 0.
     pub fn sq_distances(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        let mut d = x.dot(&self.centroids.t());
+        let mut d = mm(x, self.centroids.t());
         for (mut row, xr) in d.rows_mut().into_iter().zip(x.rows()) {
-            let xn = xr.dot(&xr);
+            let xn = sq_norm(xr);
             for (v, cn) in row.iter_mut().zip(&self.sq_norms) {
                 *v = (xn - 2.0 * *v + cn).max(0.0);
             }
@@ -54,22 +96,31 @@ impl Codebook {
     }
 
     /// Index of the nearest centre and its squared distance, for each row of `x`.
+    /// Chunks of rows are processed in parallel (rayon) when there are several.
     pub fn assign(&self, x: ArrayView2<f32>) -> Vec<(usize, f32)> {
-        let mut out = Vec::with_capacity(x.nrows());
-        for start in (0..x.nrows()).step_by(CHUNK) {
+        use rayon::prelude::*;
+        let starts: Vec<usize> = (0..x.nrows()).step_by(CHUNK).collect();
+        let one = |start: usize| -> Vec<(usize, f32)> {
             let end = (start + CHUNK).min(x.nrows());
             let d = self.sq_distances(x.slice(s![start..end, ..]));
-            for row in d.rows() {
-                let mut best = (0, f32::INFINITY);
-                for (j, &v) in row.iter().enumerate() {
-                    if v < best.1 {
-                        best = (j, v);
+            d.rows()
+                .into_iter()
+                .map(|row| {
+                    let mut best = (0, f32::INFINITY);
+                    for (j, &v) in row.iter().enumerate() {
+                        if v < best.1 {
+                            best = (j, v);
+                        }
                     }
-                }
-                out.push(best);
-            }
+                    best
+                })
+                .collect()
+        };
+        if starts.len() <= 1 {
+            return starts.into_iter().flat_map(one).collect();
         }
-        out
+        let parts: Vec<Vec<(usize, f32)>> = starts.into_par_iter().map(one).collect();
+        parts.into_iter().flatten().collect()
     }
 }
 
@@ -246,7 +297,8 @@ impl Pca {
     }
 
     pub fn transform(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        (&x - &self.mean).dot(&self.components)
+        let c = &x - &self.mean;
+        mm(c.view(), self.components.view())
     }
 }
 
@@ -272,14 +324,20 @@ impl DiagGmm {
         let consts: Vec<f32> = (0..k)
             .map(|j| {
                 let logdet: f32 = self.variances.row(j).iter().map(|v| v.ln()).sum();
-                let m2: f32 = self.means.row(j).dot(&mu_inv.row(j));
+                let m2: f32 = self
+                    .means
+                    .row(j)
+                    .iter()
+                    .zip(mu_inv.row(j))
+                    .map(|(a, b)| a * b)
+                    .sum();
                 self.weights[j].max(1e-30).ln()
                     - 0.5 * (logdet + m2 + d as f32 * (std::f32::consts::TAU).ln())
             })
             .collect();
         let x2 = x.mapv(|v| v * v);
         // log p = const - 0.5 Σ x²/σ² + Σ x μ/σ²
-        let mut lp = x.dot(&mu_inv.t()) - x2.dot(&inv.t()) * 0.5;
+        let mut lp = mm(x, mu_inv.t()) - mm(x2.view(), inv.t()) * 0.5;
         for mut row in lp.rows_mut() {
             let mut mx = f32::NEG_INFINITY;
             for (v, c) in row.iter_mut().zip(&consts) {
@@ -329,8 +387,8 @@ impl DiagGmm {
                 let xs = x.slice(s![start..end, ..]);
                 let g = gmm.posteriors(xs);
                 s0 += &g.sum_axis(Axis(0));
-                s1 += &g.t().dot(&xs);
-                s2 += &g.t().dot(&xs.mapv(|v| v * v));
+                s1 += &mm(g.t(), xs);
+                s2 += &mm(g.t(), xs.mapv(|v| v * v).view());
             }
             for j in 0..k {
                 let nj = s0[j].max(1e-10);
