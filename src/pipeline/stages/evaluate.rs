@@ -225,6 +225,9 @@ pub struct EvaluateParams {
     pub html_samples: usize,
     /// Seed of the sample shown in report.html.
     pub seed: u64,
+    /// The part evaluated: `test`, or `validation` while choosing parameters (never tune on
+    /// test).
+    pub part: Part,
 }
 
 impl Default for EvaluateParams {
@@ -234,6 +237,7 @@ impl Default for EvaluateParams {
             curve_max: 50,
             html_samples: 12,
             seed: 0,
+            part: Part::Test,
         }
     }
 }
@@ -269,7 +273,7 @@ impl Stage for EvaluateStage {
         for (i, partition) in split.partitions.iter().enumerate() {
             let p = &partition.name;
             let embeddings = load_embeddings(ctx, p)?;
-            let test = part_embeddings(&split, partition, &embeddings, Part::Test);
+            let test = part_embeddings(&split, partition, &embeddings, params.part);
             let train = part_embeddings(&split, partition, &embeddings, Part::Train);
             let csls_t2i = rank.rank.csls(
                 &test.texts.view(),
@@ -354,6 +358,7 @@ impl Stage for EvaluateStage {
                 .into(),
         );
         extra.insert("per_partition".into(), per_partition.into());
+        extra.insert("part".into(), params.part.as_str().into());
         let title = format!("crossmodal — {}", ctx.config.pipeline.name);
         write_reports(&out.path(""), &summary, &title, Some(&extra))?;
         out.record(
