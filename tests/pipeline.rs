@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ok, Workspace};
+use common::{Workspace, ok};
 
 /// Small vocabularies, so the debug build runs the image stage in seconds.
 const LIGHT: &str = r#"
@@ -53,17 +53,25 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     assert_eq!(ran(&first), STAGES.to_vec(), "{first}");
 
     // report.json in the shape scripts rely on, with a real signal above chance.
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.stage("evaluate").join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.stage("evaluate").join("report.json")).unwrap(),
+    )
+    .unwrap();
     for direction in ["text_to_image", "image_to_text"] {
         for key in ["r1", "r5", "r10", "median_rank", "mean_rank"] {
-            assert!(report[direction][key].is_f64(), "{direction}.{key}: {report:#}");
+            assert!(
+                report[direction][key].is_f64(),
+                "{direction}.{key}: {report:#}"
+            );
         }
         let queries = report[direction]["queries"].as_u64().unwrap();
         assert!(queries >= 15, "{direction}: {queries} test queries");
         let r5 = report[direction]["r5"].as_f64().unwrap();
         let chance = report[direction]["chance_at"]["5"].as_f64().unwrap();
-        assert!(r5 > 2.0 * chance, "{direction}: R@5 {r5} is not well above chance {chance}");
+        assert!(
+            r5 > 2.0 * chance,
+            "{direction}: R@5 {r5} is not well above chance {chance}"
+        );
     }
     assert_eq!(report["folds"], 1);
     for file in ["report.md", "recall_curve.png", "report.html"] {
@@ -71,11 +79,19 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     }
 
     // The result files follow the template: header, 5 rows per query, ranks 1-5, all queries.
-    let words = std::fs::read_to_string(ws.stage("submit").join("contest/附件2/word_test.csv")).unwrap();
-    let queries: Vec<&str> = words.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let words =
+        std::fs::read_to_string(ws.stage("submit").join("contest/附件2/word_test.csv")).unwrap();
+    let queries: Vec<&str> = words
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     let result1 = std::fs::read_to_string(ws.stage("submit").join("result1.csv")).unwrap();
     let mut lines = result1.lines();
-    assert_eq!(lines.next(), Some("text_id,similarity_ranking,result_image_id"));
+    assert_eq!(
+        lines.next(),
+        Some("text_id,similarity_ranking,result_image_id")
+    );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 5 * queries.len());
     for (i, query) in queries.iter().enumerate() {
@@ -86,8 +102,10 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
             assert!(row[2].starts_with("Image"), "{row:?}");
         }
     }
-    let score: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ws.stage("submit").join("score.json")).unwrap()).unwrap();
+    let score: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.stage("submit").join("score.json")).unwrap(),
+    )
+    .unwrap();
     let scored = score["result1"]["recall"]["5"].as_f64().unwrap();
     let evaluated = report["text_to_image"]["r5"].as_f64().unwrap();
     assert!(
@@ -100,16 +118,35 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     assert!(ran(&second).is_empty(), "{second}");
 
     // One CCA parameter changed: fit and what follows rerun, the features do not.
-    let status = ok(ws.path(), &["status", "pipeline.toml", "--set", "fit.dims=24"]);
+    let status = ok(
+        ws.path(),
+        &["status", "pipeline.toml", "--set", "fit.dims=24"],
+    );
     assert!(status.contains("image-features   fresh"), "{status}");
-    assert!(status.contains("fit              stale: parameter dims changed"), "{status}");
+    assert!(
+        status.contains("fit              stale: parameter dims changed"),
+        "{status}"
+    );
     let third = ok(ws.path(), &["run", "pipeline.toml", "--set", "fit.dims=24"]);
-    assert_eq!(ran(&third), vec!["fit", "embed", "rank", "evaluate", "submit"], "{third}");
+    assert_eq!(
+        ran(&third),
+        vec!["fit", "embed", "rank", "evaluate", "submit"],
+        "{third}"
+    );
 
     // inspect shows the image matrix with its ids.
-    let inspect = ok(ws.path(), &["inspect", "work/image-features/main/image_features.npy"]);
+    let inspect = ok(
+        ws.path(),
+        &["inspect", "work/image-features/main/image_features.npy"],
+    );
     assert!(inspect.contains("non-finite values: 0"), "{inspect}");
-    assert!(inspect.contains(": [") && inspect.contains("Image19990001-"), "rows shown with ids: {inspect}");
-    let inspect = ok(ws.path(), &["inspect", "work/text-features/main/text_features.npz"]);
+    assert!(
+        inspect.contains(": [") && inspect.contains("Image19990001-"),
+        "rows shown with ids: {inspect}"
+    );
+    let inspect = ok(
+        ws.path(),
+        &["inspect", "work/text-features/main/text_features.npz"],
+    );
     assert!(inspect.contains("sparse CSR"), "{inspect}");
 }
