@@ -154,6 +154,8 @@ impl Stage for SubmitStage {
         };
         let p = &partition.name;
 
+        let embeddings = load_embeddings(ctx, p)?;
+
         // The contest's own test attachments, or a carved rehearsal of them.
         let official = if ctx.config.pipeline.layout == Layout::Teddy {
             match (
@@ -172,7 +174,6 @@ impl Stage for SubmitStage {
                 (t1, t2, None)
             }
             None => {
-                let embeddings = load_embeddings(ctx, p)?;
                 let pairs = pairs_in(&split, partition, &embeddings.image_rows, Part::Test);
                 let mut images: Vec<HeldOutImage> = Vec::new();
                 let mut position = std::collections::HashMap::new();
@@ -234,23 +235,16 @@ impl Stage for SubmitStage {
         let image_model = load_image_model(ctx, p)?;
         let text_model = load_text_model(ctx, p)?;
         let cca = load_cca(ctx, p)?;
-        let embeddings = load_embeddings(ctx, p)?;
-        let train_images = embeddings.images.select(
-            Axis(0),
-            &pairs_in(&split, partition, &embeddings.image_rows, Part::Train)
-                .iter()
-                .map(|&(r, _)| r)
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>(),
-        );
-        let train_texts = embeddings.texts.select(
-            Axis(0),
-            &pairs_in(&split, partition, &embeddings.image_rows, Part::Train)
-                .iter()
-                .map(|&(_, t)| t)
-                .collect::<Vec<_>>(),
-        );
+        let train_pairs = pairs_in(&split, partition, &embeddings.image_rows, Part::Train);
+        let train_image_rows: Vec<usize> = train_pairs
+            .iter()
+            .map(|&(r, _)| r)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let train_images = embeddings.images.select(Axis(0), &train_image_rows);
+        let train_text_rows: Vec<usize> = train_pairs.iter().map(|&(_, t)| t).collect();
+        let train_texts = embeddings.texts.select(Axis(0), &train_text_rows);
         let rank_params: &RankParams = &rank.rank;
 
         // Task 1: text queries against the image gallery (undescribable images left out).
