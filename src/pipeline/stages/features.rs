@@ -18,10 +18,12 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 
 use super::split::SplitArtifacts;
-use crate::data::Part;
+use crate::data::teddy::{load_attachment2, load_attachment3};
+use crate::data::{Layout, Part};
 use crate::error::{Error, IoError};
 use crate::image::{FittedImageFeatures, ImageFeatureParams};
 use crate::pipeline::artifacts::{read_dense, read_ids};
+use crate::pipeline::manifest::InputFingerprint;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::text::{FittedTextFeatures, TextFeatureParams};
 
@@ -177,10 +179,19 @@ impl Stage for TextFeaturesStage {
         Ok(serde_json::to_value(params).expect("serialisable"))
     }
 
+    fn inputs(&self, ctx: &Context) -> Result<Vec<InputFingerprint>, Error> {
+        Ok(unlabelled_caption_files(ctx)?
+            .iter()
+            .map(|p| InputFingerprint::of_file(p))
+            .collect::<Result<_, _>>()?)
+    }
+
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
         let params: TextFeatureParams = ctx.config.section("text_features")?;
         let checked = params.check()?;
         let split = load_split(ctx, self.name())?;
+        let unlabelled = unlabelled_captions(ctx)?;
+        out.summary("unlabelled_captions", unlabelled.len());
         out.ids(
             "text_ids.txt",
             &split.text_ids,
@@ -193,7 +204,7 @@ impl Stage for TextFeaturesStage {
                 .map(|t| split.captions[t].clone())
                 .collect();
             let bar = ctx.bar(train.len() as u64, &format!("{p}: fitting"));
-            let fitted = checked.fit(&train, &[], &bar)?;
+            let fitted = checked.fit(&train, &unlabelled, &bar)?;
             bar.finish_and_clear();
             let bar = ctx.bar(split.captions.len() as u64, &format!("{p}: describing"));
             let features = fitted.transform(&split.captions, &bar);
@@ -237,6 +248,37 @@ impl Stage for TextFeaturesStage {
         }
         Ok(())
     }
+}
+
+/// The caption files of the contest's test attachments, when the data folder has them: their
+/// texts are unlabelled captions the task provides (`word_test.csv`, `word_data.csv`), which
+/// the word vectors may learn from (never their answers, which are not there).
+fn unlabelled_caption_files(ctx: &Context) -> Result<Vec<PathBuf>, Error> {
+    if ctx.config.pipeline.layout != Layout::Teddy {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    if let Some(task) = load_attachment2(&ctx.data_dir)? {
+        files.push(task.source_files[0].clone());
+    }
+    if let Some(task) = load_attachment3(&ctx.data_dir)? {
+        files.push(task.source_files[1].clone());
+    }
+    Ok(files)
+}
+
+fn unlabelled_captions(ctx: &Context) -> Result<Vec<String>, Error> {
+    let mut captions = Vec::new();
+    if ctx.config.pipeline.layout != Layout::Teddy {
+        return Ok(captions);
+    }
+    if let Some(task) = load_attachment2(&ctx.data_dir)? {
+        captions.extend(task.queries.into_iter().map(|t| t.caption));
+    }
+    if let Some(task) = load_attachment3(&ctx.data_dir)? {
+        captions.extend(task.gallery.into_iter().map(|t| t.caption));
+    }
+    Ok(captions)
 }
 
 /// Records every file under `dir` (relative to the staging folder) as a model file.
