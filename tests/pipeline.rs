@@ -149,4 +149,57 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         &["inspect", "work/text-features/main/text_features.npz"],
     );
     assert!(inspect.contains("sparse CSR"), "{inspect}");
+
+    // The contest layout: 附件1 (training data) beside 附件2 and 附件3 (here the carved ones,
+    // without their gold). `submit` answers them; with no answers at hand, nothing is scored.
+    let contest = ws.path().join("contest");
+    std::fs::create_dir(&contest).unwrap();
+    std::os::unix::fs::symlink(ws.path().join("data"), contest.join("附件1")).unwrap();
+    for attachment in ["附件2", "附件3"] {
+        std::os::unix::fs::symlink(
+            ws.stage("submit").join("contest").join(attachment),
+            contest.join(attachment),
+        )
+        .unwrap();
+    }
+    let log = ok(
+        ws.path(),
+        &[
+            "submit",
+            "pipeline.toml",
+            "--data",
+            "contest",
+            "--work",
+            "work2",
+        ],
+    );
+    assert!(log.contains("submit: done"), "{log}");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.path().join("work2/submit/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["summary"]["source"],
+        "the contest's attachments 2 and 3"
+    );
+    assert!(!ws.path().join("work2/submit/score.json").exists());
+    let answered = std::fs::read_to_string(ws.path().join("work2/submit/result2.csv")).unwrap();
+    let images =
+        std::fs::read_to_string(ws.stage("submit").join("contest/附件3/image_test.csv")).unwrap();
+    assert_eq!(
+        answered.lines().count() - 1,
+        5 * (images.lines().count() - 1),
+        "every query image answered"
+    );
+    let text_manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.path().join("work2/text-features/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        text_manifest["summary"]["unlabelled_captions"]
+            .as_u64()
+            .unwrap() as usize,
+        2 * queries.len(),
+        "the contest's captions feed the word vectors"
+    );
 }
