@@ -110,6 +110,13 @@ impl Stage for SplitStage {
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
         let split: SplitParams = ctx.config.section("split")?;
         let dataset = load_dataset(ctx)?;
+        log::info!(
+            "split: read {} captions and {} listed images from {} ({})",
+            dataset.texts.len(),
+            dataset.images.len() + dataset.missing_images.len(),
+            ctx.data_dir.display(),
+            dataset.encoding
+        );
         for warning in &dataset.warnings {
             log::warn!("{warning}");
         }
