@@ -51,6 +51,10 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     let ws = Workspace::new(150, &[], LIGHT);
     let first = ok(ws.path(), &["run", "pipeline.toml"]);
     assert_eq!(ran(&first), STAGES.to_vec(), "{first}");
+    assert!(
+        !first.contains("tune: running"),
+        "`run` leaves the optional grid search out"
+    );
 
     // report.json in the shape scripts rely on, with a real signal above chance.
     let report: serde_json::Value = serde_json::from_str(
@@ -202,4 +206,28 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         2 * queries.len(),
         "the contest's captions feed the word vectors"
     );
+
+    // The grid search runs on the validation part when asked, and names a winner of its grid.
+    let log = ok(
+        ws.path(),
+        &[
+            "tune",
+            "pipeline.toml",
+            "--set",
+            "tune.ridge_x=[0.1]",
+            "--set",
+            "tune.ridge_y=[0.1, 1.0]",
+        ],
+    );
+    assert!(log.contains("tune: running"), "{log}");
+    let tuned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.stage("tune").join("tune.json")).unwrap())
+            .unwrap();
+    let points = tuned["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2 * 3 * 3, "ridge_y x dims x p");
+    let best = points
+        .iter()
+        .map(|p| p["score"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(tuned["winner"]["score"].as_f64().unwrap(), best);
 }

@@ -61,6 +61,8 @@ enum Command {
     ImageFeatures(StageArgs),
     /// Fit TF-IDF and word vectors on the training captions and describe every caption.
     TextFeatures(StageArgs),
+    /// Grid search of the CCA parameters on the validation part (writes tune.json / tune.md).
+    Tune(StageArgs),
     /// Learn the CCA projections on the training pairs.
     Fit(StageArgs),
     /// Project every image and caption into the shared space.
@@ -143,6 +145,7 @@ pub fn run() -> Result<()> {
         Command::Split(args) => make(&args, Some("split"), show_progress),
         Command::ImageFeatures(args) => make(&args, Some("image-features"), show_progress),
         Command::TextFeatures(args) => make(&args, Some("text-features"), show_progress),
+        Command::Tune(args) => make(&args, Some("tune"), show_progress),
         Command::Fit(args) => make(&args, Some("fit"), show_progress),
         Command::Embed(args) => make(&args, Some("embed"), show_progress),
         Command::Rank(args) => make(&args, Some("rank"), show_progress),

@@ -97,6 +97,10 @@ pub trait Stage: Send + Sync {
     }
     /// Computes the outputs.
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error>;
+    /// Whether `run` (every stage) includes it; optional stages run only when named.
+    fn in_full_run(&self) -> bool {
+        true
+    }
 }
 
 /// Where a stage writes: a staging folder, plus the records that go into its manifest.
@@ -466,7 +470,7 @@ impl Pipeline {
     /// The stages `target` needs, itself included, in order (all stages for `None`).
     fn closure(&self, target: Option<&str>) -> Result<Vec<&dyn Stage>, PipelineError> {
         let Some(target) = target else {
-            return Ok(self.stages().collect());
+            return Ok(self.stages().filter(|s| s.in_full_run()).collect());
         };
         let mut needed = vec![self.stage(target)?.name()];
         let mut i = 0;
@@ -484,7 +488,8 @@ impl Pipeline {
             .collect())
     }
 
-    /// Runs every stale stage that `target` needs, then `target` (every stage for `None`).
+    /// Runs every stale stage that `target` needs, then `target` (for `None`, every stage but
+    /// the optional ones).
     /// `force` reruns `target` (or, for `None`, every stage) even when fresh. `on_start` is
     /// called before a stage runs, with its name and the reasons.
     pub fn make(

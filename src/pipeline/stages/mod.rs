@@ -8,6 +8,7 @@ pub mod features;
 pub mod fusion;
 pub mod split;
 pub mod submit;
+pub mod tune;
 
 use super::Stage;
 
@@ -17,6 +18,7 @@ pub fn all() -> Vec<Box<dyn Stage>> {
         Box::new(split::SplitStage),
         Box::new(features::ImageFeaturesStage),
         Box::new(features::TextFeaturesStage),
+        Box::new(tune::TuneStage),
         Box::new(fusion::FitStage),
         Box::new(fusion::EmbedStage),
         Box::new(evaluate::RankStage),
