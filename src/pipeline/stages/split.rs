@@ -299,6 +299,33 @@ pub struct SplitArtifacts {
 }
 
 impl SplitArtifacts {
+    /// The partition named `name` (the first one for `None`); `section` names the pipeline-file
+    /// section that asked, for the error message.
+    pub fn partition(
+        &self,
+        name: Option<&str>,
+        section: &str,
+        config: &Path,
+    ) -> Result<&Partition, PipelineError> {
+        let Some(name) = name else {
+            return Ok(&self.partitions[0]);
+        };
+        self.partitions
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| PipelineError::BadConfig {
+                path: config.to_path_buf(),
+                message: format!(
+                    "[{section}] partition {name:?} does not exist; partitions are: {}",
+                    self.partitions
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+
     /// Reads the artifacts of a committed `split` folder.
     pub fn load(dir: &Path) -> Result<Self, PipelineError> {
         let bad = |path: &Path, message: String| PipelineError::BadArtifact {

@@ -21,7 +21,7 @@ use crate::data::{ImageEntry, Layout, Part, TextEntry};
 use crate::error::Error;
 use crate::image::FittedImageFeatures;
 use crate::matrix::FeatureMatrix;
-use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
+use crate::pipeline::{Context, Stage, StageWriter};
 use crate::retrieval::score::score_files;
 use crate::retrieval::submit::{RESULTS_PER_QUERY, write_result1, write_result2};
 use crate::retrieval::{RankParams, l2_normalize_rows};
@@ -133,25 +133,7 @@ impl Stage for SubmitStage {
         let params: SubmitParams = ctx.config.section("submit")?;
         let rank: super::evaluate::RankStageParams = ctx.config.section("rank")?;
         let split = load_split(ctx, self.name())?;
-        let partition = match &params.partition {
-            None => &split.partitions[0],
-            Some(name) => split
-                .partitions
-                .iter()
-                .find(|p| &p.name == name)
-                .ok_or_else(|| PipelineError::BadConfig {
-                    path: ctx.config.path.clone(),
-                    message: format!(
-                        "[submit] partition {name:?} does not exist; partitions are: {}",
-                        split
-                            .partitions
-                            .iter()
-                            .map(|p| p.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                })?,
-        };
+        let partition = split.partition(params.partition.as_deref(), "submit", &ctx.config.path)?;
         let p = &partition.name;
 
         let embeddings = load_embeddings(ctx, p)?;

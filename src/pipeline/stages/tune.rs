@@ -75,17 +75,7 @@ impl Stage for TuneStage {
         let params: TuneParams = ctx.config.section("tune")?;
         let base: CcaParams = ctx.config.section("fit")?;
         let split = load_split(ctx, self.name())?;
-        let partition = match &params.partition {
-            None => &split.partitions[0],
-            Some(name) => split
-                .partitions
-                .iter()
-                .find(|p| &p.name == name)
-                .ok_or_else(|| PipelineError::BadConfig {
-                    path: ctx.config.path.clone(),
-                    message: format!("[tune] partition {name:?} does not exist"),
-                })?,
-        };
+        let partition = split.partition(params.partition.as_deref(), "tune", &ctx.config.path)?;
         let p = &partition.name;
         let (images, image_rows) = load_image_features(ctx, p)?;
         let (texts, _) = load_text_features(ctx, p)?;
