@@ -5,6 +5,9 @@
 //!
 //! Run: `cargo bench --bench fusion` (env `FUSION_N`, `FUSION_D`, `FUSION_PCA` override the size).
 
+mod common;
+
+use common::{env_usize, peak_rss};
 use std::time::Instant;
 
 use crossmodal::fusion::CcaParams;
@@ -14,24 +17,6 @@ use ndarray_linalg::{Eigh, JobSvd, SVDDC, UPLO};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-
-fn peak_rss() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Standard normals, generated in parallel row blocks with per-block seeds.
 fn gaussian(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
@@ -51,9 +36,9 @@ fn gaussian(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
 }
 
 fn main() {
-    let n = env("FUSION_N", 50_000);
-    let d = env("FUSION_D", 4096);
-    let pca = env("FUSION_PCA", 512);
+    let n = env_usize("FUSION_N", 50_000);
+    let d = env_usize("FUSION_D", 4096);
+    let pca = env_usize("FUSION_PCA", 512);
     let latent = 32;
     println!(
         "fusion bench: n = {n}, d = {d} per view, planted latent dims = {latent}, PCA to {pca}, rayon threads = {}",

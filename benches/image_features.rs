@@ -9,25 +9,15 @@
 //! Teddy list, to show that memory does not grow with the number of images. Needs the data
 //! under `../shared/data`; prints SKIPPED otherwise. Follows no paper: it is a measurement.
 
+mod common;
+
+use common::{env_usize, peak_rss_mib};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crossmodal::image::{FittedImageFeatures, ImageFeatureParams, decode_image};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
-
-fn vm_hwm_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 /// CPU seconds (user + system) used by this process so far, from /proc/self/stat.
 fn cpu_seconds() -> f64 {
@@ -105,20 +95,10 @@ fn main() {
         );
         return;
     }
-    let n: usize = std::env::var("BENCH_FLICKR_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
-    let repeat: usize = std::env::var("BENCH_TEDDY_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let n = env_usize("BENCH_FLICKR_N", 500);
+    let repeat = env_usize("BENCH_TEDDY_REPEAT", 3);
     println!("rayon threads: {}", rayon::current_num_threads());
-    let n_fit: usize = std::env::var("BENCH_FIT_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
-        .min(flickr.len() / 2);
+    let n_fit = env_usize("BENCH_FIT_N", 1000).min(flickr.len() / 2);
     // fit on the last n_fit files (sorted by name), time on the first n: disjoint sets
     let fit_paths: Vec<PathBuf> = flickr[flickr.len() - n_fit..].to_vec();
     let bench_paths: Vec<PathBuf> = flickr[..n.min(flickr.len() - n_fit)].to_vec();
@@ -143,7 +123,7 @@ fn main() {
         params.fit.max_descriptors,
         t.elapsed().as_secs_f64(),
         cpu_seconds() - c0,
-        vm_hwm_mib()
+        peak_rss_mib()
     );
     let arrays = fitted.to_arrays();
 
@@ -186,18 +166,18 @@ fn main() {
         let (rate, cpu_rate, dim, skipped) = time_transform(&fitted, paths);
         println!(
             "ALL blocks: {rate:.1} images/s wall, {cpu_rate:.1} images per CPU-second, {dim} dims, {skipped} skipped, VmHWM {:.0} MiB",
-            vm_hwm_mib()
+            peak_rss_mib()
         );
     }
     if !teddy.is_empty() && repeat > 1 {
-        let before = vm_hwm_mib();
+        let before = peak_rss_mib();
         let many: Vec<PathBuf> = (0..repeat).flat_map(|_| teddy.iter().cloned()).collect();
         let (rate, cpu_rate, dim, skipped) = time_transform(&fitted, &many);
         let out_mib = (many.len() - skipped) as f64 * dim as f64 * 4.0 * 2.0 / (1024.0 * 1024.0);
         println!(
             "\nteddy x{repeat} ({} images): {rate:.1} images/s wall, {cpu_rate:.1} images per CPU-second; VmHWM before {before:.0} MiB, after {:.0} MiB (output blocks+combined ~{out_mib:.0} MiB)",
             many.len(),
-            vm_hwm_mib()
+            peak_rss_mib()
         );
     }
 }

@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench --bench rank` (env `RANK_Q`, `RANK_G` override the sizes).
 
+mod common;
+
+use common::{env_usize, peak_rss};
 use std::time::Instant;
 
 use crossmodal::retrieval::evaluate::first_relevant_ranks;
@@ -12,24 +15,6 @@ use ndarray::{Array2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-
-fn peak_rss() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn uniform(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
     let mut m = Array2::<f32>::zeros((rows, cols));
@@ -44,8 +29,8 @@ fn uniform(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
 }
 
 fn main() {
-    let nq = env("RANK_Q", 5_000);
-    let ng = env("RANK_G", 50_000);
+    let nq = env_usize("RANK_Q", 5_000);
+    let ng = env_usize("RANK_G", 50_000);
     println!(
         "rank bench: {nq} queries x {ng} gallery, rayon threads = {}",
         rayon::current_num_threads()
