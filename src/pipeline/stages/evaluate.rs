@@ -10,13 +10,11 @@
 //! partition and as mean ± std over folds, and writes `report.json`, `report.md`,
 //! `recall_curve.png` and `report.html` (a seeded sample of queries with their top 5).
 
-use std::collections::BTreeMap;
-
 use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::features::load_split;
-use super::fusion::{Embeddings, load_embeddings, pairs_in};
+use super::fusion::{Embeddings, distinct_images, load_embeddings, pairs_in};
 use super::split::SplitArtifacts;
 use crate::data::Part;
 use crate::data::split::Partition;
@@ -52,17 +50,7 @@ fn part_embeddings(
         &embeddings.texts,
     );
     let pairs = pairs_in(split, partition, image_rows, part);
-    let mut unique: Vec<usize> = Vec::new();
-    let mut position: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut text_image = Vec::with_capacity(pairs.len());
-    for &(row, _) in &pairs {
-        let next = unique.len();
-        let at = *position.entry(row).or_insert_with(|| {
-            unique.push(row);
-            next
-        });
-        text_image.push(at);
-    }
+    let (unique, text_image) = distinct_images(&pairs);
     let texts: Vec<usize> = pairs.iter().map(|&(_, t)| t).collect();
     let image_index: std::collections::HashMap<&str, usize> = split
         .image_ids

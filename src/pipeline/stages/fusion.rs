@@ -59,6 +59,23 @@ pub fn pairs_in(
         .collect()
 }
 
+/// The distinct image rows of `pairs`, in first-seen order, and for each pair the position of
+/// its image among them: what a gallery of each image once, with several captions each, needs.
+pub fn distinct_images(pairs: &[(usize, usize)]) -> (Vec<usize>, Vec<usize>) {
+    let mut distinct = Vec::new();
+    let mut position: HashMap<usize, usize> = HashMap::new();
+    let at = pairs
+        .iter()
+        .map(|&(row, _)| {
+            *position.entry(row).or_insert_with(|| {
+                distinct.push(row);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (distinct, at)
+}
+
 /// The `fit` stage.
 pub struct FitStage;
 

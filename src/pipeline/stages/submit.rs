@@ -14,7 +14,7 @@ use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::features::{load_image_model, load_split, load_text_model};
-use super::fusion::{load_cca, load_embeddings, pairs_in};
+use super::fusion::{distinct_images, load_cca, load_embeddings, pairs_in};
 use crate::data::contest::{HeldOutImage, carve};
 use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{ImageEntry, Layout, Part, TextEntry};
@@ -157,19 +157,18 @@ impl Stage for SubmitStage {
             }
             None => {
                 let pairs = pairs_in(&split, partition, &embeddings.image_rows, Part::Test);
+                let (_, at) = distinct_images(&pairs);
                 let mut images: Vec<HeldOutImage> = Vec::new();
-                let mut position = std::collections::HashMap::new();
                 let mut captions = Vec::new();
-                for &(row, t) in &pairs {
-                    let at = *position.entry(row).or_insert_with(|| {
+                for (&(_, t), &image_at) in pairs.iter().zip(&at) {
+                    if image_at == images.len() {
                         let image = split.text_image[t];
                         images.push(HeldOutImage {
                             id: split.image_ids[image].clone(),
                             path: split.image_paths[image].clone(),
                         });
-                        images.len() - 1
-                    });
-                    captions.push((split.captions[t].clone(), at));
+                    }
+                    captions.push((split.captions[t].clone(), image_at));
                 }
                 let carved = carve(
                     &out.path("contest"),

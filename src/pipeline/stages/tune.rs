@@ -14,7 +14,7 @@ use ndarray::Axis;
 use serde::{Deserialize, Serialize};
 
 use super::features::{load_image_features, load_split};
-use super::fusion::{load_text_features, pairs_in};
+use super::fusion::{distinct_images, load_text_features, pairs_in};
 use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::CcaParams;
@@ -97,15 +97,7 @@ impl Stage for TuneStage {
             texts.select_rows(&train.iter().map(|&(_, t)| t).collect::<Vec<_>>()),
         );
         // Validation: each image once, each caption pointing at its image's row.
-        let mut unique: Vec<usize> = Vec::new();
-        let mut text_image = Vec::with_capacity(validation.len());
-        for &(row, _) in &validation {
-            let at = unique.iter().position(|&u| u == row).unwrap_or_else(|| {
-                unique.push(row);
-                unique.len() - 1
-            });
-            text_image.push(at);
-        }
+        let (unique, text_image) = distinct_images(&validation);
         let val_images = FeatureMatrix::Dense(images.select(Axis(0), &unique));
         let val_texts = FeatureMatrix::Sparse(
             texts.select_rows(&validation.iter().map(|&(_, t)| t).collect::<Vec<_>>()),
