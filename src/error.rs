@@ -23,6 +23,8 @@ pub enum Error {
     #[error(transparent)]
     Pipeline(#[from] crate::pipeline::PipelineError),
     #[error(transparent)]
+    Neural(#[from] crate::neural::NeuralError),
+    #[error(transparent)]
     Io(#[from] IoError),
 }
 

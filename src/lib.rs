@@ -13,6 +13,7 @@ pub mod error;
 pub mod fusion;
 pub mod image;
 pub mod matrix;
+pub mod neural;
 pub mod pipeline;
 pub mod retrieval;
 pub mod sparse;

@@ -10,6 +10,10 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crossmodal::data::synthetic::{CsvEncoding, SyntheticParams, generate};
+use crossmodal::pipeline::compare::{
+    DatasetRows, ExternalEmbeddings, compare_embeddings, measured_rows, render_markdown,
+    render_svg, write_text,
+};
 use crossmodal::pipeline::inspect::{InspectOptions, inspect};
 use crossmodal::pipeline::{Context, Freshness, Pipeline, PipelineConfig, stages};
 
@@ -74,6 +78,47 @@ enum Command {
     /// Write result1.csv and result2.csv for the contest's attachments 2 and 3, or for a
     /// contest-shaped test set carved out of held-out pairs (then scored against its gold).
     Submit(StageArgs),
+    /// Train the neural dual encoder (CNN over pixels, bag of tokens) and score it (optional).
+    DualEncoder(StageArgs),
+    /// Train MLP towers over the classical features with InfoNCE and score them (optional).
+    MlpFusion(StageArgs),
+    /// Score embeddings computed elsewhere (e.g. Chinese-CLIP) on this pipeline's split, exactly
+    /// as `evaluate` scores ours; reports in work/<pipeline>/compare/<NAME>/.
+    Compare {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// A name for the model (a folder name).
+        #[arg(long)]
+        name: String,
+        /// Image embeddings, .npy (rows x dims, float32 or float64).
+        #[arg(long, value_name = "NPY")]
+        images: PathBuf,
+        /// Ids of the image rows, one per line (the split's image ids).
+        #[arg(long, value_name = "TXT")]
+        image_ids: PathBuf,
+        /// Text embeddings, .npy.
+        #[arg(long, value_name = "NPY")]
+        texts: PathBuf,
+        /// Ids of the text rows, one per line (the split's caption ids).
+        #[arg(long, value_name = "TXT")]
+        text_ids: PathBuf,
+    },
+    /// Train or update every model of each pipeline (CCA, dual encoder, MLP fusion), then write
+    /// the side-by-side table (Markdown) and an SVG plot of R@10.
+    Comparison {
+        /// Pipeline files (each with its `data` folder), e.g. pipeline/flickr8k-cn.toml.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+        /// The Markdown file to write.
+        #[arg(long, default_value = "docs/comparison.md")]
+        out: PathBuf,
+        /// Only read existing reports; train nothing.
+        #[arg(long)]
+        no_train: bool,
+        /// Override a parameter in every pipeline: --set section.key=value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Score a result1.csv / result2.csv against a gold file of (query id, relevant id) pairs.
     Score {
         /// The result file (header; query id, rank, result id).
@@ -151,6 +196,46 @@ pub fn run() -> Result<()> {
         Command::Rank(args) => make(&args, Some("rank"), show_progress),
         Command::Evaluate(args) => make(&args, Some("evaluate"), show_progress),
         Command::Submit(args) => make(&args, Some("submit"), show_progress),
+        Command::DualEncoder(args) => make(&args, Some("dual-encoder"), show_progress),
+        Command::MlpFusion(args) => make(&args, Some("mlp-fusion"), show_progress),
+        Command::Compare {
+            pipeline,
+            name,
+            images,
+            image_ids,
+            texts,
+            text_ids,
+        } => {
+            let args = StageArgs {
+                pipeline,
+                force: false,
+            };
+            make(&args, Some("split"), show_progress)?;
+            let pipeline = open(&args.pipeline, show_progress)?;
+            let external = ExternalEmbeddings::load(&images, &image_ids, &texts, &text_ids)?;
+            let (summary, dir) = compare_embeddings(pipeline.context(), &name, &external)?;
+            for (direction, d) in [
+                ("text → image", &summary.text_to_image),
+                ("image → text", &summary.image_to_text),
+            ] {
+                let r = |k: usize| d.recall.get(&k).map(|m| m.mean * 100.0).unwrap_or(f64::NAN);
+                println!(
+                    "{direction}: R@1 {:.2}  R@5 {:.2}  R@10 {:.2}  ({} queries)",
+                    r(1),
+                    r(5),
+                    r(10),
+                    d.queries
+                );
+            }
+            println!("report in {}", dir.display());
+            Ok(())
+        }
+        Command::Comparison {
+            pipelines,
+            out,
+            no_train,
+            overrides,
+        } => comparison(&pipelines, &out, no_train, &overrides, show_progress),
         Command::Score { results, gold } => {
             let report =
                 crossmodal::retrieval::score::score_files(&results, &gold).with_context(|| {
@@ -320,5 +405,79 @@ fn status(args: &PipelineArgs) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Brings every model of each pipeline up to date (unless `no_train`) and writes the table.
+fn comparison(
+    pipelines: &[PathBuf],
+    out: &std::path::Path,
+    no_train: bool,
+    overrides: &[String],
+    show_progress: bool,
+) -> Result<()> {
+    let mut datasets = Vec::new();
+    for file in pipelines {
+        let args = StageArgs {
+            pipeline: PipelineArgs {
+                pipeline: file.clone(),
+                data: None,
+                work: None,
+                overrides: overrides.to_vec(),
+            },
+            force: false,
+        };
+        if !no_train {
+            for stage in ["evaluate", "mlp-fusion", "dual-encoder"] {
+                make(&args, Some(stage), show_progress)?;
+            }
+        }
+        let pipeline = open(&args.pipeline, false)?;
+        let ctx = pipeline.context();
+        let rows = measured_rows(ctx)
+            .with_context(|| format!("reading the reports of {}", file.display()))?;
+        if rows.is_empty() {
+            anyhow::bail!(
+                "{} has no reports yet: run without --no-train",
+                ctx.work_dir.display()
+            );
+        }
+        let folds = rows.first().map(|r| r.folds).unwrap_or(1);
+        let description = ctx.config.pipeline.description.clone().unwrap_or_default();
+        datasets.push(DatasetRows {
+            title: ctx.config.pipeline.name.clone(),
+            protocol: format!(
+                "{description}. `{}`, {} partition{}; scored on the {} part.",
+                file.display(),
+                folds,
+                if folds == 1 {
+                    ""
+                } else {
+                    "s (mean over folds)"
+                },
+                ctx.config
+                    .section::<crossmodal::pipeline::stages::evaluate::EvaluateParams>("evaluate")?
+                    .part
+                    .as_str()
+            ),
+            rows,
+        });
+    }
+    let plot = out.with_extension("svg");
+    let plot_name = plot
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let command = format!(
+        "crossmodal comparison {}",
+        pipelines
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    write_text(&plot, &render_svg(&datasets))?;
+    write_text(out, &render_markdown(&datasets, &command, Some(&plot_name)))?;
+    println!("wrote {} and {}", out.display(), plot.display());
     Ok(())
 }

@@ -199,6 +199,37 @@ impl CcaValidParams {
         self.fit_with_progress(x, y, &ProgressBar::hidden())
     }
 
+    /// Fits on pairs given as row indices into the views: pair `i` is
+    /// (`x[x_rows[i]]`, `y[y_rows[i]]`). The same as [`Self::fit`] on the expanded matrices, but
+    /// a dense view whose rows repeat (an image with five captions) is reduced by PCA on its
+    /// distinct rows weighted by their multiplicity — the same covariance, so the same result,
+    /// at a fraction of the cost and memory.
+    pub fn fit_paired(
+        &self,
+        x: &FeatureMatrix,
+        x_rows: &[usize],
+        y: &FeatureMatrix,
+        y_rows: &[usize],
+        progress: &ProgressBar,
+    ) -> Result<FittedCca, FusionError> {
+        if x_rows.len() != y_rows.len() {
+            return Err(FusionError::RowMismatch {
+                x: x_rows.len(),
+                y: y_rows.len(),
+            });
+        }
+        let n = x_rows.len();
+        if n < 3 {
+            return Err(FusionError::TooFewRows { rows: n, needed: 3 });
+        }
+        let p = &self.0;
+        let wx = whiten_paired(x, x_rows, "x", p.ridge_x, p, progress)?;
+        progress.inc(1);
+        let wy = whiten_paired(y, y_rows, "y", p.ridge_y, p, progress)?;
+        progress.inc(1);
+        self.finish(wx, wy, n, progress)
+    }
+
     /// As [`Self::fit`], ticking `progress` once per step (5 steps).
     pub fn fit_with_progress(
         &self,
@@ -223,7 +254,18 @@ impl CcaValidParams {
         progress.inc(1);
         let wy = whiten(y, "y", p.ridge_y, p, progress)?;
         progress.inc(1);
+        self.finish(wx, wy, n, progress)
+    }
 
+    /// The SVD of the whitened cross-covariance and the projections.
+    fn finish(
+        &self,
+        wx: Whitened,
+        wy: Whitened,
+        n: usize,
+        progress: &ProgressBar,
+    ) -> Result<FittedCca, FusionError> {
+        let p = &self.0;
         let cxy = ops::cross_gram(&wx.scores.view(), &wy.scores.view()) / (n - 1) as f64;
         let t = wx.white.t().dot(&cxy).dot(&wy.white);
         progress.inc(1);
@@ -260,6 +302,17 @@ impl CcaValidParams {
     }
 }
 
+fn pca_params(p: &CcaParams) -> PcaParams {
+    PcaParams {
+        components: p.pca_dims,
+        method: p.pca_method,
+        exact_max: p.pca_exact_max,
+        power_iters: p.power_iters,
+        oversample: p.oversample,
+        seed: p.seed,
+    }
+}
+
 fn whiten(
     x: &FeatureMatrix,
     view: ViewName,
@@ -274,20 +327,102 @@ fn whiten(
     let (scores, basis) = if d <= p.pca_dims {
         (centred.dense_centred_block(0, n), None)
     } else {
-        let pca_params = PcaParams {
-            components: p.pca_dims,
-            method: p.pca_method,
-            exact_max: p.pca_exact_max,
-            power_iters: p.power_iters,
-            oversample: p.oversample,
-            seed: p.seed,
-        };
-        let fitted = pca::fit_centred(&centred, &pca_params, progress)?;
+        let fitted = pca::fit_centred(&centred, &pca_params(p), progress)?;
         let scores = centred.dot(&fitted.components.view());
         (scores, Some(fitted.components))
     };
+    let total = ops::total_variance(x, &centred.mean.view());
+    whiten_scores(scores, basis, centred.mean, total, d, view, ridge)
+}
+
+/// [`whiten`] of the rows `rows` of `x` (with repeats), without expanding a dense view whose
+/// rows repeat: its PCA runs on the distinct rows scaled by the square root of their
+/// multiplicity, whose Gram matrix equals the expanded one's.
+fn whiten_paired(
+    x: &FeatureMatrix,
+    rows: &[usize],
+    view: ViewName,
+    ridge: f64,
+    p: &CcaParams,
+    progress: &ProgressBar,
+) -> Result<Whitened, FusionError> {
+    let n = rows.len();
+    let d = x.n_cols();
+    if let Some(&bad) = rows.iter().find(|&&r| r >= x.n_rows()) {
+        return Err(FusionError::RowOutOfRange {
+            view,
+            row: bad,
+            rows: x.n_rows(),
+        });
+    }
+    let mut position: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut distinct: Vec<usize> = Vec::new();
+    let mut weight: Vec<f64> = Vec::new();
+    let at: Vec<usize> = rows
+        .iter()
+        .map(|&r| {
+            let i = *position.entry(r).or_insert_with(|| {
+                distinct.push(r);
+                weight.push(0.0);
+                distinct.len() - 1
+            });
+            weight[i] += 1.0;
+            i
+        })
+        .collect();
+    let repeats = distinct.len() < n;
+    let (FeatureMatrix::Dense(dense), true, true) = (x, repeats, d > p.pca_dims) else {
+        let expanded = match x {
+            FeatureMatrix::Dense(m) => FeatureMatrix::Dense(m.select(Axis(0), rows)),
+            FeatureMatrix::Sparse(m) => FeatureMatrix::Sparse(m.select_rows(rows)),
+        };
+        ops::check_finite(&expanded, view)?;
+        return whiten(&expanded, view, ridge, p, progress);
+    };
+    let mut weighted = dense.select(Axis(0), &distinct);
+    ops::check_finite(&FeatureMatrix::Dense(weighted.clone()), view)?;
+    // The mean over pairs: Σ w_i x_i / n.
+    let mut mean64 = Array1::<f64>::zeros(d);
+    for (row, &w) in weighted.rows().into_iter().zip(&weight) {
+        for (m, &v) in mean64.iter_mut().zip(row.iter()) {
+            *m += w * v as f64;
+        }
+    }
+    let mean = mean64.mapv(|m| (m / n as f64) as f32);
+    let mut sum_sq = 0f64;
+    for (mut row, &w) in weighted.rows_mut().into_iter().zip(&weight) {
+        let scale = w.sqrt() as f32;
+        for (v, &mu) in row.iter_mut().zip(mean.iter()) {
+            *v = (*v - mu) * scale;
+            sum_sq += (*v as f64) * (*v as f64);
+        }
+    }
+    let weighted = FeatureMatrix::Dense(weighted);
+    let centred = Centred::new(&weighted, Array1::zeros(d));
+    let fitted = pca::fit_centred(&centred, &pca_params(p), progress)?;
+    let mut distinct_scores = centred.dot(&fitted.components.view());
+    for (mut row, &w) in distinct_scores.rows_mut().into_iter().zip(&weight) {
+        row /= w.sqrt() as f32;
+    }
+    let scores = distinct_scores.select(Axis(0), &at);
+    let total = sum_sq / (n - 1).max(1) as f64;
+    whiten_scores(scores, Some(fitted.components), mean, total, d, view, ridge)
+}
+
+/// The ridge-regularised whitening of reduced `scores` (n x k) whose full view has total
+/// variance `total` over `d` columns.
+fn whiten_scores(
+    scores: Array2<f32>,
+    basis: Option<Array2<f32>>,
+    mean: Array1<f32>,
+    total: f64,
+    d: usize,
+    view: ViewName,
+    ridge: f64,
+) -> Result<Whitened, FusionError> {
+    let n = scores.nrows();
     // Ridge relative to the full covariance: r · tr(C)/d.
-    let shift = ridge * ops::total_variance(x, &centred.mean.view()) / d.max(1) as f64;
+    let shift = ridge * total / d.max(1) as f64;
     let mut cov = ops::cross_gram(&scores.view(), &scores.view()) / (n - 1) as f64;
     for i in 0..cov.nrows() {
         cov[[i, i]] += shift;
@@ -314,7 +449,7 @@ fn whiten(
         scores,
         basis,
         white,
-        mean: centred.mean,
+        mean,
     })
 }
 
@@ -679,5 +814,65 @@ mod tests {
             p.fit(&x, &y),
             Err(FusionError::NoVariance { view: "x" })
         ));
+    }
+    #[test]
+    fn paired_fit_with_repeated_rows_equals_the_expanded_fit() {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        // 40 "images" (dense, 60 columns), each with 3 "captions" (dense, 20 columns).
+        let images = Array2::from_shape_fn((40, 60), |_| rng.gen_range(0.0f32..1.0));
+        let captions = Array2::from_shape_fn((120, 20), |_| rng.gen_range(0.0f32..1.0));
+        let x_rows: Vec<usize> = (0..120).map(|i| i / 3).collect();
+        let y_rows: Vec<usize> = (0..120).collect();
+        let params = CcaParams::new(8)
+            .ridge(0.5)
+            .pca_dims(16)
+            .pca_method(PcaMethod::Exact)
+            .check()
+            .unwrap();
+        let paired = params
+            .fit_paired(
+                &FeatureMatrix::Dense(images.clone()),
+                &x_rows,
+                &FeatureMatrix::Dense(captions.clone()),
+                &y_rows,
+                &ProgressBar::hidden(),
+            )
+            .unwrap();
+        let expanded = params
+            .fit(
+                &FeatureMatrix::Dense(images.select(Axis(0), &x_rows)),
+                &FeatureMatrix::Dense(captions),
+            )
+            .unwrap();
+        for (a, b) in paired.correlations.iter().zip(expanded.correlations.iter()) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+        // Same projections up to the sign of each canonical direction.
+        let probe = FeatureMatrix::Dense(images);
+        let pa = paired.transform_x(&probe).unwrap();
+        let pb = expanded.transform_x(&probe).unwrap();
+        for j in 0..pa.ncols() {
+            let dot: f32 = pa
+                .column(j)
+                .iter()
+                .zip(pb.column(j))
+                .map(|(a, b)| a * b)
+                .sum();
+            let na: f32 = pa.column(j).iter().map(|a| a * a).sum::<f32>().sqrt();
+            let nb: f32 = pb.column(j).iter().map(|b| b * b).sum::<f32>().sqrt();
+            assert!((dot.abs() / (na * nb) - 1.0).abs() < 1e-3, "direction {j}");
+        }
+        let err = params
+            .fit_paired(
+                &probe,
+                &[0, 1, 99],
+                &probe,
+                &[0, 1, 2],
+                &ProgressBar::hidden(),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("99") && err.contains("40"), "{err}");
     }
 }

@@ -43,6 +43,12 @@ pub enum FusionError {
         expected: usize,
         got: usize,
     },
+    #[error("view {view}: pair row {row} is out of range (the view has {rows} rows)")]
+    RowOutOfRange {
+        view: &'static str,
+        row: usize,
+        rows: usize,
+    },
     #[error("view {view} has no variance left after whitening (constant or empty features)")]
     NoVariance { view: &'static str },
     #[error("inconsistent CCA arrays: {0}")]

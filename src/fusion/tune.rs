@@ -23,6 +23,8 @@ pub struct TuneGrid {
     pub ridge_y: Vec<f64>,
     pub dims: Vec<usize>,
     pub eigen_power: Vec<f64>,
+    /// PCA pre-reduction sizes tried (empty: the base parameters' `pca_dims`).
+    pub pca_dims: Vec<usize>,
     /// Candidate block weightings handed to the caller's view hook (empty: one run, no weights).
     pub block_weights: Vec<Vec<f32>>,
 }
@@ -34,6 +36,7 @@ impl Default for TuneGrid {
             ridge_y: vec![0.01, 0.1, 1.0],
             dims: vec![64, 128, 256],
             eigen_power: vec![0.0, 1.0, 2.0, 4.0],
+            pca_dims: Vec::new(),
             block_weights: Vec::new(),
         }
     }
@@ -46,6 +49,7 @@ pub struct GridPoint {
     pub ridge_y: f64,
     pub dims: usize,
     pub eigen_power: f64,
+    pub pca_dims: usize,
     /// Index into `TuneGrid::block_weights`, if any.
     pub block_weights: Option<usize>,
     pub score: f64,
@@ -65,7 +69,16 @@ impl TuneResult {
     }
 }
 
-/// Runs the grid. `views(w)` returns the training views for block weights `w` (`None` when the
+/// Training pairs as rows of two views: pair `i` is (`x[x_rows[i]]`, `y[y_rows[i]]`) (see
+/// [`crate::fusion::CcaValidParams::fit_paired`]).
+pub struct PairedViews {
+    pub x: FeatureMatrix,
+    pub x_rows: Vec<usize>,
+    pub y: FeatureMatrix,
+    pub y_rows: Vec<usize>,
+}
+
+/// Runs the grid. `views(w)` returns the training pairs for block weights `w` (`None` when the
 /// grid has none); `score(model, w)` returns the validation score (higher is better).
 pub fn tune<V, S>(
     base: &CcaParams,
@@ -74,7 +87,7 @@ pub fn tune<V, S>(
     score: S,
 ) -> Result<TuneResult, FusionError>
 where
-    V: Fn(Option<&[f32]>) -> Result<(FeatureMatrix, FeatureMatrix), String>,
+    V: Fn(Option<&[f32]>) -> Result<PairedViews, String>,
     S: Fn(&FittedCca, Option<&[f32]>) -> Result<f64, String>,
 {
     for (name, empty) in [
@@ -93,33 +106,50 @@ where
     } else {
         (0..grid.block_weights.len()).map(Some).collect()
     };
+    let pca_sizes = if grid.pca_dims.is_empty() {
+        vec![base.pca_dims]
+    } else {
+        grid.pca_dims.clone()
+    };
     let mut points = Vec::new();
     for wi in weight_sets {
         let w = wi.map(|i| grid.block_weights[i].as_slice());
-        let (x, y) = views(w).map_err(FusionError::Score)?;
-        for &rx in &grid.ridge_x {
-            for &ry in &grid.ridge_y {
-                let full = CcaParams {
-                    dims: max_dims,
-                    ..base.clone()
-                }
-                .ridge_x(rx)
-                .ridge_y(ry)
-                .check()?
-                .fit(&x, &y)?;
-                for &d in &grid.dims {
-                    for &p in &grid.eigen_power {
-                        let model = full.truncated(d).with_eigen_power(p);
-                        let s = score(&model, w).map_err(FusionError::Score)?;
-                        log::debug!("tune: w {wi:?} rx {rx} ry {ry} dims {d} p {p} → {s:.4}");
-                        points.push(GridPoint {
-                            ridge_x: rx,
-                            ridge_y: ry,
-                            dims: d,
-                            eigen_power: p,
-                            block_weights: wi,
-                            score: s,
-                        });
+        let v = views(w).map_err(FusionError::Score)?;
+        for &k in &pca_sizes {
+            for &rx in &grid.ridge_x {
+                for &ry in &grid.ridge_y {
+                    let full = CcaParams {
+                        dims: max_dims,
+                        pca_dims: k,
+                        ..base.clone()
+                    }
+                    .ridge_x(rx)
+                    .ridge_y(ry)
+                    .check()?
+                    .fit_paired(
+                        &v.x,
+                        &v.x_rows,
+                        &v.y,
+                        &v.y_rows,
+                        &indicatif::ProgressBar::hidden(),
+                    )?;
+                    for &d in &grid.dims {
+                        for &p in &grid.eigen_power {
+                            let model = full.truncated(d).with_eigen_power(p);
+                            let s = score(&model, w).map_err(FusionError::Score)?;
+                            log::debug!(
+                                "tune: w {wi:?} pca {k} rx {rx} ry {ry} dims {d} p {p} → {s:.4}"
+                            );
+                            points.push(GridPoint {
+                                ridge_x: rx,
+                                ridge_y: ry,
+                                dims: d,
+                                eigen_power: p,
+                                pca_dims: k,
+                                block_weights: wi,
+                                score: s,
+                            });
+                        }
                     }
                 }
             }
@@ -182,17 +212,20 @@ mod tests {
             ridge_y: vec![0.01],
             dims: vec![1, 3],
             eigen_power: vec![0.0, 1.0],
+            pca_dims: Vec::new(),
             block_weights: vec![vec![1.0], vec![0.0]],
         };
         let views = |w: Option<&[f32]>| {
             // Weight 0 destroys the x view's signal (keeps a tiny constant-free noise).
             let s = w.map_or(1.0, |w| w[0]);
-            Ok((
-                FeatureMatrix::Dense(
+            Ok(PairedViews {
+                x: FeatureMatrix::Dense(
                     &tx * s + &(gaussian(600, 8, &mut ChaCha8Rng::seed_from_u64(9)) * (1.0 - s)),
                 ),
-                FeatureMatrix::Dense(ty.clone()),
-            ))
+                x_rows: (0..600).collect(),
+                y: FeatureMatrix::Dense(ty.clone()),
+                y_rows: (0..600).collect(),
+            })
         };
         let scorer = mean_recall_scorer(&vx, &vy, &text_image);
         let score = |m: &FittedCca, w: Option<&[f32]>| {

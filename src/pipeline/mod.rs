@@ -7,6 +7,7 @@
 //! - [`stages`]: the stages themselves, in the order data flows through them.
 
 pub mod artifacts;
+pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod inspect;
@@ -49,6 +50,9 @@ pub enum PipelineError {
         "stage `{stage}` needs `{upstream}`, which has not run: run `crossmodal {upstream}` first"
     )]
     MissingUpstream { stage: String, upstream: String },
+    /// Inputs that do not fit together (named in the message).
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Io(#[from] crate::error::IoError),
 }

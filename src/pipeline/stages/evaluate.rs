@@ -100,6 +100,82 @@ fn rank_both(
     Ok((t2i, i2t))
 }
 
+/// Evaluates one partition's embeddings on `params.part` (CSLS references, when asked, from
+/// the training items): the metrics, and the per-partition detail that `report.json` lists.
+/// Every report of the project (`evaluate`, the neural baselines, `compare`) goes through it,
+/// so their numbers are comparable by construction.
+pub fn evaluate_partition(
+    split: &SplitArtifacts,
+    partition: &Partition,
+    embeddings: &Embeddings,
+    params: &EvaluateParams,
+    rank: &RankParams,
+) -> Result<(Evaluation, serde_json::Value), Error> {
+    let test = part_embeddings(split, partition, embeddings, params.part);
+    let train = part_embeddings(split, partition, embeddings, Part::Train);
+    let csls_t2i = rank.csls(
+        &test.texts.view(),
+        &test.images.view(),
+        Some((&train.texts.view(), &train.images.view())),
+    )?;
+    let csls_i2t = rank.csls(
+        &test.images.view(),
+        &test.texts.view(),
+        Some((&train.images.view(), &train.texts.view())),
+    )?;
+    let options = EvalOptions {
+        ks: params.ks.clone(),
+        curve_max: params.curve_max.min(test.images.nrows()).max(1),
+        block_rows: rank.block_rows,
+        csls_text_to_image: csls_t2i.as_ref(),
+        csls_image_to_text: csls_i2t.as_ref(),
+    };
+    let evaluation = evaluate(
+        &test.images.view(),
+        &test.texts.view(),
+        &test.text_image,
+        &options,
+    )?;
+    let detail = serde_json::json!({
+        "text_to_image": {
+            "recall": &evaluation.text_to_image.recall,
+            "median_rank": evaluation.text_to_image.median_rank,
+            "queries": evaluation.text_to_image.queries,
+            "gallery": evaluation.text_to_image.gallery,
+        },
+        "image_to_text": {
+            "recall": &evaluation.image_to_text.recall,
+            "median_rank": evaluation.image_to_text.median_rank,
+            "queries": evaluation.image_to_text.queries,
+            "gallery": evaluation.image_to_text.gallery,
+        },
+    });
+    Ok((evaluation, detail))
+}
+
+/// The fields every `report.json` carries besides the metrics.
+pub fn report_extra(
+    pipeline: &str,
+    split: &SplitArtifacts,
+    per_partition: serde_json::Map<String, serde_json::Value>,
+    part: Part,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut extra = serde_json::Map::new();
+    extra.insert("pipeline".into(), pipeline.into());
+    extra.insert(
+        "partitions".into(),
+        split
+            .partitions
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    extra.insert("per_partition".into(), per_partition.into());
+    extra.insert("part".into(), part.as_str().into());
+    extra
+}
+
 /// The `rank` stage.
 pub struct RankStage;
 
@@ -261,49 +337,12 @@ impl Stage for EvaluateStage {
         for (i, partition) in split.partitions.iter().enumerate() {
             let p = &partition.name;
             let embeddings = load_embeddings(ctx, p)?;
-            let test = part_embeddings(&split, partition, &embeddings, params.part);
-            let train = part_embeddings(&split, partition, &embeddings, Part::Train);
-            let csls_t2i = rank.rank.csls(
-                &test.texts.view(),
-                &test.images.view(),
-                Some((&train.texts.view(), &train.images.view())),
-            )?;
-            let csls_i2t = rank.rank.csls(
-                &test.images.view(),
-                &test.texts.view(),
-                Some((&train.images.view(), &train.texts.view())),
-            )?;
-            let options = EvalOptions {
-                ks: params.ks.clone(),
-                curve_max: params.curve_max.min(test.images.nrows()).max(1),
-                block_rows: rank.rank.block_rows,
-                csls_text_to_image: csls_t2i.as_ref(),
-                csls_image_to_text: csls_i2t.as_ref(),
-            };
-            let evaluation = evaluate(
-                &test.images.view(),
-                &test.texts.view(),
-                &test.text_image,
-                &options,
-            )?;
-            per_partition.insert(
-                p.clone(),
-                serde_json::json!({
-                    "text_to_image": {
-                        "recall": &evaluation.text_to_image.recall,
-                        "median_rank": evaluation.text_to_image.median_rank,
-                        "queries": evaluation.text_to_image.queries,
-                        "gallery": evaluation.text_to_image.gallery,
-                    },
-                    "image_to_text": {
-                        "recall": &evaluation.image_to_text.recall,
-                        "median_rank": evaluation.image_to_text.median_rank,
-                        "queries": evaluation.image_to_text.queries,
-                        "gallery": evaluation.image_to_text.gallery,
-                    },
-                }),
-            );
+            let (evaluation, detail) =
+                evaluate_partition(&split, partition, &embeddings, &params, &rank.rank)?;
+            per_partition.insert(p.clone(), detail);
             if i == 0 && params.html_samples > 0 {
+                let test = part_embeddings(&split, partition, &embeddings, params.part);
+                let train = part_embeddings(&split, partition, &embeddings, Part::Train);
                 let (t2i, i2t) = rank_both(&rank.rank, &test, &train, 5)?;
                 let title = format!("{} — {p}", ctx.config.pipeline.name);
                 write_report_html(
@@ -334,19 +373,12 @@ impl Stage for EvaluateStage {
             evaluations.push(evaluation);
         }
         let summary = Summary::from_folds(&evaluations)?;
-        let mut extra = serde_json::Map::new();
-        extra.insert("pipeline".into(), ctx.config.pipeline.name.clone().into());
-        extra.insert(
-            "partitions".into(),
-            split
-                .partitions
-                .iter()
-                .map(|p| p.name.clone())
-                .collect::<Vec<_>>()
-                .into(),
+        let extra = report_extra(
+            &ctx.config.pipeline.name,
+            &split,
+            per_partition,
+            params.part,
         );
-        extra.insert("per_partition".into(), per_partition.into());
-        extra.insert("part".into(), params.part.as_str().into());
         let title = format!("crossmodal — {}", ctx.config.pipeline.name);
         write_reports(&out.path(""), &summary, &title, Some(&extra))?;
         out.record(

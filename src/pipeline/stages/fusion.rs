@@ -109,10 +109,10 @@ impl Stage for FitStage {
             let pairs = pairs_in(&split, partition, &image_rows, Part::Train);
             let x_rows: Vec<usize> = pairs.iter().map(|&(r, _)| r).collect();
             let y_rows: Vec<usize> = pairs.iter().map(|&(_, t)| t).collect();
-            let x = FeatureMatrix::Dense(images.select(Axis(0), &x_rows));
-            let y = FeatureMatrix::Sparse(texts.select_rows(&y_rows));
+            let x = FeatureMatrix::Dense(images);
+            let y = FeatureMatrix::Sparse(texts);
             let bar = ctx.bar(0, &format!("{p}: CCA"));
-            let fitted = checked.fit_with_progress(&x, &y, &bar)?;
+            let fitted = checked.fit_paired(&x, &x_rows, &y, &y_rows, &bar)?;
             bar.finish_and_clear();
             let arrays = fitted.to_arrays();
             let row = |a: &Array1<f32>| a.clone().insert_axis(Axis(0));

@@ -6,6 +6,7 @@
 pub mod evaluate;
 pub mod features;
 pub mod fusion;
+pub mod neural;
 pub mod split;
 pub mod submit;
 pub mod tune;
@@ -24,5 +25,7 @@ pub fn all() -> Vec<Box<dyn Stage>> {
         Box::new(evaluate::RankStage),
         Box::new(evaluate::EvaluateStage),
         Box::new(submit::SubmitStage),
+        Box::new(neural::DualEncoderStage),
+        Box::new(neural::MlpFusionStage),
     ]
 }

@@ -18,7 +18,7 @@ use super::fusion::{distinct_images, load_text_features, pairs_in};
 use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::CcaParams;
-use crate::fusion::tune::{TuneGrid, mean_recall_scorer, tune};
+use crate::fusion::tune::{PairedViews, TuneGrid, mean_recall_scorer, tune};
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 
@@ -32,6 +32,8 @@ pub struct TuneParams {
     pub ridge_y: Vec<f64>,
     pub dims: Vec<usize>,
     pub eigen_power: Vec<f64>,
+    /// PCA pre-reduction sizes tried (empty: `[fit] pca_dims`).
+    pub pca_dims: Vec<usize>,
 }
 
 impl Default for TuneParams {
@@ -42,6 +44,7 @@ impl Default for TuneParams {
             ridge_y: vec![0.1, 1.0],
             dims: vec![64, 128, 256],
             eigen_power: vec![0.0, 1.0, 2.0],
+            pca_dims: Vec::new(),
         }
     }
 }
@@ -90,12 +93,6 @@ impl Stage for TuneStage {
             }
             .into());
         }
-        let x = FeatureMatrix::Dense(
-            images.select(Axis(0), &train.iter().map(|&(r, _)| r).collect::<Vec<_>>()),
-        );
-        let y = FeatureMatrix::Sparse(
-            texts.select_rows(&train.iter().map(|&(_, t)| t).collect::<Vec<_>>()),
-        );
         // Validation: each image once, each caption pointing at its image's row.
         let (unique, text_image) = distinct_images(&validation);
         let val_images = FeatureMatrix::Dense(images.select(Axis(0), &unique));
@@ -107,10 +104,27 @@ impl Stage for TuneStage {
             ridge_y: params.ridge_y.clone(),
             dims: params.dims.clone(),
             eigen_power: params.eigen_power.clone(),
+            pca_dims: params.pca_dims.clone(),
             block_weights: Vec::new(),
         };
         let scorer = mean_recall_scorer(&val_images, &val_texts, &text_image);
-        let result = tune(&base, &grid, |_| Ok((x.clone(), y.clone())), scorer)?;
+        // No block-weight axis: the views are asked for once, and handed over without a copy.
+        let train_views = std::cell::Cell::new(Some(PairedViews {
+            x: FeatureMatrix::Dense(images),
+            x_rows: train.iter().map(|&(r, _)| r).collect(),
+            y: FeatureMatrix::Sparse(texts),
+            y_rows: train.iter().map(|&(_, t)| t).collect(),
+        }));
+        let result = tune(
+            &base,
+            &grid,
+            |_| {
+                train_views
+                    .take()
+                    .ok_or_else(|| "training views asked for twice".to_string())
+            },
+            scorer,
+        )?;
         let winner = result.winner().clone();
         let mut md = String::new();
         writeln!(
@@ -129,15 +143,20 @@ impl Stage for TuneStage {
         .ok();
         writeln!(
             md,
-            "| ridge_x | ridge_y | dims | p | score |\n|---:|---:|---:|---:|---:|"
+            "| pca_dims | ridge_x | ridge_y | dims | p | score |\n|---:|---:|---:|---:|---:|---:|"
         )
         .ok();
         for point in &result.points {
             let mark = if point == &winner { " **best**" } else { "" };
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.4}{mark} |",
-                point.ridge_x, point.ridge_y, point.dims, point.eigen_power, point.score
+                "| {} | {} | {} | {} | {} | {:.4}{mark} |",
+                point.pca_dims,
+                point.ridge_x,
+                point.ridge_y,
+                point.dims,
+                point.eigen_power,
+                point.score
             )
             .ok();
         }

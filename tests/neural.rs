@@ -1,0 +1,182 @@
+//! The neural baselines and the comparison, run by the real binary on the synthetic fixture:
+//! both models learn (loss falls, retrieval well above chance), `compare` handed our own CCA
+//! embeddings reproduces `evaluate` exactly, and `comparison` writes the table and the plot.
+
+mod common;
+
+use common::{Workspace, fails, ok};
+
+/// Small vocabularies and models, so the debug build runs everything in about a minute.
+const LIGHT: &str = r#"
+[image_features]
+max_side = 160
+[image_features.sift.bow]
+k = 64
+[image_features.sift.vlad]
+k = 8
+[image_features.sift.fisher]
+k = 8
+pca_dim = 16
+[image_features.hog.bow]
+k = 32
+[image_features.fit]
+max_descriptors = 20000
+
+[fit]
+dims = 48
+pca_dims = 96
+
+[dual_encoder]
+image_size = 32
+stored_size = 36
+kernels = [4, 2, 2]
+channels = [16, 32, 64]
+text_hidden = [64]
+embed_dim = 32
+epochs = 40
+batch_size = 32
+learning_rate = 0.003
+
+[mlp_fusion]
+pca_dims = 64
+hidden = [128]
+embed_dim = 32
+epochs = 60
+batch_size = 32
+"#;
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// R@5 of a report, both directions, with chance.
+fn r5(report: &serde_json::Value) -> Vec<(f64, f64)> {
+    ["text_to_image", "image_to_text"]
+        .iter()
+        .map(|d| {
+            (
+                report[d]["r5"].as_f64().unwrap(),
+                report[d]["chance_at"]["5"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn neural_baselines_learn_and_compare_reproduces_evaluate() {
+    let ws = Workspace::new(300, &[], LIGHT);
+    ok(ws.path(), &["evaluate", "pipeline.toml"]);
+    let log = ok(ws.path(), &["run", "pipeline.toml"]);
+    assert!(
+        !log.contains("dual-encoder: running") && !log.contains("mlp-fusion: running"),
+        "`run` leaves the neural baselines out: {log}"
+    );
+
+    // `compare` with our own CCA embeddings gives exactly evaluate's numbers.
+    let embed = ws.stage("embed");
+    let out = ok(
+        ws.path(),
+        &[
+            "compare",
+            "pipeline.toml",
+            "--name",
+            "cca-again",
+            "--images",
+            embed.join("main/image_embeddings.npy").to_str().unwrap(),
+            "--image-ids",
+            embed.join("main/image_rows.txt").to_str().unwrap(),
+            "--texts",
+            embed.join("main/text_embeddings.npy").to_str().unwrap(),
+            "--text-ids",
+            embed.join("text_ids.txt").to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("R@5"), "{out}");
+    let ours = json(&ws.stage("evaluate").join("report.json"));
+    let theirs = json(&ws.path().join("work/compare/cca-again/report.json"));
+    for direction in ["text_to_image", "image_to_text"] {
+        for key in ["r1", "r5", "r10", "median_rank", "mean_rank", "queries"] {
+            assert_eq!(
+                ours[direction][key], theirs[direction][key],
+                "{direction}.{key}"
+            );
+        }
+    }
+    // Mismatched inputs are refused with the files named.
+    let rows = std::fs::read_to_string(embed.join("main/image_rows.txt")).unwrap();
+    let short = ws.path().join("ten_ids.txt");
+    std::fs::write(&short, rows.lines().take(10).collect::<Vec<_>>().join("\n")).unwrap();
+    let err = fails(
+        ws.path(),
+        &[
+            "compare",
+            "pipeline.toml",
+            "--name",
+            "bad",
+            "--images",
+            embed.join("main/image_embeddings.npy").to_str().unwrap(),
+            "--image-ids",
+            short.to_str().unwrap(),
+            "--texts",
+            embed.join("main/text_embeddings.npy").to_str().unwrap(),
+            "--text-ids",
+            embed.join("text_ids.txt").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("image_embeddings.npy")
+            && err.contains("ten_ids.txt")
+            && err.contains("10 ids"),
+        "{err}"
+    );
+
+    for stage in ["mlp-fusion", "dual-encoder"] {
+        ok(ws.path(), &[stage, "pipeline.toml"]);
+        let training = json(&ws.stage(stage).join("main/training.json"));
+        let losses: Vec<f64> = training["epoch_loss"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let (first, last) = (losses[0], *losses.last().unwrap());
+        assert!(last < 0.8 * first, "{stage}: loss {first} -> {last}");
+        let report = json(&ws.stage(stage).join("report.json"));
+        for (r5, chance) in r5(&report) {
+            assert!(r5 > 2.5 * chance, "{stage}: R@5 {r5} vs chance {chance}");
+        }
+        assert!(report["costs"]["train_seconds"].as_f64().unwrap() > 0.0);
+        assert!(
+            ws.stage(stage)
+                .join("main/model/model.safetensors")
+                .is_file()
+        );
+        let again = ok(ws.path(), &[stage, "pipeline.toml"]);
+        assert!(again.contains(&format!("{stage}: up to date")), "{again}");
+    }
+
+    let md_path = ws.path().join("comparison.md");
+    ok(
+        ws.path(),
+        &[
+            "comparison",
+            "pipeline.toml",
+            "--no-train",
+            "--out",
+            md_path.to_str().unwrap(),
+        ],
+    );
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    for row in [
+        "CCA",
+        "MLP fusion",
+        "dual encoder",
+        "cca-again",
+        "Chinese-CLIP",
+        "Hodosh",
+    ] {
+        assert!(md.contains(row), "{row} missing from:\n{md}");
+    }
+    let svg = std::fs::read_to_string(ws.path().join("comparison.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+}
