@@ -230,4 +230,41 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         .map(|p| p["score"].as_f64().unwrap())
         .fold(f64::MIN, f64::max);
     assert_eq!(tuned["winner"]["score"].as_f64().unwrap(), best);
+
+    // Image block weightings are a grid axis too, rebuilt from the written blocks.
+    ok(
+        ws.path(),
+        &[
+            "tune",
+            "pipeline.toml",
+            "--set",
+            "tune.ridge_x=[0.1]",
+            "--set",
+            "tune.ridge_y=[0.1]",
+            "--set",
+            "tune.image_block_weights=[{hsv = 0.0}, {gist = 2.0, hog_bow = 0.5}]",
+        ],
+    );
+    let tuned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.stage("tune").join("tune.json")).unwrap())
+            .unwrap();
+    let points = tuned["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2 * 3 * 3, "weightings x dims x p");
+    assert_eq!(points[0]["block_weights"], 0);
+    assert_eq!(points[17]["block_weights"], 1);
+    let md = std::fs::read_to_string(ws.stage("tune").join("tune.md")).unwrap();
+    assert!(md.contains("hsv=0"), "{md}");
+    let err = common::fails(
+        ws.path(),
+        &[
+            "tune",
+            "pipeline.toml",
+            "--set",
+            "tune.image_block_weights=[{colour = 0.0}]",
+        ],
+    );
+    assert!(
+        err.contains("\"colour\"") && err.contains("sift_bow"),
+        "{err}"
+    );
 }

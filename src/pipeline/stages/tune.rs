@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use ndarray::Axis;
+use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::features::{load_image_features, load_split};
@@ -19,7 +19,9 @@ use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::CcaParams;
 use crate::fusion::tune::{PairedViews, TuneGrid, mean_recall_scorer, tune};
+use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
+use crate::pipeline::artifacts::read_dense;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 
 /// Options of `tune`.
@@ -34,6 +36,10 @@ pub struct TuneParams {
     pub eigen_power: Vec<f64>,
     /// PCA pre-reduction sizes tried (empty: `[fit] pca_dims`).
     pub pca_dims: Vec<usize>,
+    /// Image block weightings tried, each a map from block name (`sift_bow`, `sift_vlad`,
+    /// `sift_fisher`, `hog_bow`, `hsv`, `gist`, ...) to its weight; blocks a candidate does not
+    /// name keep their `[image_features]` weight. Empty: the combined matrix as written.
+    pub image_block_weights: Vec<std::collections::BTreeMap<String, f32>>,
 }
 
 impl Default for TuneParams {
@@ -45,8 +51,77 @@ impl Default for TuneParams {
             dims: vec![64, 128, 256],
             eigen_power: vec![0.0, 1.0, 2.0],
             pca_dims: Vec::new(),
+            image_block_weights: Vec::new(),
         }
     }
+}
+
+/// The image blocks of partition `p` as `image-features` wrote them (each normalised on its
+/// own, not yet weighted), in layout order, with their configured weights.
+fn load_image_blocks(ctx: &Context, p: &str) -> Result<Vec<(String, f32, Array2<f32>)>, Error> {
+    let params: ImageFeatureParams = ctx.config.section("image_features")?;
+    let layout = params.check()?.block_layout();
+    let dir = ctx.stage_dir("image-features").join(p);
+    layout
+        .into_iter()
+        .map(|(name, _, weight)| {
+            let m = read_dense(&dir.join(format!("block_{name}.npy")))?;
+            Ok((name, weight, m))
+        })
+        .collect()
+}
+
+/// Each candidate of `image_block_weights` as one weight per block, in layout order.
+fn block_weight_sets(
+    ctx: &Context,
+    blocks: &[(String, f32, Array2<f32>)],
+    candidates: &[std::collections::BTreeMap<String, f32>],
+) -> Result<Vec<Vec<f32>>, Error> {
+    let names: Vec<&str> = blocks.iter().map(|(n, _, _)| n.as_str()).collect();
+    candidates
+        .iter()
+        .map(|candidate| {
+            if let Some(unknown) = candidate.keys().find(|k| !names.contains(&k.as_str())) {
+                return Err(PipelineError::BadConfig {
+                    path: ctx.config.path.clone(),
+                    message: format!(
+                        "[tune] image_block_weights names block {unknown:?}; the image blocks are {}",
+                        names.join(", ")
+                    ),
+                }
+                .into());
+            }
+            Ok(blocks
+                .iter()
+                .map(|(name, weight, _)| candidate.get(name).copied().unwrap_or(*weight))
+                .collect())
+        })
+        .collect()
+}
+
+/// The rows `rows` of the concatenation of `blocks`, each times its weight (weight-0 blocks
+/// left out).
+fn combine_blocks(
+    blocks: &[(String, f32, Array2<f32>)],
+    weights: &[f32],
+    rows: &[usize],
+) -> Array2<f32> {
+    let kept: Vec<(f32, &Array2<f32>)> = blocks
+        .iter()
+        .zip(weights)
+        .filter(|(_, w)| **w != 0.0)
+        .map(|((_, _, m), &w)| (w, m))
+        .collect();
+    let width: usize = kept.iter().map(|(_, m)| m.ncols()).sum();
+    let mut out = Array2::zeros((rows.len(), width.max(1)));
+    let mut col = 0;
+    for (w, m) in kept {
+        let part = m.select(Axis(0), rows) * w;
+        out.slice_mut(ndarray::s![.., col..col + m.ncols()])
+            .assign(&part);
+        col += m.ncols();
+    }
+    out
 }
 
 /// The `tune` stage.
@@ -99,29 +174,49 @@ impl Stage for TuneStage {
         let val_texts = FeatureMatrix::Sparse(
             texts.select_rows(&validation.iter().map(|&(_, t)| t).collect::<Vec<_>>()),
         );
+        let blocks = if params.image_block_weights.is_empty() {
+            Vec::new()
+        } else {
+            load_image_blocks(ctx, p)?
+        };
         let grid = TuneGrid {
             ridge_x: params.ridge_x.clone(),
             ridge_y: params.ridge_y.clone(),
             dims: params.dims.clone(),
             eigen_power: params.eigen_power.clone(),
             pca_dims: params.pca_dims.clone(),
-            block_weights: Vec::new(),
+            block_weights: block_weight_sets(ctx, &blocks, &params.image_block_weights)?,
         };
-        let scorer = mean_recall_scorer(&val_images, &val_texts, &text_image);
-        // No block-weight axis: the views are asked for once, and handed over without a copy.
-        let train_views = std::cell::Cell::new(Some(PairedViews {
-            x: FeatureMatrix::Dense(images),
-            x_rows: train.iter().map(|&(r, _)| r).collect(),
-            y: FeatureMatrix::Sparse(texts),
-            y_rows: train.iter().map(|&(_, t)| t).collect(),
-        }));
+        let plain_scorer = mean_recall_scorer(&val_images, &val_texts, &text_image);
+        let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>| match w {
+            None => plain_scorer(model, None),
+            Some(w) => {
+                let images = FeatureMatrix::Dense(combine_blocks(&blocks, w, &unique));
+                mean_recall_scorer(&images, &val_texts, &text_image)(model, Some(w))
+            }
+        };
+        let x_rows: Vec<usize> = train.iter().map(|&(r, _)| r).collect();
+        let y_rows: Vec<usize> = train.iter().map(|&(_, t)| t).collect();
+        let texts = FeatureMatrix::Sparse(texts);
+        // Without a block-weight axis the views are asked for once, and handed over uncopied.
+        let images = std::cell::Cell::new(Some(images));
+        let all_rows: Vec<usize> = (0..image_rows.len()).collect();
         let result = tune(
             &base,
             &grid,
-            |_| {
-                train_views
-                    .take()
-                    .ok_or_else(|| "training views asked for twice".to_string())
+            |w| {
+                let x = match w {
+                    Some(w) => combine_blocks(&blocks, w, &all_rows),
+                    None => images
+                        .take()
+                        .ok_or_else(|| "training views asked for twice".to_string())?,
+                };
+                Ok(PairedViews {
+                    x: FeatureMatrix::Dense(x),
+                    x_rows: x_rows.clone(),
+                    y: texts.clone(),
+                    y_rows: y_rows.clone(),
+                })
             },
             scorer,
         )?;
@@ -143,14 +238,25 @@ impl Stage for TuneStage {
         .ok();
         writeln!(
             md,
-            "| pca_dims | ridge_x | ridge_y | dims | p | score |\n|---:|---:|---:|---:|---:|---:|"
+            "| image blocks | pca_dims | ridge_x | ridge_y | dims | p | score |\n|---|---:|---:|---:|---:|---:|---:|"
         )
         .ok();
         for point in &result.points {
             let mark = if point == &winner { " **best**" } else { "" };
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {:.4}{mark} |",
+                "| {} | {} | {} | {} | {} | {} | {:.4}{mark} |",
+                point
+                    .block_weights
+                    .map(|i| {
+                        blocks
+                            .iter()
+                            .zip(&grid.block_weights[i])
+                            .map(|((n, _, _), w)| format!("{n}={w}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_else(|| "as configured".into()),
                 point.pca_dims,
                 point.ridge_x,
                 point.ridge_y,
