@@ -37,6 +37,9 @@ epochs = 40
 batch_size = 32
 learning_rate = 0.003
 
+[comparison]
+variants = [{ name = "plain", set = ["fit.eigen_power=0"] }]
+
 [mlp_fusion]
 pca_dims = 64
 hidden = [128]
@@ -161,7 +164,6 @@ fn neural_baselines_learn_and_compare_reproduces_evaluate() {
         &[
             "comparison",
             "pipeline.toml",
-            "--no-train",
             "--out",
             md_path.to_str().unwrap(),
         ],
@@ -179,4 +181,15 @@ fn neural_baselines_learn_and_compare_reproduces_evaluate() {
     }
     let svg = std::fs::read_to_string(ws.path().join("comparison.svg")).unwrap();
     assert!(svg.starts_with("<svg"), "{svg}");
+    // The variant ran on the main work folder's split and features, linked, not recomputed.
+    let variant = ws.path().join("work/variants/plain");
+    for stage in ["split", "image-features", "text-features"] {
+        assert_eq!(
+            std::fs::read_to_string(variant.join(stage).join("manifest.json")).unwrap(),
+            std::fs::read_to_string(ws.stage(stage).join("manifest.json")).unwrap(),
+            "{stage}"
+        );
+    }
+    let fit: serde_json::Value = json(&variant.join("fit/manifest.json"));
+    assert_eq!(fit["params"]["eigen_power"], 0.0);
 }

@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crossmodal::data::synthetic::{CsvEncoding, SyntheticParams, generate};
 use crossmodal::pipeline::compare::{
-    DatasetRows, ExternalEmbeddings, compare_embeddings, measured_rows, render_markdown,
-    render_svg, write_text,
+    ComparisonParams, DatasetRows, ExternalEmbeddings, compare_embeddings, link_stages,
+    measured_rows, render_markdown, render_svg, write_text,
 };
 use crossmodal::pipeline::inspect::{InspectOptions, inspect};
 use crossmodal::pipeline::{Context, Freshness, Pipeline, PipelineConfig, stages};
@@ -434,8 +434,46 @@ fn comparison(
         }
         let pipeline = open(&args.pipeline, false)?;
         let ctx = pipeline.context();
-        let rows = measured_rows(ctx)
+        let mut rows = measured_rows(ctx)
             .with_context(|| format!("reading the reports of {}", file.display()))?;
+        // CCA variants: the same split and features (linked), other parameters.
+        let settings: ComparisonParams = ctx.config.section("comparison")?;
+        let mut variant_rows = Vec::new();
+        for variant in &settings.variants {
+            variant.check()?;
+            let work = ctx.work_dir.join("variants").join(&variant.name);
+            link_stages(
+                &ctx.work_dir,
+                &work,
+                &["split", "image-features", "text-features"],
+            )?;
+            let mut overrides = overrides.to_vec();
+            overrides.extend(variant.set.iter().cloned());
+            let variant_args = StageArgs {
+                pipeline: PipelineArgs {
+                    pipeline: file.clone(),
+                    data: None,
+                    work: Some(work),
+                    overrides,
+                },
+                force: false,
+            };
+            if !no_train {
+                make(&variant_args, Some("evaluate"), show_progress)?;
+            }
+            let variant_pipeline = open(&variant_args.pipeline, false)?;
+            let found = measured_rows(variant_pipeline.context())?;
+            if let Some(mut row) = found.into_iter().find(|r| r.method.starts_with("CCA")) {
+                row.method = format!("CCA, variant {}", variant.name);
+                row.note = format!("{} ({})", variant.set.join(", "), row.note);
+                variant_rows.push(row);
+            }
+        }
+        let at = rows
+            .iter()
+            .position(|r| r.method.starts_with("CCA"))
+            .map_or(0, |i| i + 1);
+        rows.splice(at..at, variant_rows);
         if rows.is_empty() {
             anyhow::bail!(
                 "{} has no reports yet: run without --no-train",

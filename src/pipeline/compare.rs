@@ -123,6 +123,70 @@ impl ExternalEmbeddings {
     }
 }
 
+/// A CCA variant of a pipeline for the comparison: the pipeline with some parameters changed
+/// (`set`, as `--set` takes them), run in `work/<pipeline>/variants/<name>/` on the same
+/// split and features. A pipeline file's `[comparison] variants = [{ name = ..., set = [...] }]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    pub set: Vec<String>,
+}
+
+/// The `[comparison]` section.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComparisonParams {
+    pub variants: Vec<Variant>,
+}
+
+impl Variant {
+    /// Checks the name (a folder name).
+    pub fn check(&self) -> Result<(), PipelineError> {
+        check_name(&self.name)
+    }
+}
+
+/// Makes `to/<stage>` a copy of `from/<stage>` made of hard links (a symbolic copy where the
+/// file system refuses), replacing what was there, for each of `stages` that `from` has. The
+/// engine never writes into a committed stage folder (it swaps in a new one), so the shared
+/// files are never changed under the other work folder.
+pub fn link_stages(from: &Path, to: &Path, stages: &[&str]) -> Result<(), Error> {
+    fn link_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dst)?;
+        for entry in std::fs::read_dir(src)? {
+            let entry = entry?;
+            let target = dst.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                link_tree(&entry.path(), &target)?;
+            } else if std::fs::hard_link(entry.path(), &target).is_err() {
+                std::fs::copy(entry.path(), &target)?;
+            }
+        }
+        Ok(())
+    }
+    for stage in stages {
+        let src = from.join(stage);
+        if !src.join(super::manifest::MANIFEST_FILE).is_file() {
+            continue;
+        }
+        let dst = to.join(stage);
+        let same = match (Manifest::load(&src)?, Manifest::load(&dst).ok().flatten()) {
+            (Some(a), Some(b)) => a.fingerprint == b.fingerprint,
+            _ => false,
+        };
+        if same {
+            continue;
+        }
+        if dst.exists() {
+            std::fs::remove_dir_all(&dst)
+                .map_err(|e| crate::error::IoError::new("removing", &dst, e))?;
+        }
+        link_tree(&src, &dst).map_err(|e| crate::error::IoError::new("linking", &dst, e))?;
+    }
+    Ok(())
+}
+
 /// Checks a model name used as a folder name.
 fn check_name(name: &str) -> Result<(), PipelineError> {
     let ok = !name.is_empty()

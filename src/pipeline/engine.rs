@@ -33,6 +33,9 @@ use crate::sparse::CsrMatrix;
 /// right after the N-th output file of a stage has been written.
 pub const ABORT_AFTER_WRITES_ENV: &str = "CROSSMODAL_ABORT_AFTER_WRITES";
 
+/// Pipeline-file sections read by commands rather than stages (`comparison`).
+pub const TOOL_SECTIONS: &[&str] = &["comparison"];
+
 /// What every stage gets to read: the configuration, folders and a progress bar factory.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -297,6 +300,7 @@ impl Pipeline {
         let known: Vec<&str> = stages
             .iter()
             .flat_map(|s| s.sections().iter().copied())
+            .chain(TOOL_SECTIONS.iter().copied())
             .collect();
         if let Some(name) = ctx
             .config
