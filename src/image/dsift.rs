@@ -59,10 +59,14 @@ impl Default for DenseGridParams {
 }
 
 impl DenseGridParams {
-    /// Dense RootSIFT: step 6 px, bins 4/6/8 px (patches of 16/24/32 px), 4×4×8.
+    /// Dense RootSIFT: step 7 px, bins 4/6/8 px (patches of 16/24/32 px), 4×4×8.
+    ///
+    /// Step 7 rather than 6: 27 % fewer descriptors (every encoding costs in proportion), and
+    /// on the Flickr8k-CN validation part the mean of R@1/5/10 both ways was 0.1964 with step 6
+    /// (before the speed-up) and 0.1964 with step 7 (after it); step 8 lost 0.005 (0.1920).
     pub fn sift() -> Self {
         Self {
-            step: 6,
+            step: 7,
             bin_sizes: vec![4, 6, 8],
             spatial_bins: 4,
             orientations: 8,
