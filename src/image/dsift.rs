@@ -500,25 +500,51 @@ fn pool_scale_body(
     for o in 0..no {
         let plane = &planes[o * w * h..(o + 1) * w * h];
         for (ri, &r) in rows.iter().enumerate() {
+            // the taps that fall inside the image; rows y0, y0 + 1, ... of the plane
+            let k_lo = (bi - 1 - r as isize).max(0) as usize;
+            let k_hi = (h as isize - r as isize + bi - 1).min(kern.len() as isize) as usize;
+            let taps = &kern[k_lo..k_hi];
+            let src = &plane[(r + k_lo + 1 - b) * w..];
+            // eight columns at a time, the taps summed in registers (in tap order, as a
+            // tap-by-tap pass over the row would)
             let v = &mut vert[pad..pad + w];
-            v.fill(0.0);
-            for (k, &kw) in kern.iter().enumerate() {
-                let y = r as isize + k as isize - (bi - 1);
-                if y < 0 || y >= h as isize {
-                    continue;
+            let mut x = 0;
+            while x + 8 <= w {
+                let mut acc = [0f32; 8];
+                for (t, &kw) in taps.iter().enumerate() {
+                    for (a, s) in acc.iter_mut().zip(&src[t * w + x..t * w + x + 8]) {
+                        *a += kw * s;
+                    }
                 }
-                let src = &plane[y as usize * w..(y as usize + 1) * w];
-                for (a, s) in v.iter_mut().zip(src) {
-                    *a += kw * s;
+                v[x..x + 8].copy_from_slice(&acc);
+                x += 8;
+            }
+            for (xx, out) in v.iter_mut().enumerate().skip(x) {
+                let mut acc = 0f32;
+                for (t, &kw) in taps.iter().enumerate() {
+                    acc += kw * src[t * w + xx];
                 }
+                *out = acc;
             }
             // horiz[c - c_lo] = Σ_k kern[k] · vert[c + k] (vert is padded by `pad` zeros)
-            horiz.fill(0.0);
-            for (k, &kw) in kern.iter().enumerate() {
-                let src = &vert[c_lo + k..c_lo + k + span];
-                for (a, s) in horiz.iter_mut().zip(src) {
-                    *a += kw * s;
+            let mut x = 0;
+            while x + 8 <= span {
+                let mut acc = [0f32; 8];
+                for (k, &kw) in kern.iter().enumerate() {
+                    let at = c_lo + k + x;
+                    for (a, s) in acc.iter_mut().zip(&vert[at..at + 8]) {
+                        *a += kw * s;
+                    }
                 }
+                horiz[x..x + 8].copy_from_slice(&acc);
+                x += 8;
+            }
+            for (xx, out) in horiz.iter_mut().enumerate().skip(x) {
+                let mut acc = 0f32;
+                for (k, &kw) in kern.iter().enumerate() {
+                    acc += kw * vert[c_lo + k + xx];
+                }
+                *out = acc;
             }
             let out = &mut pooled[ri * nc * no..(ri + 1) * nc * no];
             for (ci, &c) in cols.iter().enumerate() {
