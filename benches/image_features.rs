@@ -2,7 +2,8 @@
 //!
 //! Run: `cargo bench --bench image_features` (optionally `BENCH_FLICKR_N=500 BENCH_TEDDY_REPEAT=3 BENCH_FIT_N=1000`).
 //! The machine is shared: besides wall-clock rates it prints images per CPU-second of this
-//! process (utime + stime), which is what 1 dedicated core would do..
+//! process (utime + stime), which is what 1 dedicated core would do, and for the whole stage
+//! the wall and CPU seconds themselves (CPU ≈ 2 × wall when both cores are kept busy).
 //! Fits the default vocabularies on Flickr8k training images that are not timed, then times
 //! `transform` on Flickr8k (224×224) and on the Teddy images (median 659×577), each block alone
 //! and all together, and reads the peak RSS (VmHWM) after one and after several passes over the
@@ -56,21 +57,38 @@ fn only(p: &ImageFeatureParams, name: &str) -> ImageFeatureParams {
     q
 }
 
-/// (wall images/s, images per CPU-second, dims, skipped).
-fn time_transform(f: &FittedImageFeatures, paths: &[PathBuf]) -> (f64, f64, usize, usize) {
+/// What one timed `transform` did.
+struct Timed {
+    wall_s: f64,
+    cpu_s: f64,
+    images: usize,
+    dims: usize,
+    skipped: usize,
+}
+
+impl Timed {
+    fn rate(&self) -> f64 {
+        self.images as f64 / self.wall_s
+    }
+
+    fn cpu_rate(&self) -> f64 {
+        self.images as f64 / self.cpu_s
+    }
+}
+
+fn time_transform(f: &FittedImageFeatures, paths: &[PathBuf]) -> Timed {
     let t = Instant::now();
     let c = cpu_seconds();
     let out = f
         .transform(paths, &ProgressBar::hidden())
         .expect("transform");
-    let s = t.elapsed().as_secs_f64();
-    let cs = cpu_seconds() - c;
-    (
-        paths.len() as f64 / s,
-        paths.len() as f64 / cs,
-        out.combined.ncols(),
-        out.skipped.len(),
-    )
+    Timed {
+        wall_s: t.elapsed().as_secs_f64(),
+        cpu_s: cpu_seconds() - c,
+        images: paths.len(),
+        dims: out.combined.ncols(),
+        skipped: out.skipped.len(),
+    }
 }
 
 fn time_decode(paths: &[PathBuf], max_side: u32) -> f64 {
@@ -157,26 +175,40 @@ fn main() {
                 .collect();
             let f = FittedImageFeatures::from_arrays(q, keep).expect("from_arrays");
             let part = &paths[..paths.len().min(300)];
-            let (rate, cpu_rate, dim, _) = time_transform(&f, part);
+            let t = time_transform(&f, part);
             println!(
-                "block {name:12} (incl. decode, {} images): {rate:7.1} images/s wall, {cpu_rate:7.1} images per CPU-second, {dim} dims",
-                part.len()
+                "block {name:12} (incl. decode, {} images): {:7.1} images/s wall, {:7.1} images per CPU-second, {} dims",
+                part.len(),
+                t.rate(),
+                t.cpu_rate(),
+                t.dims
             );
         }
-        let (rate, cpu_rate, dim, skipped) = time_transform(&fitted, paths);
+        let t = time_transform(&fitted, paths);
         println!(
-            "ALL blocks: {rate:.1} images/s wall, {cpu_rate:.1} images per CPU-second, {dim} dims, {skipped} skipped, VmHWM {:.0} MiB",
+            "ALL blocks: {:.1} images/s wall, {:.1} images per CPU-second ({:.1} s wall, {:.1} CPU-s), {} dims, {} skipped, VmHWM {:.0} MiB",
+            t.rate(),
+            t.cpu_rate(),
+            t.wall_s,
+            t.cpu_s,
+            t.dims,
+            t.skipped,
             peak_rss_mib()
         );
     }
     if !teddy.is_empty() && repeat > 1 {
         let before = peak_rss_mib();
         let many: Vec<PathBuf> = (0..repeat).flat_map(|_| teddy.iter().cloned()).collect();
-        let (rate, cpu_rate, dim, skipped) = time_transform(&fitted, &many);
-        let out_mib = (many.len() - skipped) as f64 * dim as f64 * 4.0 * 2.0 / (1024.0 * 1024.0);
+        let t = time_transform(&fitted, &many);
+        let out_mib =
+            (many.len() - t.skipped) as f64 * t.dims as f64 * 4.0 * 2.0 / (1024.0 * 1024.0);
         println!(
-            "\nteddy x{repeat} ({} images): {rate:.1} images/s wall, {cpu_rate:.1} images per CPU-second; VmHWM before {before:.0} MiB, after {:.0} MiB (output blocks+combined ~{out_mib:.0} MiB)",
+            "\nteddy x{repeat} ({} images): {:.1} images/s wall, {:.1} images per CPU-second ({:.1} s wall, {:.1} CPU-s); VmHWM before {before:.0} MiB, after {:.0} MiB (output blocks+combined ~{out_mib:.0} MiB)",
             many.len(),
+            t.rate(),
+            t.cpu_rate(),
+            t.wall_s,
+            t.cpu_s,
             peak_rss_mib()
         );
     }

@@ -469,6 +469,54 @@ mod tests {
         ));
     }
 
+    /// A baseline 8x8 JPEG with four components and an Adobe APP14 marker (transform 0), i.e.
+    /// CMYK, written byte by byte: one quantisation table of ones, one-symbol Huffman tables
+    /// (DC category 0, AC end-of-block), so every block is flat at the mid level (128).
+    fn cmyk_jpeg_bytes() -> Vec<u8> {
+        let mut b = vec![0xFF, 0xD8];
+        b.extend([0xFF, 0xEE, 0x00, 0x0E]);
+        b.extend(b"Adobe");
+        b.extend([0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00]);
+        b.extend([0xFF, 0xDB, 0x00, 0x43, 0x00]);
+        b.extend([1u8; 64]);
+        b.extend([0xFF, 0xC0, 0x00, 0x14, 0x08, 0x00, 0x08, 0x00, 0x08, 0x04]);
+        for id in 1..=4u8 {
+            b.extend([id, 0x11, 0x00]);
+        }
+        for class in [0x00u8, 0x10] {
+            b.extend([0xFF, 0xC4, 0x00, 0x14, class, 0x01]);
+            b.extend([0u8; 15]);
+            b.push(0x00);
+        }
+        b.extend([0xFF, 0xDA, 0x00, 0x0E, 0x04]);
+        for id in 1..=4u8 {
+            b.extend([id, 0x00]);
+        }
+        b.extend([0x00, 0x3F, 0x00]);
+        // four blocks, each "0" (DC diff 0) + "0" (EOB): 8 zero bits
+        b.push(0x00);
+        b.extend([0xFF, 0xD9]);
+        b
+    }
+
+    #[test]
+    fn cmyk_jpeg_decodes_to_bgr() {
+        let bytes = cmyk_jpeg_bytes();
+        assert_eq!(jpeg_dimensions(&bytes), Some((8, 8)));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cmyk.jpg");
+        std::fs::write(&p, &bytes).unwrap();
+        let d = decode_image(&p, 256).unwrap();
+        assert_eq!(d.format, ImageFormat::Jpeg);
+        assert_eq!(d.bgr.channels(), 3);
+        assert_eq!(d.bgr.typ(), opencv::core::CV_8UC3);
+        assert_eq!((d.bgr.cols(), d.bgr.rows()), (8, 8));
+        // C = M = Y = K = 128 everywhere: one grey level in every pixel and channel
+        let px = d.bgr.data_bytes().unwrap();
+        assert!(px.iter().all(|&v| v == px[0]), "{:?}", &px[..12]);
+        assert!((30..=230).contains(&px[0]), "{}", px[0]);
+    }
+
     #[test]
     fn real_teddy_odd_files_decode() {
         let dir = PathBuf::from(concat!(

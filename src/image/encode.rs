@@ -11,7 +11,7 @@
 //! - block normalisation: Hellinger (signed sqrt) then L2, optionally the explicit additive χ²
 //!   feature map of Vedaldi & Zisserman (2012), so a linear method sees a χ² kernel.
 
-use ndarray::{ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use serde::{Deserialize, Serialize};
 
 use super::vocabulary::{Codebook, DiagGmm, Pca, mm};
@@ -110,13 +110,22 @@ pub fn vlad(desc: ArrayView2<f32>, regions: &[Vec<usize>], book: &Codebook) -> V
     let (k, d) = (book.k(), book.dim());
     let assign = book.assign(desc);
     let mut out = vec![0f32; k * d * regions.len()];
+    // plain slices, so that the residual sums vectorise
+    let desc = desc.as_standard_layout();
+    let centroids = book.centroids.as_standard_layout();
+    let (Some(xs), Some(cs)) = (desc.as_slice(), centroids.as_slice()) else {
+        unreachable!("standard-layout arrays are contiguous");
+    };
     for (ri, rows) in regions.iter().enumerate() {
         let v = &mut out[ri * k * d..(ri + 1) * k * d];
         for &i in rows {
             let j = assign[i].0;
-            let c = book.centroids.row(j);
             let acc = &mut v[j * d..(j + 1) * d];
-            for ((a, x), cc) in acc.iter_mut().zip(desc.row(i)).zip(c) {
+            for ((a, x), cc) in acc
+                .iter_mut()
+                .zip(&xs[i * d..(i + 1) * d])
+                .zip(&cs[j * d..(j + 1) * d])
+            {
                 *a += x - cc;
             }
         }
@@ -143,7 +152,58 @@ impl FisherModel {
     }
 }
 
+/// Groups the descriptors of a pyramid by the set of regions that hold them ("atoms": with
+/// levels 1 and 2, the four cells of level 2). Returns the descriptor order (atom by atom),
+/// the start of each atom in it (plus the end), and for each region the atoms it holds.
+fn pyramid_atoms(regions: &[Vec<usize>], n: usize) -> (Vec<usize>, Vec<usize>, Vec<Vec<usize>>) {
+    // each descriptor's regions as a bit set of `words` words
+    let words = regions.len().div_ceil(64).max(1);
+    let mut member = vec![0u64; n * words];
+    for (ri, rows) in regions.iter().enumerate() {
+        for &i in rows {
+            member[i * words + ri / 64] |= 1 << (ri % 64);
+        }
+    }
+    let mut ids: std::collections::HashMap<&[u64], usize> = std::collections::HashMap::new();
+    let mut atom_of = vec![usize::MAX; n];
+    let mut signatures: Vec<&[u64]> = Vec::new();
+    for (i, m) in member.chunks_exact(words).enumerate() {
+        if m.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let next = signatures.len();
+        let a = *ids.entry(m).or_insert(next);
+        if a == next {
+            signatures.push(m);
+        }
+        atom_of[i] = a;
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| atom_of[i] != usize::MAX).collect();
+    order.sort_by_key(|&i| atom_of[i]);
+    let mut starts = vec![0usize; signatures.len() + 1];
+    for &i in &order {
+        starts[atom_of[i] + 1] += 1;
+    }
+    for a in 0..signatures.len() {
+        starts[a + 1] += starts[a];
+    }
+    let mut holds = vec![Vec::new(); regions.len()];
+    for (a, sig) in signatures.iter().enumerate() {
+        for (ri, held) in holds.iter_mut().enumerate() {
+            if sig[ri / 64] >> (ri % 64) & 1 == 1 {
+                held.push(a);
+            }
+        }
+    }
+    (order, starts, holds)
+}
+
 /// Improved Fisher vectors per region (mean then variance gradients; signed sqrt + L2).
+///
+/// The descriptors are PCA-projected and their posteriors computed once. The zeroth, first and
+/// second order statistics are computed by matrix products once per pyramid atom (see
+/// [`pyramid_atoms`]), and each region's statistics are the sum of its atoms', so a
+/// descriptor enters the products once however many levels hold it.
 pub fn fisher(desc: ArrayView2<f32>, regions: &[Vec<usize>], model: &FisherModel) -> Vec<f32> {
     let gmm = &model.gmm;
     let (k, d) = (gmm.k(), gmm.means.ncols());
@@ -152,19 +212,38 @@ pub fn fisher(desc: ArrayView2<f32>, regions: &[Vec<usize>], model: &FisherModel
     if desc.nrows() == 0 {
         return out;
     }
-    let x = model.pca.transform(desc);
+    let (order, starts, holds) = pyramid_atoms(regions, desc.nrows());
+    let x = model.pca.transform(desc).select(Axis(0), &order);
     let gamma = gmm.posteriors(x.view());
+    let x2 = x.mapv(|v| v * v);
+    let n_atoms = starts.len() - 1;
+    let mut a0 = Array2::<f32>::zeros((n_atoms, k));
+    let mut a1 = Vec::with_capacity(n_atoms);
+    let mut a2 = Vec::with_capacity(n_atoms);
+    for a in 0..n_atoms {
+        let r = starts[a]..starts[a + 1];
+        let g = gamma.slice(s![r.clone(), ..]);
+        a0.row_mut(a).assign(&g.sum_axis(Axis(0)));
+        a1.push(mm(g.t(), x.slice(s![r.clone(), ..])));
+        a2.push(mm(g.t(), x2.slice(s![r, ..])));
+    }
     let sd = gmm.variances.mapv(f32::sqrt);
+    let mut s0 = Array1::<f32>::zeros(k);
+    let mut s1 = Array2::<f32>::zeros((k, d));
+    let mut s2 = Array2::<f32>::zeros((k, d));
     for (ri, rows) in regions.iter().enumerate() {
         if rows.is_empty() {
             continue;
         }
+        s0.fill(0.0);
+        s1.fill(0.0);
+        s2.fill(0.0);
+        for &a in &holds[ri] {
+            s0 += &a0.row(a);
+            s1 += &a1[a];
+            s2 += &a2[a];
+        }
         let n = rows.len() as f32;
-        let xs = x.select(Axis(0), rows);
-        let gs = gamma.select(Axis(0), rows);
-        let s0 = gs.sum_axis(Axis(0));
-        let s1 = mm(gs.t(), xs.view());
-        let s2 = mm(gs.t(), xs.mapv(|v| v * v).view());
         let v = &mut out[ri * per..(ri + 1) * per];
         for j in 0..k {
             let w = gmm.weights[j].max(1e-12);
@@ -347,6 +426,94 @@ mod tests {
         assert_eq!(norm(&v[12..18]), 0.0);
         // region 1: descriptor (1,0) -> word 0, residual (1,0): intra-norm (1,0), sqrt, L2
         assert_eq!(&v[6..12], &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// Fisher vectors straight from the definition (per region, dense posteriors with `exp`).
+    fn fisher_reference(
+        desc: &ndarray::Array2<f32>,
+        regions: &[Vec<usize>],
+        m: &FisherModel,
+    ) -> Vec<f32> {
+        let (k, d) = (m.gmm.k(), m.gmm.means.ncols());
+        let mut out = Vec::new();
+        for rows in regions {
+            let mut v = vec![0f32; 2 * k * d];
+            let n = rows.len() as f32;
+            for &i in rows {
+                let x: Vec<f32> = (0..d)
+                    .map(|t| {
+                        (0..desc.ncols())
+                            .map(|c| (desc[[i, c]] - m.pca.mean[c]) * m.pca.components[[c, t]])
+                            .sum()
+                    })
+                    .collect();
+                let lp: Vec<f32> = (0..k)
+                    .map(|j| {
+                        m.gmm.weights[j].ln()
+                            - 0.5
+                                * (0..d)
+                                    .map(|t| {
+                                        let var = m.gmm.variances[[j, t]];
+                                        (std::f32::consts::TAU * var).ln()
+                                            + (x[t] - m.gmm.means[[j, t]]).powi(2) / var
+                                    })
+                                    .sum::<f32>()
+                    })
+                    .collect();
+                let mx = lp.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = lp.iter().map(|l| (l - mx).exp()).collect();
+                let z: f32 = e.iter().sum();
+                for j in 0..k {
+                    let g = e[j] / z;
+                    let w = m.gmm.weights[j];
+                    for t in 0..d {
+                        let sd = m.gmm.variances[[j, t]].sqrt();
+                        let u = (x[t] - m.gmm.means[[j, t]]) / sd;
+                        v[j * d + t] += g * u / (n * w.sqrt());
+                        v[k * d + j * d + t] += g * (u * u - 1.0) / (n * (2.0 * w).sqrt());
+                    }
+                }
+            }
+            signed_sqrt(&mut v);
+            l2_normalise(&mut v);
+            out.extend(v);
+        }
+        out
+    }
+
+    #[test]
+    fn fisher_over_pyramid_atoms_matches_the_definition() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let n = 90;
+        let desc = ndarray::Array2::from_shape_fn((n, 6), |_| rng.gen_range(-1.0f32..1.0));
+        let xy: Vec<[f32; 2]> = (0..n)
+            .map(|_| [rng.gen_range(0.0..100.0), rng.gen_range(0.0..80.0)])
+            .collect();
+        let k = 3;
+        let model = FisherModel {
+            pca: Pca {
+                mean: Array1::from_shape_fn(6, |_| rng.gen_range(-0.2f32..0.2)),
+                components: ndarray::Array2::from_shape_fn((6, 4), |_| rng.gen_range(-0.5f32..0.5)),
+            },
+            gmm: DiagGmm {
+                weights: array![0.5, 0.3, 0.2],
+                means: ndarray::Array2::from_shape_fn((k, 4), |_| rng.gen_range(-0.5f32..0.5)),
+                variances: ndarray::Array2::from_shape_fn((k, 4), |_| rng.gen_range(0.05f32..0.3)),
+            },
+        };
+        for levels in [vec![1, 2], vec![1, 2, 3], vec![2]] {
+            let regions = pyramid_regions(&xy, 100, 80, &levels);
+            let got = fisher(desc.view(), &regions, &model);
+            let want = fisher_reference(&desc, &regions, &model);
+            assert_eq!(got.len(), want.len());
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() < 2e-4,
+                    "levels {levels:?}, value {i}: {a} vs {b}"
+                );
+            }
+        }
     }
 
     #[test]

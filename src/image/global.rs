@@ -51,26 +51,34 @@ pub fn hsv_histograms(bgr: &Mat, bins: [usize; 3], levels: &[u32]) -> Result<Vec
         .map_err(|e| ImageError::opencv("reading HSV pixels", e))?;
     let per = bins[0] * bins[1] * bins[2];
     let mut out = Vec::new();
-    // bin index of every pixel, computed once
+    // bin index of every pixel, computed once, through one lookup table per channel (each
+    // channel's share of the joint index), not three divisions per pixel
+    let lut = |c: usize, range: usize, stride: usize| -> [u32; 256] {
+        std::array::from_fn(|v| ((v * bins[c] / range).min(bins[c] - 1) * stride) as u32)
+    };
+    let (lh, ls, lv) = (
+        lut(0, 180, bins[1] * bins[2]),
+        lut(1, 256, bins[2]),
+        lut(2, 256, 1),
+    );
     let idx: Vec<u32> = px
         .chunks_exact(3)
-        .map(|p| {
-            let hb = (p[0] as usize * bins[0] / 180).min(bins[0] - 1);
-            let sb = (p[1] as usize * bins[1] / 256).min(bins[1] - 1);
-            let vb = (p[2] as usize * bins[2] / 256).min(bins[2] - 1);
-            ((hb * bins[1] + sb) * bins[2] + vb) as u32
-        })
+        .map(|p| lh[p[0] as usize] + ls[p[1] as usize] + lv[p[2] as usize])
         .collect();
+    let mut counts: Vec<u32> = Vec::new();
     for &g in levels {
         let g = g.max(1) as usize;
-        let mut hist = vec![0f32; g * g * per];
+        counts.clear();
+        counts.resize(g * g * per, 0);
+        let cell_x: Vec<usize> = (0..w).map(|x| (x * g / w).min(g - 1) * per).collect();
         for y in 0..h {
             let cy = (y * g / h).min(g - 1);
-            for x in 0..w {
-                let cx = (x * g / w).min(g - 1);
-                hist[(cy * g + cx) * per + idx[y * w + x] as usize] += 1.0;
+            let base = cy * g * per;
+            for (&cx, &i) in cell_x.iter().zip(&idx[y * w..(y + 1) * w]) {
+                counts[base + cx + i as usize] += 1;
             }
         }
+        let mut hist: Vec<f32> = counts.iter().map(|&c| c as f32).collect();
         for cell in hist.chunks_exact_mut(per) {
             let s: f32 = cell.iter().sum();
             if s > 0.0 {
@@ -223,6 +231,8 @@ pub fn gist(grey: &Mat, p: &GistParams, filters: &[Vec<f32>]) -> Result<Vec<f32>
     )
     .map_err(|e| ImageError::opencv("allocating", e))?;
     let mut resp = Mat::default();
+    // grid column of each pixel column, computed once rather than divided per pixel
+    let cell_x: Vec<usize> = (0..n).map(|x| x * g / n).collect();
     for f in filters {
         {
             let dst = prod
@@ -241,9 +251,9 @@ pub fn gist(grey: &Mat, p: &GistParams, filters: &[Vec<f32>]) -> Result<Vec<f32>
         let mut cells = vec![0f32; g * g];
         for y in 0..n {
             let cy = y * g / n;
-            for x in 0..n {
-                let c = r[y * n + x];
-                cells[cy * g + x * g / n] += (c[0] * c[0] + c[1] * c[1]).sqrt();
+            let cell_row = &mut cells[cy * g..(cy + 1) * g];
+            for (&cx, c) in cell_x.iter().zip(&r[y * n..(y + 1) * n]) {
+                cell_row[cx] += (c[0] * c[0] + c[1] * c[1]).sqrt();
             }
         }
         let area = (n * n / (g * g)) as f32;

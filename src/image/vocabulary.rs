@@ -17,6 +17,10 @@ use super::ImageError;
 /// Rows per chunk of the assignment step (bounds the n×k distance matrix).
 const CHUNK: usize = 4096;
 
+/// Rows per block of the nearest-centre search: one block's products (`ASSIGN_BLOCK` × k
+/// floats, 512 KiB at k = 512) stay in the core's cache instead of an n × k matrix in memory.
+const ASSIGN_BLOCK: usize = 256;
+
 /// `a · b` by `matrixmultiply` (single-threaded, any strides, so transposed views are free).
 ///
 /// Per-image products run inside rayon workers, where OpenBLAS (which ndarray's `dot` calls)
@@ -24,17 +28,32 @@ const CHUNK: usize = 4096;
 /// calling thread. On the (heavily shared) dev machine the switch took the Fisher block from
 /// 10.7 to 20.1 images/s wall, the whole stage only from 5.6 to 7.9: it is not the main cost.
 pub fn mm(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let (m, n) = (a.nrows(), b.ncols());
+    let mut c = Array2::<f32>::zeros((m, n));
+    if let Some(out) = c.as_slice_mut() {
+        mm_into(a, b, out);
+    }
+    c
+}
+
+/// `a · b` written into `c` (row-major m × n, `c.len() == m * n`), whose old contents are
+/// ignored; see [`mm`].
+pub fn mm_into(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut [f32]) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
-    debug_assert_eq!(k, k2);
-    let mut c = Array2::<f32>::zeros((m, n));
-    if m == 0 || n == 0 || k == 0 || k != k2 {
-        return c;
+    assert_eq!(k, k2, "mm_into: inner dimensions differ");
+    assert_eq!(c.len(), m * n, "mm_into: output has the wrong length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return;
     }
     let (rsa, csa) = (a.strides()[0], a.strides()[1]);
     let (rsb, csb) = (b.strides()[0], b.strides()[1]);
     // SAFETY: the pointers and strides come from live views of the stated shapes, and `c` is a
-    // fresh contiguous m × n array.
+    // contiguous m × n slice; with beta = 0 its old contents are not read.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -53,11 +72,113 @@ pub fn mm(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
             1,
         );
     }
-    c
+}
+
+/// Sum of squares with eight independent accumulators, so that it vectorises (a plain
+/// `iter().sum()` must add in order and stays scalar).
+#[inline(always)]
+pub fn sum_sq(d: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = d.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v * v;
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|v| v * v).sum::<f32>()
+}
+
+/// Index and value of the first smallest entry (`(0, ∞)` when none is below ∞), as a
+/// sequential scan with `<` would find it, but over eight lanes (each keeping its first
+/// minimum and where it was) so that it vectorises.
+#[inline(always)]
+fn argmin(row: &[f32]) -> (usize, f32) {
+    let mut val = [f32::INFINITY; 8];
+    let mut at = [0u32; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for (ci, c) in chunks.enumerate() {
+        let ci = ci as u32;
+        for ((l, a), &v) in val.iter_mut().zip(at.iter_mut()).zip(c) {
+            let lt = v < *l;
+            *l = if lt { v } else { *l };
+            *a = if lt { ci } else { *a };
+        }
+    }
+    let mut best = (0usize, f32::INFINITY);
+    for (lane, (&v, &a)) in val.iter().zip(&at).enumerate() {
+        let j = a as usize * 8 + lane;
+        if v < best.1 || (v == best.1 && v < f32::INFINITY && j < best.0) {
+            best = (j, v);
+        }
+    }
+    let base = row.len() - rest.len();
+    for (j, &v) in rest.iter().enumerate() {
+        if v < best.1 {
+            best = (base + j, v);
+        }
+    }
+    best
+}
+
+/// Sum over eight lanes (vectorises; the order of the additions is fixed).
+#[inline(always)]
+pub fn sum8(d: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = d.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().sum::<f32>()
+}
+
+/// Largest entry (−∞ for an empty slice; NaNs are passed over), over eight lanes.
+#[inline(always)]
+fn max8(d: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = d.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    acc.iter()
+        .chain(rest)
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
+/// `exp(x)` to about 2 ulp (Cephes' `expf`: x = n·ln 2 + r, a degree-6 polynomial in r, times
+/// 2ⁿ), without branches so that loops over it vectorise; inputs below −87.3 give about 1e-38.
+#[inline(always)]
+pub fn fast_exp(x: f32) -> f32 {
+    let x = x.clamp(-87.3, 88.3);
+    // round to nearest by adding and subtracting 1.5·2²³
+    let t = x * std::f32::consts::LOG2_E;
+    let z = t + 12_582_912.0;
+    let n = z - 12_582_912.0;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_2e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    // z's low mantissa bits hold n (offset by 0x40_0000): 2ⁿ is (n + 127) << 23
+    let pow2 = (z.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127)) << 23;
+    y * f32::from_bits(pow2)
 }
 
 fn sq_norm(r: ndarray::ArrayView1<f32>) -> f32 {
-    r.iter().map(|v| v * v).sum()
+    match r.as_slice() {
+        Some(v) => sum_sq(v),
+        None => r.iter().map(|v| v * v).sum(),
+    }
 }
 
 /// A k-means codebook with the squared norms of its centres.
@@ -103,25 +224,55 @@ impl Codebook {
         let starts: Vec<usize> = (0..x.nrows()).step_by(CHUNK).collect();
         let one = |start: usize| -> Vec<(usize, f32)> {
             let end = (start + CHUNK).min(x.nrows());
-            let d = self.sq_distances(x.slice(s![start..end, ..]));
-            d.rows()
-                .into_iter()
-                .map(|row| {
-                    let mut best = (0, f32::INFINITY);
-                    for (j, &v) in row.iter().enumerate() {
-                        if v < best.1 {
-                            best = (j, v);
-                        }
-                    }
-                    best
-                })
-                .collect()
+            let mut out = Vec::with_capacity(end - start);
+            self.assign_into(x.slice(s![start..end, ..]), &mut out);
+            out
         };
         if starts.len() <= 1 {
             return starts.into_iter().flat_map(one).collect();
         }
         let parts: Vec<Vec<(usize, f32)>> = starts.into_par_iter().map(one).collect();
         parts.into_iter().flatten().collect()
+    }
+
+    /// [`Self::assign`] on the calling thread, appending to `out`: blocks of
+    /// [`ASSIGN_BLOCK`] rows, one matrix product each into a reused buffer, then per row the
+    /// clamped squared distances ‖x‖² − 2x·c + ‖c‖² and their first minimum.
+    fn assign_into(&self, x: ArrayView2<f32>, out: &mut Vec<(usize, f32)>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { self.assign_into_avx2(x, out) };
+        }
+        self.assign_into_body(x, out)
+    }
+
+    /// [`Self::assign_into`] compiled for AVX2 (the same operations in the same order).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn assign_into_avx2(&self, x: ArrayView2<f32>, out: &mut Vec<(usize, f32)>) {
+        self.assign_into_body(x, out)
+    }
+
+    #[inline(always)]
+    fn assign_into_body(&self, x: ArrayView2<f32>, out: &mut Vec<(usize, f32)>) {
+        let (n, k) = (x.nrows(), self.k());
+        let norms: Vec<f32> = self.sq_norms.to_vec();
+        let mut buf = vec![0f32; ASSIGN_BLOCK.min(n) * k];
+        for start in (0..n).step_by(ASSIGN_BLOCK) {
+            let end = (start + ASSIGN_BLOCK).min(n);
+            let xb = x.slice(s![start..end, ..]);
+            let block = &mut buf[..(end - start) * k];
+            mm_into(xb, self.centroids.t(), block);
+            for (row, xr) in block.chunks_exact_mut(k.max(1)).zip(xb.rows()) {
+                let xn = sq_norm(xr);
+                for (v, &cn) in row.iter_mut().zip(&norms) {
+                    let d = xn - 2.0 * *v + cn;
+                    *v = if d > 0.0 { d } else { 0.0 };
+                }
+                out.push(argmin(row));
+            }
+        }
     }
 }
 
@@ -297,9 +448,13 @@ impl Pca {
         })
     }
 
+    /// `(x - mean) · components`, computed as `x · components - mean · components` so that no
+    /// centred copy of `x` is made.
     pub fn transform(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        let c = &x - &self.mean;
-        mm(c.view(), self.components.view())
+        let shift = self.mean.dot(&self.components);
+        let mut y = mm(x, self.components.view());
+        y -= &shift;
+        y
     }
 }
 
@@ -336,22 +491,18 @@ impl DiagGmm {
                     - 0.5 * (logdet + m2 + d as f32 * (std::f32::consts::TAU).ln())
             })
             .collect();
-        let x2 = x.mapv(|v| v * v);
-        // log p = const - 0.5 Σ x²/σ² + Σ x μ/σ²
-        let mut lp = mm(x, mu_inv.t()) - mm(x2.view(), inv.t()) * 0.5;
-        for mut row in lp.rows_mut() {
-            let mut mx = f32::NEG_INFINITY;
-            for (v, c) in row.iter_mut().zip(&consts) {
-                *v += c;
-                mx = mx.max(*v);
-            }
-            let mut sum = 0.0;
-            for v in row.iter_mut() {
-                *v = (*v - mx).exp();
-                sum += *v;
-            }
-            row.iter_mut().for_each(|v| *v /= sum);
-        }
+        // log p = const - 0.5 Σ x²/σ² + Σ x μ/σ², as one product [x, x²] · [μ/σ²; -1/(2σ²)]ᵀ
+        let n = x.nrows();
+        let mut xx = Array2::<f32>::zeros((n, 2 * d));
+        xx.slice_mut(s![.., ..d]).assign(&x);
+        xx.slice_mut(s![.., d..])
+            .zip_mut_with(&x, |o, &v| *o = v * v);
+        let mut w = Array2::<f32>::zeros((2 * d, k));
+        w.slice_mut(s![..d, ..]).assign(&mu_inv.t());
+        w.slice_mut(s![d.., ..])
+            .zip_mut_with(&inv.t(), |o, &v| *o = -0.5 * v);
+        let mut lp = mm(xx.view(), w.view());
+        softmax_rows(&mut lp, &consts);
         lp
     }
 
@@ -407,6 +558,40 @@ impl DiagGmm {
     }
 }
 
+/// Per row of `lp`: add `consts`, then a softmax (exp of the difference to the row maximum,
+/// normalised to sum 1). Compiled for AVX2 where the CPU has it.
+fn softmax_rows(lp: &mut Array2<f32>, consts: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { softmax_rows_avx2(lp, consts) };
+    }
+    softmax_rows_body(lp, consts)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_rows_avx2(lp: &mut Array2<f32>, consts: &[f32]) {
+    softmax_rows_body(lp, consts)
+}
+
+#[inline(always)]
+fn softmax_rows_body(lp: &mut Array2<f32>, consts: &[f32]) {
+    for mut row in lp.rows_mut() {
+        let Some(row) = row.as_slice_mut() else {
+            unreachable!("a fresh array's rows are contiguous");
+        };
+        for (v, c) in row.iter_mut().zip(consts) {
+            *v += c;
+        }
+        let mx = max8(row);
+        for v in row.iter_mut() {
+            *v = fast_exp(*v - mx);
+        }
+        let sum = sum8(row);
+        row.iter_mut().for_each(|v| *v /= sum);
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,6 +615,65 @@ mod tests {
             }
         }
         (x, labels)
+    }
+
+    #[test]
+    fn argmin_is_the_first_minimum_of_a_sequential_scan() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for len in [1usize, 7, 8, 9, 31, 64, 513] {
+            for _ in 0..50 {
+                // few distinct values, so ties are common
+                let row: Vec<f32> = (0..len).map(|_| rng.gen_range(0..6) as f32).collect();
+                let mut best = (0, f32::INFINITY);
+                for (j, &v) in row.iter().enumerate() {
+                    if v < best.1 {
+                        best = (j, v);
+                    }
+                }
+                assert_eq!(argmin(&row), best, "{row:?}");
+            }
+        }
+        assert_eq!(argmin(&[f32::INFINITY; 9]), (0, f32::INFINITY));
+        assert_eq!(argmin(&[f32::NAN, 2.0, f32::NAN, 1.0]), (3, 1.0));
+    }
+
+    #[test]
+    fn assign_matches_brute_force_across_blocks() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let x = Array2::from_shape_fn((ASSIGN_BLOCK * 2 + 37, 16), |_| rng.gen_range(-1.0..1.0));
+        let c = Array2::from_shape_fn((40, 16), |_| rng.gen_range(-1.0..1.0));
+        let book = Codebook::new(c.clone());
+        let a = book.assign(x.view());
+        assert_eq!(a.len(), x.nrows());
+        for (r, &(j, d)) in x.rows().into_iter().zip(&a) {
+            let dist: Vec<f32> = c
+                .rows()
+                .into_iter()
+                .map(|cr| r.iter().zip(cr).map(|(p, q)| (p - q) * (p - q)).sum())
+                .collect();
+            let best = dist.iter().cloned().fold(f32::INFINITY, f32::min);
+            assert!(
+                dist[j] <= best + 1e-5,
+                "row assigned {j} at {}, best {best}",
+                dist[j]
+            );
+            assert!((d - dist[j]).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn fast_exp_is_close_to_exp() {
+        let mut x = -90.0f32;
+        while x < 20.0 {
+            let (a, b) = (fast_exp(x), x.exp());
+            if x > -87.0 {
+                assert!((a - b).abs() <= 4e-7 * b, "exp({x}): {a} vs {b}");
+            } else {
+                assert!(a < 1e-37, "exp({x}) = {a}");
+            }
+            x += 0.013;
+        }
+        assert_eq!(fast_exp(0.0), 1.0);
     }
 
     #[test]
