@@ -446,7 +446,10 @@ fn comparison(
                 &ctx.work_dir,
                 &work,
                 &["split", "image-features", "text-features"],
+                true,
             )?;
+            // Stages the variant may share (same parameters): linked once, refitted if not.
+            link_stages(&ctx.work_dir, &work, &["fit", "embed"], false)?;
             let mut overrides = overrides.to_vec();
             overrides.extend(variant.set.iter().cloned());
             let variant_args = StageArgs {

@@ -147,11 +147,12 @@ impl Variant {
     }
 }
 
-/// Makes `to/<stage>` a copy of `from/<stage>` made of hard links (a symbolic copy where the
-/// file system refuses), replacing what was there, for each of `stages` that `from` has. The
-/// engine never writes into a committed stage folder (it swaps in a new one), so the shared
-/// files are never changed under the other work folder.
-pub fn link_stages(from: &Path, to: &Path, stages: &[&str]) -> Result<(), Error> {
+/// Makes `to/<stage>` a copy of `from/<stage>` made of hard links (plain copies where the file
+/// system refuses), for each of `stages` that `from` has: replacing a different one when
+/// `replace`, only where `to` has none otherwise. The engine never writes into a committed
+/// stage folder (it swaps in a new one), so the shared files never change under the other
+/// work folder; a linked stage whose parameters differ in `to` is simply stale there.
+pub fn link_stages(from: &Path, to: &Path, stages: &[&str], replace: bool) -> Result<(), Error> {
     fn link_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dst)?;
         for entry in std::fs::read_dir(src)? {
@@ -171,6 +172,9 @@ pub fn link_stages(from: &Path, to: &Path, stages: &[&str]) -> Result<(), Error>
             continue;
         }
         let dst = to.join(stage);
+        if !replace && dst.exists() {
+            continue;
+        }
         let same = match (Manifest::load(&src)?, Manifest::load(&dst).ok().flatten()) {
             (Some(a), Some(b)) => a.fingerprint == b.fingerprint,
             _ => false,
