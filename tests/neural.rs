@@ -4,28 +4,10 @@
 
 mod common;
 
-use common::{Workspace, fails, ok};
+use common::{LIGHT, Workspace, fails, ok};
 
-/// Small vocabularies and models, so the debug build runs everything in about a minute.
-const LIGHT: &str = r#"
-[image_features]
-max_side = 160
-[image_features.sift.bow]
-k = 64
-[image_features.sift.vlad]
-k = 8
-[image_features.sift.fisher]
-k = 8
-pca_dim = 16
-[image_features.hog.bow]
-k = 32
-[image_features.fit]
-max_descriptors = 20000
-
-[fit]
-dims = 48
-pca_dims = 96
-
+/// Small models, so the debug build trains them in seconds (on top of `common::LIGHT`).
+const NEURAL: &str = r#"
 [dual_encoder]
 image_size = 32
 stored_size = 36
@@ -67,7 +49,7 @@ fn r5(report: &serde_json::Value) -> Vec<(f64, f64)> {
 
 #[test]
 fn neural_baselines_learn_and_compare_reproduces_evaluate() {
-    let ws = Workspace::new(300, &[], LIGHT);
+    let ws = Workspace::new(300, &[], &format!("{LIGHT}{NEURAL}"));
     ok(ws.path(), &["evaluate", "pipeline.toml"]);
     let log = ok(ws.path(), &["run", "pipeline.toml"]);
     assert!(

@@ -4,28 +4,7 @@
 
 mod common;
 
-use common::{Workspace, ok};
-
-/// Small vocabularies, so the debug build runs the image stage in seconds.
-const LIGHT: &str = r#"
-[image_features]
-max_side = 160
-[image_features.sift.bow]
-k = 64
-[image_features.sift.vlad]
-k = 8
-[image_features.sift.fisher]
-k = 8
-pca_dim = 16
-[image_features.hog.bow]
-k = 32
-[image_features.fit]
-max_descriptors = 20000
-
-[fit]
-dims = 48
-pca_dims = 96
-"#;
+use common::{LIGHT, Workspace, ok};
 
 const STAGES: [&str; 8] = [
     "split",

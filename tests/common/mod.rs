@@ -5,6 +5,27 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Small vocabularies and CCA, so the debug build runs the image stage and the fit in seconds.
+pub const LIGHT: &str = r#"
+[image_features]
+max_side = 160
+[image_features.sift.bow]
+k = 64
+[image_features.sift.vlad]
+k = 8
+[image_features.sift.fisher]
+k = 8
+pca_dim = 16
+[image_features.hog.bow]
+k = 32
+[image_features.fit]
+max_descriptors = 20000
+
+[fit]
+dims = 48
+pca_dims = 96
+"#;
+
 /// The `crossmodal` binary cargo built for these tests.
 pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_crossmodal"))

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use ndarray::Array2;
 use serde::Serialize;
 
 use super::evaluate::{EvaluateParams, RankStageParams, evaluate_partition, report_extra};
@@ -23,7 +24,7 @@ use crate::data::Part;
 use crate::error::{Error, IoError};
 use crate::matrix::FeatureMatrix;
 use crate::neural::pixels::{PixelSet, load_rgb};
-use crate::neural::{DualEncoderParams, MlpFusionParams, TrainLog};
+use crate::neural::{DualEncoderParams, MlpFusionParams, NeuralError, TrainLog};
 use crate::pipeline::{Context, Stage, StageWriter};
 use crate::retrieval::evaluate::Summary;
 use crate::retrieval::report::write_reports;
@@ -212,6 +213,53 @@ fn write_training_log(out: &mut StageWriter, p: &str, log: &TrainLog) -> Result<
     Ok(())
 }
 
+/// Computes one side's embeddings (rows L2-normalised).
+type EmbedFn<'a> = Box<dyn FnOnce() -> Result<Array2<f32>, NeuralError> + 'a>;
+
+/// Saves the model trained on partition `p` into `<p>/model/`, embeds every image and
+/// caption with it (timed; each closure returns the rows), writes the embeddings and the
+/// training log, and returns what `write_evaluation` needs.
+fn commit_partition(
+    out: &mut StageWriter,
+    p: &str,
+    log: &TrainLog,
+    parameters: usize,
+    save: impl FnOnce(&std::path::Path) -> Result<(), NeuralError>,
+    embed: [EmbedFn<'_>; 2],
+    image_rows: Vec<String>,
+) -> Result<(Embeddings, Costs), Error> {
+    let model_dir = out.path(&format!("{p}/model"));
+    std::fs::create_dir_all(&model_dir).map_err(|e| IoError::new("creating", &model_dir, e))?;
+    save(&model_dir)?;
+    let model_bytes = record_model(out, p)?;
+    write_training_log(out, p, log)?;
+    let [embed_images, embed_texts] = embed;
+    let start = Instant::now();
+    let images = embed_images()?;
+    let embed_ms_per_image = per_item_ms(start, images.nrows());
+    let start = Instant::now();
+    let texts = embed_texts()?;
+    let embed_ms_per_text = per_item_ms(start, texts.nrows());
+    let embeddings = Embeddings {
+        images,
+        image_rows,
+        texts,
+    };
+    write_embeddings(out, p, &embeddings)?;
+    out.summary(&format!("{p}_final_loss"), log.epoch_loss.last().copied());
+    out.summary(&format!("{p}_train_seconds"), log.seconds);
+    Ok((
+        embeddings,
+        Costs {
+            train_seconds: log.seconds,
+            embed_ms_per_image,
+            embed_ms_per_text,
+            parameters,
+            model_bytes,
+        },
+    ))
+}
+
 /// The `dual-encoder` stage.
 pub struct DualEncoderStage;
 
@@ -298,36 +346,22 @@ impl Stage for DualEncoderStage {
             );
             let bar = ctx.bar(0, "dual encoder");
             let (model, log) = params.fit(&pixels, &split.captions, &pairs, &bar)?;
-            let model_dir = out.path(&format!("{p}/model"));
-            std::fs::create_dir_all(&model_dir)
-                .map_err(|e| IoError::new("creating", &model_dir, e))?;
-            model.save(&model_dir)?;
-            let model_bytes = record_model(out, p)?;
-            write_training_log(out, p, &log)?;
             let all: Vec<usize> = (0..pixels.pixels.len()).collect();
-            let start = Instant::now();
-            let images = model.embed_images(&pixels, &all)?;
-            let image_ms = per_item_ms(start, all.len());
-            let start = Instant::now();
-            let texts = model.embed_texts(&split.captions)?;
-            let text_ms = per_item_ms(start, split.captions.len());
-            let e = Embeddings {
-                images,
-                image_rows: image_rows.clone(),
-                texts,
-            };
-            write_embeddings(out, p, &e)?;
+            let (e, cost) = commit_partition(
+                out,
+                p,
+                &log,
+                model.parameter_count(),
+                |dir| model.save(dir),
+                [
+                    Box::new(|| model.embed_images(&pixels, &all)),
+                    Box::new(|| model.embed_texts(&split.captions)),
+                ],
+                image_rows.clone(),
+            )?;
             embeddings.insert(p.clone(), e);
-            costs.push(Costs {
-                train_seconds: log.seconds,
-                embed_ms_per_image: image_ms,
-                embed_ms_per_text: text_ms,
-                parameters: model.parameter_count(),
-                model_bytes,
-            });
+            costs.push(cost);
             out.summary(&format!("{p}_vocabulary"), model.vocabulary_len());
-            out.summary(&format!("{p}_final_loss"), log.epoch_loss.last().copied());
-            out.summary(&format!("{p}_train_seconds"), log.seconds);
         }
         write_evaluation(
             ctx,
@@ -396,34 +430,20 @@ impl Stage for MlpFusionStage {
             );
             let bar = ctx.bar(0, "MLP fusion");
             let (model, log) = params.fit(&images, &texts, &pairs, &bar)?;
-            let model_dir = out.path(&format!("{p}/model"));
-            std::fs::create_dir_all(&model_dir)
-                .map_err(|e| IoError::new("creating", &model_dir, e))?;
-            model.save(&model_dir)?;
-            let model_bytes = record_model(out, p)?;
-            write_training_log(out, p, &log)?;
-            let start = Instant::now();
-            let image_embeddings = model.embed_images(&images)?;
-            let image_ms = per_item_ms(start, images.n_rows());
-            let start = Instant::now();
-            let text_embeddings = model.embed_texts(&texts)?;
-            let text_ms = per_item_ms(start, texts.n_rows());
-            let e = Embeddings {
-                images: image_embeddings,
+            let (e, cost) = commit_partition(
+                out,
+                p,
+                &log,
+                model.parameter_count(),
+                |dir| model.save(dir),
+                [
+                    Box::new(|| model.embed_images(&images)),
+                    Box::new(|| model.embed_texts(&texts)),
+                ],
                 image_rows,
-                texts: text_embeddings,
-            };
-            write_embeddings(out, p, &e)?;
+            )?;
             embeddings.insert(p.clone(), e);
-            costs.push(Costs {
-                train_seconds: log.seconds,
-                embed_ms_per_image: image_ms,
-                embed_ms_per_text: text_ms,
-                parameters: model.parameter_count(),
-                model_bytes,
-            });
-            out.summary(&format!("{p}_final_loss"), log.epoch_loss.last().copied());
-            out.summary(&format!("{p}_train_seconds"), log.seconds);
+            costs.push(cost);
         }
         write_evaluation(
             ctx,
