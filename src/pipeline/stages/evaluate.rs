@@ -176,6 +176,40 @@ pub fn report_extra(
     extra
 }
 
+/// Records the `report.json`, `report.md` and `recall_curve.png` that `write_reports` wrote
+/// under `prefix`, and puts R@1/5/10 of both directions into the manifest's summary (keys
+/// `<key_prefix><direction>`).
+pub(crate) fn record_reports(
+    out: &mut StageWriter,
+    prefix: &str,
+    json_description: &str,
+    summary: &Summary,
+    key_prefix: &str,
+) -> Result<(), Error> {
+    out.record(&format!("{prefix}report.json"), "json", json_description)?;
+    out.record(
+        &format!("{prefix}report.md"),
+        "text",
+        "the same, as a table",
+    )?;
+    out.record(
+        &format!("{prefix}recall_curve.png"),
+        "png",
+        "recall@K curves with chance level",
+    )?;
+    for (direction, d) in [
+        ("text_to_image", &summary.text_to_image),
+        ("image_to_text", &summary.image_to_text),
+    ] {
+        let r = |k: usize| d.recall.get(&k).map(|m| m.mean).unwrap_or(0.0);
+        out.summary(
+            &format!("{key_prefix}{direction}"),
+            serde_json::json!({"r1": r(1), "r5": r(5), "r10": r(10)}),
+        );
+    }
+    Ok(())
+}
+
 /// The `rank` stage.
 pub struct RankStage;
 
@@ -381,27 +415,13 @@ impl Stage for EvaluateStage {
         );
         let title = format!("crossmodal — {}", ctx.config.pipeline.name);
         write_reports(&out.path(""), &summary, &title, Some(&extra))?;
-        out.record(
-            "report.json",
-            "json",
+        record_reports(
+            out,
+            "",
             "R@K, median and mean rank, both directions",
+            &summary,
+            "",
         )?;
-        out.record("report.md", "text", "the same, as a table")?;
-        out.record(
-            "recall_curve.png",
-            "png",
-            "recall@K curves with chance level",
-        )?;
-        for (direction, d) in [
-            ("text_to_image", &summary.text_to_image),
-            ("image_to_text", &summary.image_to_text),
-        ] {
-            let r = |k: usize| d.recall.get(&k).map(|m| m.mean).unwrap_or(0.0);
-            out.summary(
-                direction,
-                serde_json::json!({"r1": r(1), "r5": r(5), "r10": r(10)}),
-            );
-        }
         Ok(())
     }
 }

@@ -16,7 +16,9 @@ use std::time::Instant;
 use ndarray::Array2;
 use serde::Serialize;
 
-use super::evaluate::{EvaluateParams, RankStageParams, evaluate_partition, report_extra};
+use super::evaluate::{
+    EvaluateParams, RankStageParams, evaluate_partition, record_reports, report_extra,
+};
 use super::features::{load_image_features, load_split};
 use super::fusion::{Embeddings, load_text_features, pairs_in};
 use super::split::SplitArtifacts;
@@ -162,31 +164,13 @@ fn write_part_evaluation(
     std::fs::create_dir_all(&dir).map_err(|e| IoError::new("creating", &dir, e))?;
     write_reports(&dir, &summary, &title, Some(&extra))?;
     let part = params.part.as_str();
-    out.record(
-        &format!("{prefix}report.json"),
-        "json",
+    record_reports(
+        out,
+        prefix,
         &format!("R@K, median and mean rank on the {part} part, both directions; costs"),
+        &summary,
+        &format!("{part}_"),
     )?;
-    out.record(
-        &format!("{prefix}report.md"),
-        "text",
-        "the same, as a table",
-    )?;
-    out.record(
-        &format!("{prefix}recall_curve.png"),
-        "png",
-        "recall@K curves with chance level",
-    )?;
-    for (direction, d) in [
-        ("text_to_image", &summary.text_to_image),
-        ("image_to_text", &summary.image_to_text),
-    ] {
-        let r = |k: usize| d.recall.get(&k).map(|m| m.mean).unwrap_or(0.0);
-        out.summary(
-            &format!("{part}_{direction}"),
-            serde_json::json!({"r1": r(1), "r5": r(5), "r10": r(10)}),
-        );
-    }
     Ok(())
 }
 
