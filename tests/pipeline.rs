@@ -117,6 +117,42 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         "{third}"
     );
 
+    // Kernel maps before the CCA: saved beside the projections, read back by `embed`, and the
+    // rest of the run goes on with them.
+    let kernel = [
+        "run",
+        "pipeline.toml",
+        "--set",
+        "fit.kernel_x.landmarks=40",
+        "--set",
+        "fit.kernel_y.landmarks=40",
+        "--set",
+        "fit.kernel_y.input_dims=16",
+    ];
+    let fourth = ok(ws.path(), &kernel);
+    assert_eq!(
+        ran(&fourth),
+        vec!["fit", "embed", "rank", "evaluate", "submit"],
+        "{fourth}"
+    );
+    for file in ["mean", "basis", "landmarks", "gamma"] {
+        let path = ws.stage("fit").join(format!("main/kernel_y/{file}.npy"));
+        assert!(path.exists(), "{} missing", path.display());
+    }
+    let landmarks = ok(
+        ws.path(),
+        &["inspect", "work/fit/main/kernel_x/landmarks.npy"],
+    );
+    assert!(landmarks.contains("40 x"), "{landmarks}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.stage("evaluate").join("report.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        report["text_to_image"]["r10"].as_f64().unwrap() > 0.0,
+        "{report:#}"
+    );
+
     // inspect shows the image matrix with its ids.
     let inspect = ok(
         ws.path(),

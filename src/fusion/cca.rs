@@ -25,6 +25,7 @@ use ndarray_linalg::{Eigh, JobSvd, SVDDC, UPLO};
 use serde::{Deserialize, Serialize};
 
 use super::FusionError;
+use super::kernel_map::{FittedKernelMap, KernelMapParams};
 use super::ops::{self, Centred, ViewName};
 use super::pca::{self, PcaMethod, PcaParams};
 use crate::matrix::FeatureMatrix;
@@ -53,6 +54,11 @@ pub struct CcaParams {
     pub oversample: usize,
     /// Seed of the randomized PCA.
     pub seed: u64,
+    /// Gaussian-kernel map of the image view before the CCA ([`super::kernel_map`]; off by
+    /// default: `landmarks = 0`).
+    pub kernel_x: KernelMapParams,
+    /// Gaussian-kernel map of the text view before the CCA.
+    pub kernel_y: KernelMapParams,
 }
 
 impl Default for CcaParams {
@@ -68,6 +74,8 @@ impl Default for CcaParams {
             power_iters: 2,
             oversample: 64,
             seed: 0,
+            kernel_x: KernelMapParams::default(),
+            kernel_y: KernelMapParams::default(),
         }
     }
 }
@@ -145,6 +153,8 @@ impl CcaParams {
         PcaParams::new(self.pca_dims)
             .power_iters(self.power_iters)
             .check()?;
+        self.kernel_x.clone().check("kernel_x")?;
+        self.kernel_y.clone().check("kernel_y")?;
         Ok(CcaValidParams(self))
     }
 }
@@ -162,6 +172,8 @@ pub struct FittedCca {
     proj_y: Array2<f32>,
     correlations: Array1<f32>,
     eigen_power: f64,
+    kernel_x: Option<FittedKernelMap>,
+    kernel_y: Option<FittedKernelMap>,
 }
 
 /// The arrays of a [`FittedCca`], for saving as `.npy` (`eigen_power` goes in the TOML/JSON).
@@ -176,6 +188,10 @@ pub struct CcaArrays {
     /// `k` regularized canonical correlations, decreasing.
     pub correlations: Array1<f32>,
     pub eigen_power: f64,
+    /// The image view's kernel map, when one was fitted (`proj_x` then starts from its output).
+    pub kernel_x: Option<FittedKernelMap>,
+    /// The text view's kernel map.
+    pub kernel_y: Option<FittedKernelMap>,
 }
 
 /// One view reduced and whitened: `Z` (n x k) and the map `d x k'` from the raw centred view to
@@ -223,11 +239,24 @@ impl CcaValidParams {
             return Err(FusionError::TooFewRows { rows: n, needed: 3 });
         }
         let p = &self.0;
-        let wx = whiten_paired(x, x_rows, "x", p.ridge_x, p, progress)?;
+        let kx = kernel_mapped(&p.kernel_x, x, x_rows, "x", progress)?;
+        let wx = match &kx {
+            Some((_, mapped, rows)) => whiten_paired(mapped, rows, "x", p.ridge_x, p, progress)?,
+            None => whiten_paired(x, x_rows, "x", p.ridge_x, p, progress)?,
+        };
         progress.inc(1);
-        let wy = whiten_paired(y, y_rows, "y", p.ridge_y, p, progress)?;
+        let ky = kernel_mapped(&p.kernel_y, y, y_rows, "y", progress)?;
+        let wy = match &ky {
+            Some((_, mapped, rows)) => whiten_paired(mapped, rows, "y", p.ridge_y, p, progress)?,
+            None => whiten_paired(y, y_rows, "y", p.ridge_y, p, progress)?,
+        };
         progress.inc(1);
-        self.finish(wx, wy, n, progress)
+        let fitted = self.finish(wx, wy, n, progress)?;
+        Ok(FittedCca {
+            kernel_x: kx.map(|(map, _, _)| map),
+            kernel_y: ky.map(|(map, _, _)| map),
+            ..fitted
+        })
     }
 
     /// As [`Self::fit`], ticking `progress` once per step (5 steps).
@@ -250,6 +279,10 @@ impl CcaValidParams {
         }
         ops::check_finite(x, "x")?;
         ops::check_finite(y, "y")?;
+        if p.kernel_x.enabled() || p.kernel_y.enabled() {
+            let rows: Vec<usize> = (0..n).collect();
+            return self.fit_paired(x, &rows, y, &rows, progress);
+        }
         let wx = whiten(x, "x", p.ridge_x, p, progress)?;
         progress.inc(1);
         let wy = whiten(y, "y", p.ridge_y, p, progress)?;
@@ -298,8 +331,50 @@ impl CcaValidParams {
             proj_y,
             correlations,
             eigen_power: p.eigen_power,
+            kernel_x: None,
+            kernel_y: None,
         })
     }
+}
+
+/// The kernel map of one view fitted on its distinct training rows, those rows mapped, and
+/// each pair's position among them; `None` when the map is off.
+fn kernel_mapped(
+    params: &KernelMapParams,
+    x: &FeatureMatrix,
+    rows: &[usize],
+    view: ViewName,
+    progress: &ProgressBar,
+) -> Result<Option<(FittedKernelMap, FeatureMatrix, Vec<usize>)>, FusionError> {
+    if !params.enabled() {
+        return Ok(None);
+    }
+    if let Some(&bad) = rows.iter().find(|&&r| r >= x.n_rows()) {
+        return Err(FusionError::RowOutOfRange {
+            view,
+            row: bad,
+            rows: x.n_rows(),
+        });
+    }
+    let mut position: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut distinct: Vec<usize> = Vec::new();
+    let at: Vec<usize> = rows
+        .iter()
+        .map(|&r| {
+            *position.entry(r).or_insert_with(|| {
+                distinct.push(r);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    let sub = match x {
+        FeatureMatrix::Dense(m) => FeatureMatrix::Dense(m.select(Axis(0), &distinct)),
+        FeatureMatrix::Sparse(m) => FeatureMatrix::Sparse(m.select_rows(&distinct)),
+    };
+    let name = if view == "x" { "kernel_x" } else { "kernel_y" };
+    let map = params.clone().check(name)?.fit(&sub, view, progress)?;
+    let mapped = FeatureMatrix::Dense(map.transform(&sub, view)?);
+    Ok(Some((map, mapped, at)))
 }
 
 fn pca_params(p: &CcaParams) -> PcaParams {
@@ -465,12 +540,24 @@ fn full_projection(w: &Whitened, u: &Array2<f64>) -> Array2<f32> {
 impl FittedCca {
     /// Canonical coordinates of image-side rows, weighted by `σ^p`.
     pub fn transform_x(&self, x: &FeatureMatrix) -> Result<Array2<f32>, FusionError> {
-        self.transform(x, "x", &self.mean_x, &self.proj_x)
+        match &self.kernel_x {
+            Some(map) => {
+                let mapped = FeatureMatrix::Dense(map.transform(x, "x")?);
+                self.transform(&mapped, "x", &self.mean_x, &self.proj_x)
+            }
+            None => self.transform(x, "x", &self.mean_x, &self.proj_x),
+        }
     }
 
     /// Canonical coordinates of text-side rows, weighted by `σ^p`.
     pub fn transform_y(&self, y: &FeatureMatrix) -> Result<Array2<f32>, FusionError> {
-        self.transform(y, "y", &self.mean_y, &self.proj_y)
+        match &self.kernel_y {
+            Some(map) => {
+                let mapped = FeatureMatrix::Dense(map.transform(y, "y")?);
+                self.transform(&mapped, "y", &self.mean_y, &self.proj_y)
+            }
+            None => self.transform(y, "y", &self.mean_y, &self.proj_y),
+        }
     }
 
     fn transform(
@@ -534,6 +621,8 @@ impl FittedCca {
             proj_y: self.proj_y.slice(s![.., ..k]).to_owned(),
             correlations: self.correlations.slice(s![..k]).to_owned(),
             eigen_power: self.eigen_power,
+            kernel_x: self.kernel_x.clone(),
+            kernel_y: self.kernel_y.clone(),
         }
     }
 
@@ -545,13 +634,36 @@ impl FittedCca {
             proj_y: self.proj_y.clone(),
             correlations: self.correlations.clone(),
             eigen_power: self.eigen_power,
+            kernel_x: self.kernel_x.clone(),
+            kernel_y: self.kernel_y.clone(),
         }
+    }
+
+    /// The kernel map of the image view, if any.
+    pub fn kernel_x(&self) -> Option<&FittedKernelMap> {
+        self.kernel_x.as_ref()
+    }
+
+    /// The kernel map of the text view, if any.
+    pub fn kernel_y(&self) -> Option<&FittedKernelMap> {
+        self.kernel_y.as_ref()
     }
 
     /// Rebuilds a model from saved arrays, checking their shapes agree.
     pub fn from_arrays(a: CcaArrays) -> Result<Self, FusionError> {
         let k = a.correlations.len();
+        let maps_fit = |map: &Option<FittedKernelMap>, mean: &Array1<f32>| {
+            map.as_ref().is_none_or(|m| m.output_dims() == mean.len())
+        };
         let checks = [
+            (
+                maps_fit(&a.kernel_x, &a.mean_x),
+                "kernel_x landmarks != mean_x length",
+            ),
+            (
+                maps_fit(&a.kernel_y, &a.mean_y),
+                "kernel_y landmarks != mean_y length",
+            ),
             (
                 a.proj_x.nrows() == a.mean_x.len(),
                 "proj_x rows != mean_x length",
@@ -592,6 +704,8 @@ impl FittedCca {
             proj_y: a.proj_y,
             correlations: a.correlations,
             eigen_power: a.eigen_power,
+            kernel_x: a.kernel_x,
+            kernel_y: a.kernel_y,
         })
     }
 }
@@ -795,6 +909,68 @@ mod tests {
         );
         let err = cca.transform_x(&y).unwrap_err();
         assert!(err.to_string().contains("3 columns"), "{err}");
+    }
+
+    #[test]
+    fn kernel_maps_find_a_nonlinear_relation_and_round_trip() {
+        use crate::fusion::KernelMapParams;
+        use rand::Rng;
+        // y's columns are even functions of a latent angle that x holds as (cos, sin): every
+        // linear correlation between the views is near zero, a kernel map recovers it.
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let draw = |n: usize, rng: &mut ChaCha8Rng| {
+            let t: Vec<f32> = (0..n)
+                .map(|_| rng.gen_range(0.0..std::f32::consts::TAU))
+                .collect();
+            let noise = |rng: &mut ChaCha8Rng| rng.gen_range(-0.05f32..0.05);
+            let x =
+                Array2::from_shape_fn((n, 2), |(i, j)| [t[i].cos(), t[i].sin()][j] + noise(rng));
+            let y = Array2::from_shape_fn((n, 2), |(i, j)| {
+                [(2.0 * t[i]).cos(), (2.0 * t[i]).sin()][j] + noise(rng)
+            });
+            (FeatureMatrix::Dense(x), FeatureMatrix::Dense(y))
+        };
+        let (x, y) = draw(600, &mut rng);
+        let linear = CcaParams::new(1).ridge(0.01).check().unwrap();
+        let kernel = KernelMapParams {
+            landmarks: 100,
+            input_dims: 8,
+            gamma_scale: 2.0,
+            seed: 1,
+        };
+        let mapped = CcaParams {
+            kernel_x: kernel.clone(),
+            kernel_y: kernel,
+            ..CcaParams::new(1).ridge(0.01)
+        }
+        .check()
+        .unwrap();
+        let lin = linear.fit(&x, &y).unwrap();
+        let ker = mapped.fit(&x, &y).unwrap();
+        // On fresh draws: the correlation of the first canonical pair.
+        let (xt, yt) = draw(400, &mut rng);
+        let first = |m: &FittedCca| {
+            let a = m.transform_x(&xt).unwrap();
+            let b = m.transform_y(&yt).unwrap();
+            cov(&a, &b)[[0, 0]] / (cov(&a, &a)[[0, 0]] * cov(&b, &b)[[0, 0]]).sqrt()
+        };
+        let (r_lin, r_ker) = (first(&lin).abs(), first(&ker).abs());
+        assert!(r_lin < 0.2, "linear CCA held-out correlation {r_lin}");
+        assert!(
+            r_ker > 0.8,
+            "kernel-mapped CCA held-out correlation {r_ker}"
+        );
+        assert_eq!(ker.kernel_x().unwrap().output_dims(), 100);
+        let back = FittedCca::from_arrays(ker.to_arrays()).unwrap();
+        assert_eq!(back, ker);
+        let mut bad = ker.to_arrays();
+        // A map with 7 landmarks cannot feed a projection fitted on 100.
+        bad.kernel_y = ker.kernel_y().cloned().map(|mut k| {
+            k.landmarks = k.landmarks.slice(s![..7, ..]).to_owned();
+            k
+        });
+        let err = FittedCca::from_arrays(bad).unwrap_err().to_string();
+        assert!(err.contains("kernel_y landmarks"), "{err}");
     }
 
     #[test]

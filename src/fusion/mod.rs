@@ -9,11 +9,13 @@
 //! high-dimensional and sparse views tractable, and [`tune`] a grid search on a validation split.
 
 pub mod cca;
+pub mod kernel_map;
 pub(crate) mod ops;
 pub mod pca;
 pub mod tune;
 
 pub use cca::{CcaArrays, CcaParams, CcaValidParams, FittedCca};
+pub use kernel_map::{FittedKernelMap, KernelMapParams};
 pub use pca::{FittedPca, PcaMethod, PcaParams, PcaValidParams};
 
 /// Errors of the fusion area.

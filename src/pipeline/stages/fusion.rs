@@ -16,7 +16,7 @@ use ndarray::{Array1, Array2, Axis};
 use super::features::{load_image_features, load_split};
 use crate::data::Part;
 use crate::error::Error;
-use crate::fusion::{CcaArrays, CcaParams, FittedCca};
+use crate::fusion::{CcaArrays, CcaParams, FittedCca, FittedKernelMap};
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
@@ -146,6 +146,11 @@ impl Stage for FitStage {
                 None,
                 "canonical correlations, decreasing",
             )?;
+            for (view, map) in [("x", &arrays.kernel_x), ("y", &arrays.kernel_y)] {
+                if let Some(map) = map {
+                    write_kernel_map(out, &format!("{p}/kernel_{view}"), map)?;
+                }
+            }
             out.summary(&format!("{p}_pairs"), pairs.len());
             out.summary(&format!("{p}_dims"), arrays.correlations.len());
             let top: Vec<f32> = arrays.correlations.iter().take(5).copied().collect();
@@ -153,6 +158,57 @@ impl Stage for FitStage {
         }
         Ok(())
     }
+}
+
+/// Writes a view's kernel map as `<prefix>/{mean,basis,landmarks,gamma}.npy`.
+fn write_kernel_map(
+    out: &mut StageWriter,
+    prefix: &str,
+    map: &FittedKernelMap,
+) -> Result<(), PipelineError> {
+    let row = |a: &Array1<f32>| a.clone().insert_axis(Axis(0));
+    out.dense(
+        &format!("{prefix}/mean.npy"),
+        &row(&map.mean),
+        None,
+        "kernel map: view mean",
+    )?;
+    if let Some(basis) = &map.basis {
+        out.dense(
+            &format!("{prefix}/basis.npy"),
+            basis,
+            None,
+            "kernel map: PCA basis before the map",
+        )?;
+    }
+    out.dense(
+        &format!("{prefix}/landmarks.npy"),
+        &map.landmarks,
+        None,
+        "kernel map: landmarks (unit rows in the reduced space)",
+    )?;
+    out.dense(
+        &format!("{prefix}/gamma.npy"),
+        &Array2::from_elem((1, 1), map.gamma),
+        None,
+        "kernel map: Gaussian kernel width γ",
+    )
+}
+
+/// Reads a kernel map written by [`write_kernel_map`].
+fn read_kernel_map(dir: &std::path::Path) -> Result<FittedKernelMap, Error> {
+    let basis_path = dir.join("basis.npy");
+    let basis = if basis_path.exists() {
+        Some(read_dense(&basis_path)?)
+    } else {
+        None
+    };
+    Ok(FittedKernelMap::from_parts(
+        read_dense(&dir.join("mean.npy"))?.row(0).to_owned(),
+        basis,
+        read_dense(&dir.join("landmarks.npy"))?,
+        read_dense(&dir.join("gamma.npy"))?[[0, 0]],
+    )?)
 }
 
 /// Loads the CCA of partition `p` from a committed `fit` folder.
@@ -163,7 +219,14 @@ pub fn load_cca(ctx: &Context, p: &str) -> Result<FittedCca, Error> {
         let m: Array2<f32> = read_dense(&dir.join(name))?;
         Ok(m.row(0).to_owned())
     };
+    let kernel = |enabled: bool, view: &str| -> Result<Option<FittedKernelMap>, Error> {
+        enabled
+            .then(|| read_kernel_map(&dir.join(format!("kernel_{view}"))))
+            .transpose()
+    };
     Ok(FittedCca::from_arrays(CcaArrays {
+        kernel_x: kernel(params.kernel_x.enabled(), "x")?,
+        kernel_y: kernel(params.kernel_y.enabled(), "y")?,
         mean_x: vector("mean_x.npy")?,
         mean_y: vector("mean_y.npy")?,
         proj_x: read_dense(&dir.join("proj_x.npy"))?,
