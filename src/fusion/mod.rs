@@ -6,7 +6,9 @@
 //! embedding space for modeling internet images, tags, and their semantics", IJCV 2014, whose
 //! eigenvalue weighting of the projected dimensions is implemented here). [`cca`] is the closed
 //! form, [`pca`] the per-view pre-reduction (exact or randomized, Halko et al. 2011) that keeps
-//! high-dimensional and sparse views tractable, and [`tune`] a grid search on a validation split.
+//! high-dimensional and sparse views tractable, [`kernel_map`] an optional Gaussian-kernel map of a
+//! view before the CCA (Nyström landmarks; kernel CCA as Hodosh et al. 2013 used it, approximated),
+//! and [`tune`] a grid search on a validation split.
 
 pub mod cca;
 pub mod kernel_map;
