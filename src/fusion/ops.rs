@@ -302,6 +302,20 @@ pub(crate) fn transpose_csr(m: &CsrMatrix) -> CsrMatrix {
     CsrMatrix::new(d, n, indptr, indices, data).expect("transpose of a valid CSR matrix is valid")
 }
 
+/// `A W` for dense `A`, parallel over row blocks of `A` (ndarray's own product is one thread).
+pub(crate) fn dense_dot(a: &ArrayView2<f32>, w: &ArrayView2<f32>) -> Array2<f32> {
+    let mut out = Array2::<f32>::zeros((a.nrows(), w.ncols()));
+    out.axis_chunks_iter_mut(Axis(0), BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(b, mut o)| {
+            let start = b * BLOCK;
+            let end = start + o.nrows();
+            o.assign(&a.slice(s![start..end, ..]).dot(w));
+        });
+    out
+}
+
 /// `AᵀB` of two dense, equally tall matrices, in `f64`; parallel over row blocks.
 pub(crate) fn cross_gram(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Array2<f64> {
     let n = a.nrows();

@@ -196,11 +196,44 @@ fn exact_pca(view: &Centred<'_>, k: usize) -> Result<(Array2<f32>, Array1<f64>),
     Ok((comps, vars))
 }
 
+/// An orthonormal basis of the column space of `a` (`n x l`), as the range finder needs between
+/// its products. Short matrices go through LAPACK's Householder QR. Tall ones (`n >= 4l`: the
+/// `n x l` sketches of a large view, where Householder QR of 50,000 x 576 took 6.3 s and
+/// dominated the fit) through two passes of Gram-matrix orthonormalisation: `G = AᵀA` in `f64`
+/// (one matrix product), `G = VΛVᵀ`, `Q = A V Λ^{-1/2}`. One pass loses orthogonality like
+/// `κ(A)²`; the second, on an almost orthonormal `Q`, restores it — the idea of CholeskyQR2
+/// (Fukaya et al., 2014), with a symmetric eigensolver in place of Cholesky so that directions
+/// with no variance (eigenvalue below 1e-12 of the largest) are dropped as zero columns instead
+/// of failing. A zero column adds nothing to the range, which is all the finder uses.
 fn orthonormal_columns(a: Array2<f32>) -> Result<Array2<f32>, FusionError> {
-    let (q, _) = a
-        .qr_into()
-        .map_err(|e| FusionError::Linalg(format!("QR in the randomized range finder: {e}")))?;
-    Ok(q)
+    if a.nrows() < 4 * a.ncols() {
+        let (q, _) = a
+            .qr_into()
+            .map_err(|e| FusionError::Linalg(format!("QR in the randomized range finder: {e}")))?;
+        return Ok(q);
+    }
+    gram_orthonormalise(&gram_orthonormalise(&a)?)
+}
+
+/// One pass of `A ↦ A V Λ^{-1/2}` (see [`orthonormal_columns`]).
+fn gram_orthonormalise(a: &Array2<f32>) -> Result<Array2<f32>, FusionError> {
+    let gram = ops::cross_gram(&a.view(), &a.view());
+    let (values, vectors) = gram.eigh(UPLO::Lower).map_err(|e| {
+        FusionError::Linalg(format!(
+            "eigh of the {0}x{0} Gram matrix in the randomized range finder: {e}",
+            gram.nrows()
+        ))
+    })?;
+    let top = values.iter().cloned().fold(0.0f64, f64::max);
+    let mut scale = vectors;
+    for (mut col, &value) in scale.columns_mut().into_iter().zip(values.iter()) {
+        if top > 0.0 && value > 1e-12 * top {
+            col /= value.sqrt();
+        } else {
+            col.fill(0.0);
+        }
+    }
+    Ok(ops::dense_dot(&a.view(), &scale.mapv(|v| v as f32).view()))
 }
 
 fn randomized_pca(
@@ -362,6 +395,41 @@ mod tests {
                 assert!(rel < 1e-3, "{method:?} variance {j}: {rel}");
             }
             assert!((a.total_variance / b.total_variance - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn tall_orthonormal_columns_span_the_input_even_when_ill_conditioned_or_deficient() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // 2,000 x 12, column scales from 1 to 1e-4, and two columns copies of others.
+        let mut a = ops::gaussian(2000, 12, &mut rng);
+        for (j, mut col) in a.columns_mut().into_iter().enumerate() {
+            col *= 10f32.powf(-(j as f32) / 3.0);
+        }
+        let copy = a.column(0).to_owned();
+        a.column_mut(10).assign(&copy);
+        let copy = a.column(3).to_owned();
+        a.column_mut(11).assign(&copy);
+        let q = orthonormal_columns(a.clone()).unwrap();
+        assert_eq!(q.dim(), (2000, 12));
+        let qtq = q.t().dot(&q);
+        let norms: Vec<f32> = (0..12).map(|j| qtq[[j, j]]).collect();
+        let kept = norms.iter().filter(|&&v| (v - 1.0).abs() < 1e-4).count();
+        let zero = norms.iter().filter(|&&v| v.abs() < 1e-6).count();
+        assert_eq!((kept, zero), (10, 2), "{norms:?}");
+        for i in 0..12 {
+            for j in 0..12 {
+                if i != j {
+                    assert!(qtq[[i, j]].abs() < 1e-4, "QᵀQ[{i},{j}] = {}", qtq[[i, j]]);
+                }
+            }
+        }
+        // Every column of A lies in the span: A - Q Qᵀ A is small relative to A.
+        let residual = &a - &q.dot(&q.t().dot(&a));
+        for j in 0..12 {
+            let r = residual.column(j).mapv(|v| v * v).sum().sqrt();
+            let n = a.column(j).mapv(|v| v * v).sum().sqrt();
+            assert!(r < 1e-3 * n, "column {j}: residual {r} of {n}");
         }
     }
 
