@@ -4,7 +4,10 @@
 //! `fit` writes, per partition `<p>`, the model as `.npy` files: `<p>/mean_x.npy`,
 //! `<p>/mean_y.npy` (1 x d), `<p>/proj_x.npy`, `<p>/proj_y.npy` (d x k, unweighted) and
 //! `<p>/correlations.npy` (1 x k, decreasing); the eigenvalue power is in the manifest's
-//! parameters. An image with several captions gives one training pair per caption.
+//! parameters. With a kernel map on a view (`[fit.kernel_x]`, `[fit.kernel_y]`), also
+//! `<p>/kernel_x/` (or `kernel_y/`): `mean.npy`, `basis.npy`, `landmarks.npy`, `gamma.npy`, and
+//! that view's `mean_*`/`proj_*` then start from the map's output. An image with several
+//! captions gives one training pair per caption.
 //! `embed` writes `<p>/image_embeddings.npy` (rows `<p>/image_rows.txt`) and
 //! `<p>/text_embeddings.npy` (rows `text_ids.txt`), each row L2-normalised, so cosine
 //! similarity is a dot product.
