@@ -220,7 +220,7 @@ impl FittedKernelMap {
         }
         ops::check_finite(x, view)?;
         let z = reduce(&self.mean, self.basis.as_ref(), x);
-        let mut k = z.dot(&self.landmarks.t());
+        let mut k = ops::dense_dot(&z.view(), &self.landmarks.t());
         let gamma = self.gamma;
         k.axis_iter_mut(Axis(0))
             .into_par_iter()
