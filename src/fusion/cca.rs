@@ -349,32 +349,60 @@ fn kernel_mapped(
     if !params.enabled() {
         return Ok(None);
     }
-    if let Some(&bad) = rows.iter().find(|&&r| r >= x.n_rows()) {
-        return Err(FusionError::RowOutOfRange {
-            view,
-            row: bad,
-            rows: x.n_rows(),
-        });
-    }
-    let mut position: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-    let mut distinct: Vec<usize> = Vec::new();
-    let at: Vec<usize> = rows
-        .iter()
-        .map(|&r| {
-            *position.entry(r).or_insert_with(|| {
-                distinct.push(r);
-                distinct.len() - 1
-            })
-        })
-        .collect();
-    let sub = match x {
-        FeatureMatrix::Dense(m) => FeatureMatrix::Dense(m.select(Axis(0), &distinct)),
-        FeatureMatrix::Sparse(m) => FeatureMatrix::Sparse(m.select_rows(&distinct)),
-    };
+    let rows = DistinctRows::of(rows, x.n_rows(), view)?;
+    let sub = select_rows(x, &rows.distinct);
     let name = if view == "x" { "kernel_x" } else { "kernel_y" };
     let map = params.clone().check(name)?.fit(&sub, view, progress)?;
     let mapped = FeatureMatrix::Dense(map.transform(&sub, view)?);
-    Ok(Some((map, mapped, at)))
+    Ok(Some((map, mapped, rows.at)))
+}
+
+/// The distinct rows among pair rows, in first-seen order, with each pair's position among
+/// them and each distinct row's multiplicity.
+struct DistinctRows {
+    distinct: Vec<usize>,
+    at: Vec<usize>,
+    weight: Vec<f64>,
+}
+
+impl DistinctRows {
+    /// Checks every row is below `n_rows` (the view's height).
+    fn of(rows: &[usize], n_rows: usize, view: ViewName) -> Result<Self, FusionError> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= n_rows) {
+            return Err(FusionError::RowOutOfRange {
+                view,
+                row: bad,
+                rows: n_rows,
+            });
+        }
+        let mut position = std::collections::HashMap::new();
+        let (mut distinct, mut weight) = (Vec::new(), Vec::<f64>::new());
+        let at = rows
+            .iter()
+            .map(|&r| {
+                let i = *position.entry(r).or_insert_with(|| {
+                    distinct.push(r);
+                    weight.push(0.0);
+                    distinct.len() - 1
+                });
+                weight[i] += 1.0;
+                i
+            })
+            .collect();
+        Ok(Self {
+            distinct,
+            at,
+            weight,
+        })
+    }
+}
+
+/// The rows `rows` of a view, in that order (repeats included).
+fn select_rows(x: &FeatureMatrix, rows: &[usize]) -> FeatureMatrix {
+    match x {
+        FeatureMatrix::Dense(m) => FeatureMatrix::Dense(m.select(Axis(0), rows)),
+        FeatureMatrix::Sparse(m) => FeatureMatrix::Sparse(m.select_rows(rows)),
+    }
 }
 
 fn pca_params(p: &CcaParams) -> PcaParams {
@@ -423,34 +451,14 @@ fn whiten_paired(
 ) -> Result<Whitened, FusionError> {
     let n = rows.len();
     let d = x.n_cols();
-    if let Some(&bad) = rows.iter().find(|&&r| r >= x.n_rows()) {
-        return Err(FusionError::RowOutOfRange {
-            view,
-            row: bad,
-            rows: x.n_rows(),
-        });
-    }
-    let mut position: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-    let mut distinct: Vec<usize> = Vec::new();
-    let mut weight: Vec<f64> = Vec::new();
-    let at: Vec<usize> = rows
-        .iter()
-        .map(|&r| {
-            let i = *position.entry(r).or_insert_with(|| {
-                distinct.push(r);
-                weight.push(0.0);
-                distinct.len() - 1
-            });
-            weight[i] += 1.0;
-            i
-        })
-        .collect();
+    let DistinctRows {
+        distinct,
+        at,
+        weight,
+    } = DistinctRows::of(rows, x.n_rows(), view)?;
     let repeats = distinct.len() < n;
     let (FeatureMatrix::Dense(dense), true, true) = (x, repeats, d > p.pca_dims) else {
-        let expanded = match x {
-            FeatureMatrix::Dense(m) => FeatureMatrix::Dense(m.select(Axis(0), rows)),
-            FeatureMatrix::Sparse(m) => FeatureMatrix::Sparse(m.select_rows(rows)),
-        };
+        let expanded = select_rows(x, rows);
         ops::check_finite(&expanded, view)?;
         return whiten(&expanded, view, ridge, p, progress);
     };
