@@ -239,22 +239,14 @@ impl CcaValidParams {
             return Err(FusionError::TooFewRows { rows: n, needed: 3 });
         }
         let p = &self.0;
-        let kx = kernel_mapped(&p.kernel_x, x, x_rows, "x", progress)?;
-        let wx = match &kx {
-            Some((_, mapped, rows)) => whiten_paired(mapped, rows, "x", p.ridge_x, p, progress)?,
-            None => whiten_paired(x, x_rows, "x", p.ridge_x, p, progress)?,
-        };
+        let (wx, kernel_x) = whiten_view(&p.kernel_x, x, x_rows, "x", p.ridge_x, p, progress)?;
         progress.inc(1);
-        let ky = kernel_mapped(&p.kernel_y, y, y_rows, "y", progress)?;
-        let wy = match &ky {
-            Some((_, mapped, rows)) => whiten_paired(mapped, rows, "y", p.ridge_y, p, progress)?,
-            None => whiten_paired(y, y_rows, "y", p.ridge_y, p, progress)?,
-        };
+        let (wy, kernel_y) = whiten_view(&p.kernel_y, y, y_rows, "y", p.ridge_y, p, progress)?;
         progress.inc(1);
         let fitted = self.finish(wx, wy, n, progress)?;
         Ok(FittedCca {
-            kernel_x: kx.map(|(map, _, _)| map),
-            kernel_y: ky.map(|(map, _, _)| map),
+            kernel_x,
+            kernel_y,
             ..fitted
         })
     }
@@ -337,24 +329,28 @@ impl CcaValidParams {
     }
 }
 
-/// The kernel map of one view fitted on its distinct training rows, those rows mapped, and
-/// each pair's position among them; `None` when the map is off.
-fn kernel_mapped(
-    params: &KernelMapParams,
+/// One view of the pairs, whitened by [`whiten_paired`]; when its kernel map is on, the map is
+/// first fitted on the view's distinct training rows and the whitening runs on their images
+/// under it (returned with the map).
+fn whiten_view(
+    kernel: &KernelMapParams,
     x: &FeatureMatrix,
     rows: &[usize],
     view: ViewName,
+    ridge: f64,
+    p: &CcaParams,
     progress: &ProgressBar,
-) -> Result<Option<(FittedKernelMap, FeatureMatrix, Vec<usize>)>, FusionError> {
-    if !params.enabled() {
-        return Ok(None);
+) -> Result<(Whitened, Option<FittedKernelMap>), FusionError> {
+    if !kernel.enabled() {
+        return Ok((whiten_paired(x, rows, view, ridge, p, progress)?, None));
     }
     let rows = DistinctRows::of(rows, x.n_rows(), view)?;
     let sub = select_rows(x, &rows.distinct);
     let name = if view == "x" { "kernel_x" } else { "kernel_y" };
-    let map = params.clone().check(name)?.fit(&sub, view, progress)?;
+    let map = kernel.clone().check(name)?.fit(&sub, view, progress)?;
     let mapped = FeatureMatrix::Dense(map.transform(&sub, view)?);
-    Ok(Some((map, mapped, rows.at)))
+    let white = whiten_paired(&mapped, &rows.at, view, ridge, p, progress)?;
+    Ok((white, Some(map)))
 }
 
 /// The distinct rows among pair rows, in first-seen order, with each pair's position among
@@ -548,33 +544,27 @@ fn full_projection(w: &Whitened, u: &Array2<f64>) -> Array2<f32> {
 impl FittedCca {
     /// Canonical coordinates of image-side rows, weighted by `σ^p`.
     pub fn transform_x(&self, x: &FeatureMatrix) -> Result<Array2<f32>, FusionError> {
-        match &self.kernel_x {
-            Some(map) => {
-                let mapped = FeatureMatrix::Dense(map.transform(x, "x")?);
-                self.transform(&mapped, "x", &self.mean_x, &self.proj_x)
-            }
-            None => self.transform(x, "x", &self.mean_x, &self.proj_x),
-        }
+        self.transform(x, "x", self.kernel_x.as_ref(), &self.mean_x, &self.proj_x)
     }
 
     /// Canonical coordinates of text-side rows, weighted by `σ^p`.
     pub fn transform_y(&self, y: &FeatureMatrix) -> Result<Array2<f32>, FusionError> {
-        match &self.kernel_y {
-            Some(map) => {
-                let mapped = FeatureMatrix::Dense(map.transform(y, "y")?);
-                self.transform(&mapped, "y", &self.mean_y, &self.proj_y)
-            }
-            None => self.transform(y, "y", &self.mean_y, &self.proj_y),
-        }
+        self.transform(y, "y", self.kernel_y.as_ref(), &self.mean_y, &self.proj_y)
     }
 
+    /// `x` through the view's kernel map (if any), centred, projected and weighted.
     fn transform(
         &self,
         x: &FeatureMatrix,
         view: ViewName,
+        kernel: Option<&FittedKernelMap>,
         mean: &Array1<f32>,
         proj: &Array2<f32>,
     ) -> Result<Array2<f32>, FusionError> {
+        if let Some(map) = kernel {
+            let mapped = FeatureMatrix::Dense(map.transform(x, view)?);
+            return self.transform(&mapped, view, None, mean, proj);
+        }
         if x.n_cols() != mean.len() {
             return Err(FusionError::DimMismatch {
                 view,

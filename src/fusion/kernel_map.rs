@@ -157,12 +157,10 @@ impl KernelMapValidParams {
 
 /// Unit rows of `(x - μ) V` (rows that are all zero stay zero).
 fn reduce(mean: &Array1<f32>, basis: Option<&Array2<f32>>, x: &FeatureMatrix) -> Array2<f32> {
-    let mut z = match basis {
-        Some(v) => ops::centred_dot(x, &mean.view(), &v.view()),
-        None => {
-            let identity = Array2::<f32>::eye(mean.len());
-            ops::centred_dot(x, &mean.view(), &identity.view())
-        }
+    let mut z = match (basis, x) {
+        (Some(v), _) => ops::centred_dot(x, &mean.view(), &v.view()),
+        (None, FeatureMatrix::Dense(m)) => m - &mean.view().insert_axis(Axis(0)),
+        (None, FeatureMatrix::Sparse(m)) => m.to_dense() - mean.view().insert_axis(Axis(0)),
     };
     crate::retrieval::l2_normalize_rows(&mut z);
     z

@@ -118,16 +118,15 @@ impl Stage for FitStage {
             let fitted = checked.fit_paired(&x, &x_rows, &y, &y_rows, &bar)?;
             bar.finish_and_clear();
             let arrays = fitted.to_arrays();
-            let row = |a: &Array1<f32>| a.clone().insert_axis(Axis(0));
             out.dense(
                 &format!("{p}/mean_x.npy"),
-                &row(&arrays.mean_x),
+                &as_row(&arrays.mean_x),
                 None,
                 "image-view mean",
             )?;
             out.dense(
                 &format!("{p}/mean_y.npy"),
-                &row(&arrays.mean_y),
+                &as_row(&arrays.mean_y),
                 None,
                 "text-view mean",
             )?;
@@ -145,7 +144,7 @@ impl Stage for FitStage {
             )?;
             out.dense(
                 &format!("{p}/correlations.npy"),
-                &row(&arrays.correlations),
+                &as_row(&arrays.correlations),
                 None,
                 "canonical correlations, decreasing",
             )?;
@@ -163,16 +162,20 @@ impl Stage for FitStage {
     }
 }
 
+/// A vector saved as a `1 x d` matrix.
+fn as_row(a: &Array1<f32>) -> Array2<f32> {
+    a.clone().insert_axis(Axis(0))
+}
+
 /// Writes a view's kernel map as `<prefix>/{mean,basis,landmarks,gamma}.npy`.
 fn write_kernel_map(
     out: &mut StageWriter,
     prefix: &str,
     map: &FittedKernelMap,
 ) -> Result<(), PipelineError> {
-    let row = |a: &Array1<f32>| a.clone().insert_axis(Axis(0));
     out.dense(
         &format!("{prefix}/mean.npy"),
-        &row(&map.mean),
+        &as_row(&map.mean),
         None,
         "kernel map: view mean",
     )?;
