@@ -282,4 +282,74 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         err.contains("\"colour\"") && err.contains("sift_bow"),
         "{err}"
     );
+
+    // The final model learns on train + validation; validation can then no longer be scored.
+    let pairs = |ws: &Workspace| -> u64 {
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(ws.stage("fit").join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        manifest["summary"]["main_pairs"].as_u64().unwrap()
+    };
+    let train_only = pairs(&ws);
+    let refit = [
+        "run",
+        "pipeline.toml",
+        "--set",
+        "fit.include_validation=true",
+    ];
+    let log = ok(ws.path(), &refit);
+    assert_eq!(
+        ran(&log),
+        vec!["fit", "embed", "rank", "evaluate", "submit"],
+        "{log}"
+    );
+    let with_validation = pairs(&ws);
+    assert!(
+        with_validation > train_only,
+        "{with_validation} vs {train_only}"
+    );
+    let err = common::fails(
+        ws.path(),
+        &[
+            "evaluate",
+            "pipeline.toml",
+            "--set",
+            "fit.include_validation=true",
+            "--set",
+            "evaluate.part=validation",
+        ],
+    );
+    assert!(err.contains("include_validation"), "{err}");
+
+    // Mirrored copies of every image outside the test part: one more pair per caption (one
+    // caption per image here), and the block-weight search stacks them too.
+    let hflip = [&refit[..], &["--set", "image_features.hflip_training=true"]].concat();
+    let log = ok(ws.path(), &hflip);
+    assert!(log.contains("image-features: running"), "{log}");
+    assert!(!log.contains("text-features: running"), "{log}");
+    assert_eq!(pairs(&ws), 2 * with_validation);
+    let mirrored =
+        std::fs::read_to_string(ws.stage("image-features").join("main/hflip/image_rows.txt"))
+            .unwrap();
+    assert_eq!(mirrored.lines().count() as u64, with_validation);
+    ok(
+        ws.path(),
+        &[
+            "tune",
+            "pipeline.toml",
+            "--set",
+            "image_features.hflip_training=true",
+            "--set",
+            "tune.ridge_x=[0.1]",
+            "--set",
+            "tune.ridge_y=[0.1]",
+            "--set",
+            "tune.dims=[24]",
+            "--set",
+            "tune.eigen_power=[1.0]",
+            "--set",
+            "tune.image_block_weights=[{hsv = 0.0}]",
+        ],
+    );
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
 use ndarray::{Array1, Array2, Axis};
+use opencv::core::Mat;
 use opencv::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -360,6 +361,10 @@ pub struct ImageFeatureParams {
     pub gist: GistParams,
     pub global_hog: GlobalHogParams,
     pub fit: FitParams,
+    /// Also describe every image outside the test part mirrored left to right, as extra
+    /// training pairs with the same captions (data augmentation; the vocabularies are still
+    /// learnt on the unmirrored training images only).
+    pub hflip_training: bool,
 }
 
 impl Default for ImageFeatureParams {
@@ -376,6 +381,7 @@ impl Default for ImageFeatureParams {
             gist: GistParams::default(),
             global_hog: GlobalHogParams::default(),
             fit: FitParams::default(),
+            hflip_training: false,
         }
     }
 }
@@ -452,6 +458,13 @@ impl ImageFeatureParams {
         }
         Ok(p)
     }
+}
+
+/// Whether an image is described as it is or mirrored left to right (augmentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orientation {
+    AsIs,
+    Mirrored,
 }
 
 /// An image that could not be described, with the reason.
@@ -741,8 +754,25 @@ impl FittedImageFeatures {
 
     /// Describes one image: one vector per block, in [`Self::block_layout`] order.
     pub fn describe(&self, path: &Path) -> Result<Vec<Vec<f32>>, ImageError> {
+        self.describe_oriented(path, Orientation::AsIs)
+    }
+
+    /// Describes one image as it is or mirrored left to right.
+    pub fn describe_oriented(
+        &self,
+        path: &Path,
+        orientation: Orientation,
+    ) -> Result<Vec<Vec<f32>>, ImageError> {
         let p = &self.params;
-        let img = decode_image(path, p.max_side)?;
+        let mut img = decode_image(path, p.max_side)?;
+        if orientation == Orientation::Mirrored {
+            let mut flipped = Mat::default();
+            opencv::core::flip(&img.bgr, &mut flipped, 1).map_err(|e| ImageError::Fit {
+                what: format!("mirroring {}", path.display()),
+                reason: e.to_string(),
+            })?;
+            img.bgr = flipped;
+        }
         let (w, h) = (img.bgr.cols().max(0) as u32, img.bgr.rows().max(0) as u32);
         if w.min(h) < 8 {
             return Err(ImageError::TooSmall {
@@ -802,6 +832,16 @@ impl FittedImageFeatures {
         paths: &[PathBuf],
         progress: &ProgressBar,
     ) -> Result<ImageFeatures, ImageError> {
+        self.transform_oriented(paths, Orientation::AsIs, progress)
+    }
+
+    /// [`Self::transform`] with every image as it is or mirrored left to right.
+    pub fn transform_oriented(
+        &self,
+        paths: &[PathBuf],
+        orientation: Orientation,
+        progress: &ProgressBar,
+    ) -> Result<ImageFeatures, ImageError> {
         let layout = self.block_layout();
         let mut data: Vec<Vec<f32>> = vec![Vec::new(); layout.len()];
         let mut rows = Vec::new();
@@ -811,7 +851,7 @@ impl FittedImageFeatures {
             let results: Vec<Result<Vec<Vec<f32>>, ImageError>> = chunk
                 .par_iter()
                 .map(|&i| {
-                    let r = self.describe(&paths[i]);
+                    let r = self.describe_oriented(&paths[i], orientation);
                     progress.inc(1);
                     r
                 })
@@ -1088,6 +1128,36 @@ mod tests {
         arrays.retain(|a| a.0 != "sift.fisher.gmm_means");
         let e = FittedImageFeatures::from_arrays(checked.params().clone(), arrays).unwrap_err();
         assert!(e.to_string().contains("sift.fisher.gmm_means"), "{e}");
+    }
+
+    #[test]
+    fn mirrored_description_is_that_of_the_mirrored_file() {
+        let (_dir, paths) = image_dir();
+        let bar = ProgressBar::hidden();
+        let fitted = small_params().check().unwrap().fit(&paths, &bar).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let image = synthetic_bgr(7, 96, 80);
+        let mut flipped = Mat::default();
+        opencv::core::flip(&image, &mut flipped, 1).unwrap();
+        let write = |name: &str, m: &Mat| {
+            // PNG: lossless, so both files hold exactly these pixels.
+            let mut buf = opencv::core::Vector::<u8>::new();
+            opencv::imgcodecs::imencode_def(".png", m, &mut buf).unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, buf.as_slice()).unwrap();
+            path
+        };
+        let (original, mirrored_file) = (write("a.png", &image), write("b.png", &flipped));
+        let mirrored = fitted
+            .transform_oriented(&[original.clone()], Orientation::Mirrored, &bar)
+            .unwrap();
+        let direct = fitted.transform(&[mirrored_file], &bar).unwrap();
+        assert_eq!(mirrored.combined, direct.combined);
+        let as_is = fitted.transform(&[original], &bar).unwrap();
+        assert_ne!(
+            as_is.combined, mirrored.combined,
+            "the test image is not symmetric"
+        );
     }
 
     #[test]

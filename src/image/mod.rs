@@ -23,7 +23,7 @@ use std::path::PathBuf;
 pub use decode::{DecodedImage, ImageFormat, decode_image, sniff_format};
 pub use features::{
     CheckedImageFeatureParams, FittedImageFeatures, Hog, ImageFeatureParams, ImageFeatures,
-    LocalParams, Sift, SkippedImage,
+    LocalParams, Orientation, Sift, SkippedImage,
 };
 
 /// Errors of the image area. Decoding errors name the file; parameter errors the field.

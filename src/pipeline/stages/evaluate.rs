@@ -14,13 +14,13 @@ use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::features::load_split;
-use super::fusion::{Embeddings, distinct_images, load_embeddings, pairs_in};
+use super::fusion::{Embeddings, FitSection, distinct_images, load_embeddings, pairs_in};
 use super::split::SplitArtifacts;
 use crate::data::Part;
 use crate::data::split::Partition;
 use crate::error::Error;
 use crate::pipeline::artifacts::atomic_write;
-use crate::pipeline::{Context, Stage, StageWriter};
+use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::retrieval::evaluate::{EvalOptions, Evaluation, Summary};
 use crate::retrieval::report::{HtmlExamples, write_report_html, write_reports};
 use crate::retrieval::{RankParams, TopK, evaluate};
@@ -365,6 +365,13 @@ impl Stage for EvaluateStage {
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
         let params: EvaluateParams = ctx.config.section("evaluate")?;
         let rank: RankStageParams = ctx.config.section("rank")?;
+        if params.part == Part::Validation && FitSection::load(ctx)?.include_validation {
+            return Err(PipelineError::BadConfig {
+                path: ctx.config.path.clone(),
+                message: "evaluate.part = validation, but [fit] include_validation = true: the model has learnt on the validation part; set fit.include_validation=false to score it".into(),
+            }
+            .into());
+        }
         let split = load_split(ctx, self.name())?;
         let mut evaluations: Vec<Evaluation> = Vec::new();
         let mut per_partition = serde_json::Map::new();

@@ -4,7 +4,8 @@
 //! Per partition `<p>` (`main`, or `fold-<i>`):
 //! - image side: `<p>/image_features.npy` (the weighted concatenation of the blocks; rows in
 //!   `<p>/image_rows.txt`), one `<p>/block_<name>.npy` per block, and the fitted vocabularies
-//!   in `<p>/model/<array>.npy`;
+//!   in `<p>/model/<array>.npy`; with `hflip_training`, the same for every image outside the
+//!   test part mirrored left to right in `<p>/hflip/` (extra training pairs);
 //! - text side: `<p>/text_features.npz` (sparse, scipy CSR; rows in `text_ids.txt`), the blocks
 //!   `<p>/block_word_tfidf.npz`, `<p>/block_char_tfidf.npz`, `<p>/block_sentence.npy`, and the
 //!   fitted model in `<p>/model/`.
@@ -21,7 +22,7 @@ use super::split::SplitArtifacts;
 use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{Layout, Part};
 use crate::error::{Error, IoError};
-use crate::image::{FittedImageFeatures, ImageFeatureParams};
+use crate::image::{FittedImageFeatures, ImageFeatureParams, Orientation};
 use crate::pipeline::artifacts::{read_dense, read_ids};
 use crate::pipeline::manifest::InputFingerprint;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
@@ -112,6 +113,40 @@ impl Stage for ImageFeaturesStage {
             }
             out.summary(&format!("{p}_dims"), features.combined.ncols());
             out.summary(&format!("{p}_rows"), features.combined.nrows());
+            if params.hflip_training {
+                let outside_test: Vec<usize> = (0..split.image_paths.len())
+                    .filter(|&i| partition.parts[i] != Part::Test)
+                    .collect();
+                let paths: Vec<PathBuf> = outside_test
+                    .iter()
+                    .map(|&i| split.image_paths[i].clone())
+                    .collect();
+                let bar = ctx.bar(paths.len() as u64, &format!("{p}: describing mirrored"));
+                let mirrored = fitted.transform_oriented(&paths, Orientation::Mirrored, &bar)?;
+                bar.finish_and_clear();
+                let rows: Vec<&str> = mirrored
+                    .rows
+                    .iter()
+                    .map(|&r| split.image_ids[outside_test[r]].as_str())
+                    .collect();
+                let rows_file = format!("{p}/hflip/image_rows.txt");
+                out.ids(&rows_file, &rows, "ids of the mirrored image feature rows")?;
+                out.dense(
+                    &format!("{p}/hflip/image_features.npy"),
+                    &mirrored.combined,
+                    Some(&rows_file),
+                    "non-test images mirrored left to right: all blocks, each times its weight",
+                )?;
+                for (name, block) in &mirrored.blocks {
+                    out.dense(
+                        &format!("{p}/hflip/block_{name}.npy"),
+                        block,
+                        Some(&rows_file),
+                        &format!("block {name} of the mirrored images"),
+                    )?;
+                }
+                out.summary(&format!("{p}_mirrored_rows"), mirrored.combined.nrows());
+            }
         }
         for (index, reason) in skipped {
             out.skip(
@@ -143,6 +178,23 @@ pub fn load_image_model(ctx: &Context, p: &str) -> Result<FittedImageFeatures, E
     }
     arrays.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(FittedImageFeatures::from_arrays(params, arrays)?)
+}
+
+/// The mirrored training images of partition `p` (combined features and row ids), when the
+/// pipeline asks for them (`[image_features] hflip_training`).
+pub fn load_mirrored_image_features(
+    ctx: &Context,
+    p: &str,
+) -> Result<Option<(Array2<f32>, Vec<String>)>, Error> {
+    let params: ImageFeatureParams = ctx.config.section("image_features")?;
+    if !params.hflip_training {
+        return Ok(None);
+    }
+    let dir = ctx.stage_dir("image-features").join(p).join("hflip");
+    Ok(Some((
+        read_dense(&dir.join("image_features.npy"))?,
+        read_ids(&dir.join("image_rows.txt"))?,
+    )))
 }
 
 /// The combined image features of partition `p` and their row ids.

@@ -7,7 +7,8 @@
 //! parameters. With a kernel map on a view (`[fit.kernel_x]`, `[fit.kernel_y]`), also
 //! `<p>/kernel_x/` (or `kernel_y/`): `mean.npy`, `basis.npy`, `landmarks.npy`, `gamma.npy`, and
 //! that view's `mean_*`/`proj_*` then start from the map's output. An image with several
-//! captions gives one training pair per caption.
+//! captions gives one training pair per caption; with `[image_features] hflip_training`, each
+//! mirrored copy of a training image gives the same pairs again.
 //! `embed` writes `<p>/image_embeddings.npy` (rows `<p>/image_rows.txt`) and
 //! `<p>/text_embeddings.npy` (rows `text_ids.txt`), each row L2-normalised, so cosine
 //! similarity is a dot product.
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 
 use ndarray::{Array1, Array2, Axis};
 
-use super::features::{load_image_features, load_split};
+use super::features::{load_image_features, load_mirrored_image_features, load_split};
 use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::{CcaArrays, CcaParams, FittedCca, FittedKernelMap};
@@ -62,6 +63,47 @@ pub fn pairs_in(
         .collect()
 }
 
+/// The training views of a partition with the mirrored images appended: the image features
+/// stacked over their mirrored copies (when the pipeline has them, `[image_features]
+/// hflip_training`), and `pairs` extended by one pair per caption of each mirrored image.
+pub fn with_mirrored(
+    ctx: &Context,
+    p: &str,
+    images: Array2<f32>,
+    image_rows: &[String],
+    pairs: Vec<(usize, usize)>,
+) -> Result<(Array2<f32>, Vec<(usize, usize)>), Error> {
+    let Some((mirrored, mirrored_rows)) = load_mirrored_image_features(ctx, p)? else {
+        return Ok((images, pairs));
+    };
+    let pairs = mirrored_pairs(pairs, image_rows, &mirrored_rows);
+    let stacked =
+        ndarray::concatenate(Axis(0), &[images.view(), mirrored.view()]).map_err(|e| {
+            PipelineError::Invalid(format!("{p}: stacking the mirrored image features: {e}"))
+        })?;
+    Ok((stacked, pairs))
+}
+
+/// `pairs` followed by, for each pair whose image has a mirrored copy, the same caption paired
+/// with the copy; copy `m` is row `image_rows.len() + m` of the stacked views.
+pub fn mirrored_pairs(
+    mut pairs: Vec<(usize, usize)>,
+    image_rows: &[String],
+    mirrored_rows: &[String],
+) -> Vec<(usize, usize)> {
+    let copy_of: HashMap<&str, usize> = mirrored_rows
+        .iter()
+        .enumerate()
+        .map(|(m, id)| (id.as_str(), image_rows.len() + m))
+        .collect();
+    let extra: Vec<(usize, usize)> = pairs
+        .iter()
+        .filter_map(|&(r, t)| copy_of.get(image_rows[r].as_str()).map(|&c| (c, t)))
+        .collect();
+    pairs.extend(extra);
+    pairs
+}
+
 /// The distinct image rows of `pairs`, in first-seen order, and for each pair the position of
 /// its image among them: what a gallery of each image once, with several captions each, needs.
 pub fn distinct_images(pairs: &[(usize, usize)]) -> (Vec<usize>, Vec<usize>) {
@@ -77,6 +119,65 @@ pub fn distinct_images(pairs: &[(usize, usize)]) -> (Vec<usize>, Vec<usize>) {
         })
         .collect();
     (distinct, at)
+}
+
+/// The `[fit]` section: the CCA's parameters, and whether the model also learns on the
+/// validation part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitSection {
+    pub cca: CcaParams,
+    /// `include_validation = true`: learn on the training and the validation part (the final
+    /// model, once `tune` has chosen the settings on validation). `evaluate` then refuses to
+    /// score the validation part, which the model has seen.
+    pub include_validation: bool,
+}
+
+impl FitSection {
+    /// Reads `[fit]`; `include_validation` is taken out before the rest is read as the CCA's
+    /// parameters.
+    pub fn load(ctx: &Context) -> Result<Self, Error> {
+        let mut table: toml::Table = ctx.config.section("fit")?;
+        let bad = |message: String| PipelineError::BadConfig {
+            path: ctx.config.path.clone(),
+            message: format!("[fit]: {message}"),
+        };
+        let include_validation = match table.remove("include_validation") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(other) => {
+                return Err(bad(format!(
+                    "include_validation must be true or false, got {other}"
+                ))
+                .into());
+            }
+        };
+        let cca: CcaParams = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+        Ok(Self {
+            cca,
+            include_validation,
+        })
+    }
+
+    /// The parts whose pairs the model learns on.
+    pub fn training_parts(&self) -> &'static [Part] {
+        if self.include_validation {
+            &[Part::Train, Part::Validation]
+        } else {
+            &[Part::Train]
+        }
+    }
+
+    /// The stage parameters recorded in the manifest (`include_validation` only when set, so
+    /// that older work folders stay fresh).
+    fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.cca).expect("serialisable");
+        if self.include_validation {
+            value["include_validation"] = true.into();
+        }
+        value
+    }
 }
 
 /// The `fit` stage.
@@ -96,20 +197,25 @@ impl Stage for FitStage {
         &["fit"]
     }
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
-        let params: CcaParams = ctx.config.section("fit")?;
-        params.clone().check()?;
-        Ok(serde_json::to_value(params).expect("serialisable"))
+        let section = FitSection::load(ctx)?;
+        section.cca.clone().check()?;
+        Ok(section.to_json())
     }
 
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
-        let params: CcaParams = ctx.config.section("fit")?;
-        let checked = params.check()?;
+        let section = FitSection::load(ctx)?;
+        let checked = section.cca.clone().check()?;
         let split = load_split(ctx, self.name())?;
         for partition in &split.partitions {
             let p = &partition.name;
             let (images, image_rows) = load_image_features(ctx, p)?;
             let (texts, _) = load_text_features(ctx, p)?;
-            let pairs = pairs_in(&split, partition, &image_rows, Part::Train);
+            let pairs: Vec<(usize, usize)> = section
+                .training_parts()
+                .iter()
+                .flat_map(|&part| pairs_in(&split, partition, &image_rows, part))
+                .collect();
+            let (images, pairs) = with_mirrored(ctx, p, images, &image_rows, pairs)?;
             let x_rows: Vec<usize> = pairs.iter().map(|&(r, _)| r).collect();
             let y_rows: Vec<usize> = pairs.iter().map(|&(_, t)| t).collect();
             let x = FeatureMatrix::Dense(images);
@@ -219,7 +325,7 @@ fn read_kernel_map(dir: &std::path::Path) -> Result<FittedKernelMap, Error> {
 
 /// Loads the CCA of partition `p` from a committed `fit` folder.
 pub fn load_cca(ctx: &Context, p: &str) -> Result<FittedCca, Error> {
-    let params: CcaParams = ctx.config.section("fit")?;
+    let params = FitSection::load(ctx)?.cca;
     let dir = ctx.stage_dir("fit").join(p);
     let vector = |name: &str| -> Result<Array1<f32>, PipelineError> {
         let m: Array2<f32> = read_dense(&dir.join(name))?;
@@ -314,4 +420,20 @@ pub fn load_embeddings(ctx: &Context, p: &str) -> Result<Embeddings, PipelineErr
         image_rows: read_ids(&dir.join("image_rows.txt"))?,
         texts: read_dense(&dir.join("text_embeddings.npy"))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrored_pairs_repeat_each_caption_for_the_copy() {
+        let image_rows: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        // Copies of c and a (b, say a test image, has none), stacked after the 3 rows.
+        let mirrored_rows: Vec<String> = ["c", "a"].iter().map(|s| s.to_string()).collect();
+        let pairs = vec![(0, 10), (0, 11), (1, 12), (2, 13)];
+        let all = mirrored_pairs(pairs.clone(), &image_rows, &mirrored_rows);
+        assert_eq!(&all[..4], &pairs[..]);
+        assert_eq!(&all[4..], &[(4, 10), (4, 11), (3, 13)]);
+    }
 }

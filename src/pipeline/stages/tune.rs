@@ -14,10 +14,9 @@ use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::features::{load_image_features, load_split};
-use super::fusion::{distinct_images, load_text_features, pairs_in};
+use super::fusion::{FitSection, distinct_images, load_text_features, pairs_in, with_mirrored};
 use crate::data::Part;
 use crate::error::Error;
-use crate::fusion::CcaParams;
 use crate::fusion::tune::{PairedViews, TuneGrid, mean_recall_scorer, tune};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
@@ -60,12 +59,20 @@ impl Default for TuneParams {
 /// own, not yet weighted), in layout order, with their configured weights.
 fn load_image_blocks(ctx: &Context, p: &str) -> Result<Vec<(String, f32, Array2<f32>)>, Error> {
     let params: ImageFeatureParams = ctx.config.section("image_features")?;
-    let layout = params.check()?.block_layout();
+    let layout = params.clone().check()?.block_layout();
     let dir = ctx.stage_dir("image-features").join(p);
     layout
         .into_iter()
         .map(|(name, _, weight)| {
-            let m = read_dense(&dir.join(format!("block_{name}.npy")))?;
+            let file = format!("block_{name}.npy");
+            let mut m = read_dense(&dir.join(&file))?;
+            if params.hflip_training {
+                // Stacked like `with_mirrored` stacks the combined features.
+                let mirrored = read_dense(&dir.join("hflip").join(&file))?;
+                m = ndarray::concatenate(Axis(0), &[m.view(), mirrored.view()]).map_err(|e| {
+                    PipelineError::Invalid(format!("{p}: stacking mirrored block {name}: {e}"))
+                })?;
+            }
             Ok((name, weight, m))
         })
         .collect()
@@ -145,19 +152,24 @@ impl Stage for TuneStage {
     }
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
         let tune: TuneParams = ctx.config.section("tune")?;
-        let fit: CcaParams = ctx.config.section("fit")?;
+        let fit = FitSection::load(ctx)?.cca;
         Ok(serde_json::json!({ "tune": tune, "fit": fit }))
     }
 
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
         let params: TuneParams = ctx.config.section("tune")?;
-        let base: CcaParams = ctx.config.section("fit")?;
+        // Tuning always learns on the training part alone: `include_validation` is for the
+        // final model.
+        let base = FitSection::load(ctx)?.cca;
         let split = load_split(ctx, self.name())?;
         let partition = split.partition(params.partition.as_deref(), "tune", &ctx.config.path)?;
         let p = &partition.name;
         let (images, image_rows) = load_image_features(ctx, p)?;
         let (texts, _) = load_text_features(ctx, p)?;
         let train = pairs_in(&split, partition, &image_rows, Part::Train);
+        // Mirrored copies (if any) are stacked under the images: validation rows keep their
+        // indices, and only training images gain pairs.
+        let (images, train) = with_mirrored(ctx, p, images, &image_rows, train)?;
         let validation = pairs_in(&split, partition, &image_rows, Part::Validation);
         if validation.is_empty() {
             return Err(PipelineError::BadConfig {
@@ -199,8 +211,9 @@ impl Stage for TuneStage {
         let y_rows: Vec<usize> = train.iter().map(|&(_, t)| t).collect();
         let texts = FeatureMatrix::Sparse(texts);
         // Without a block-weight axis the views are asked for once, and handed over uncopied.
+        // Every row, mirrored copies included.
+        let all_rows: Vec<usize> = (0..images.nrows()).collect();
         let images = std::cell::Cell::new(Some(images));
-        let all_rows: Vec<usize> = (0..image_rows.len()).collect();
         let result = tune(
             &base,
             &grid,
