@@ -153,6 +153,27 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         "{report:#}"
     );
 
+    // One Gaussian map per image block, their kernels summed: one folder per block, read back
+    // by `embed` and `submit`.
+    let per_block = [&kernel[..], &["--set", "fit.kernel_x.per_block=true"]].concat();
+    let log = ok(ws.path(), &per_block);
+    assert_eq!(
+        ran(&log),
+        vec!["fit", "embed", "rank", "evaluate", "submit"],
+        "{log}"
+    );
+    let fit_dir = ws.stage("fit").join("main/kernel_x");
+    let blocks = (0..)
+        .take_while(|i| fit_dir.join(format!("block-{i}/landmarks.npy")).exists())
+        .count();
+    assert_eq!(blocks, 6, "one map per image block");
+    assert!(!fit_dir.join("landmarks.npy").exists());
+    let err = common::fails(
+        ws.path(),
+        &[&per_block[..], &["--set", "fit.kernel_y.per_block=true"]].concat(),
+    );
+    assert!(err.contains("kernel_y.per_block"), "{err}");
+
     // inspect shows the image matrix with its ids.
     let inspect = ok(
         ws.path(),

@@ -935,6 +935,7 @@ mod tests {
             input_dims: 8,
             gamma_scale: 2.0,
             seed: 1,
+            block_widths: Vec::new(),
         };
         let mapped = CcaParams {
             kernel_x: kernel.clone(),
@@ -964,7 +965,7 @@ mod tests {
         let mut bad = ker.to_arrays();
         // A map with 7 landmarks cannot feed a projection fitted on 100.
         bad.kernel_y = ker.kernel_y().cloned().map(|mut k| {
-            k.landmarks = k.landmarks.slice(s![..7, ..]).to_owned();
+            k.blocks[0].landmarks = k.blocks[0].landmarks.slice(s![..7, ..]).to_owned();
             k
         });
         let err = FittedCca::from_arrays(bad).unwrap_err().to_string();

@@ -46,6 +46,11 @@ pub struct KernelMapParams {
     pub gamma_scale: f64,
     /// Seed of the landmark draw and of the randomized PCA.
     pub seed: u64,
+    /// Column widths of consecutive blocks of the view, each mapped on its own (own mean,
+    /// PCA and γ, the same landmark rows) and their kernel values summed: a sum of Gaussian
+    /// kernels, one per block, instead of one Gaussian over the whole row. Empty: one block.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub block_widths: Vec<usize>,
 }
 
 impl Default for KernelMapParams {
@@ -55,6 +60,7 @@ impl Default for KernelMapParams {
             input_dims: 512,
             gamma_scale: 1.0,
             seed: 0,
+            block_widths: Vec::new(),
         }
     }
 }
@@ -82,6 +88,13 @@ impl KernelMapParams {
                     expected: "gamma_scale finite and > 0",
                 });
             }
+            if self.block_widths.contains(&0) {
+                return Err(FusionError::InvalidParam {
+                    name: view,
+                    value: format!("block_widths = {:?}", self.block_widths),
+                    expected: "every block width >= 1",
+                });
+            }
         }
         Ok(KernelMapValidParams(self))
     }
@@ -91,9 +104,17 @@ impl KernelMapParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelMapValidParams(KernelMapParams);
 
-/// A fitted kernel map: `x ↦ exp(-γ ‖unit((x - μ) V) - lⱼ‖²)` for each landmark `lⱼ`.
+/// A fitted kernel map: one [`GaussianMap`] per column block of the view, their kernel
+/// values summed (one block: the Gaussian kernel of the whole row).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FittedKernelMap {
+    /// The blocks' maps, in column order; all have the same number of landmarks.
+    pub blocks: Vec<GaussianMap>,
+}
+
+/// The map of one block: `x ↦ exp(-γ ‖unit((x - μ) V) - lⱼ‖²)` for each landmark `lⱼ`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaussianMap {
     /// `d` column means of the view.
     pub mean: Array1<f32>,
     /// `d x k` PCA basis (`None`: the identity, the view had at most `input_dims` columns).
@@ -115,6 +136,29 @@ impl KernelMapValidParams {
         view: &'static str,
         progress: &ProgressBar,
     ) -> Result<FittedKernelMap, FusionError> {
+        let widths = block_widths(&self.0.block_widths, x, view)?;
+        if widths.len() == 1 {
+            return Ok(FittedKernelMap {
+                blocks: vec![self.fit_block(x, view, progress)?],
+            });
+        }
+        let mut blocks = Vec::with_capacity(widths.len());
+        let mut start = 0;
+        for width in widths {
+            let block = column_block(x, start, width, view)?;
+            blocks.push(self.fit_block(&block, view, progress)?);
+            start += width;
+        }
+        Ok(FittedKernelMap { blocks })
+    }
+
+    /// The map of one block. The same seed draws the same landmark rows in every block.
+    fn fit_block(
+        &self,
+        x: &FeatureMatrix,
+        view: &'static str,
+        progress: &ProgressBar,
+    ) -> Result<GaussianMap, FusionError> {
         let p = &self.0;
         let n = x.n_rows();
         if n < 3 {
@@ -146,12 +190,55 @@ impl KernelMapValidParams {
         if median <= 0.0 {
             return Err(FusionError::NoVariance { view });
         }
-        Ok(FittedKernelMap {
+        Ok(GaussianMap {
             mean: centred.mean,
             basis,
             landmarks,
             gamma: (p.gamma_scale / median) as f32,
         })
+    }
+}
+
+/// The block widths of a view: `widths` when given (they must add up to its columns), else
+/// one block.
+fn block_widths(
+    widths: &[usize],
+    x: &FeatureMatrix,
+    view: &'static str,
+) -> Result<Vec<usize>, FusionError> {
+    if widths.is_empty() {
+        return Ok(vec![x.n_cols()]);
+    }
+    let total: usize = widths.iter().sum();
+    if total != x.n_cols() {
+        return Err(FusionError::InvalidParam {
+            name: view,
+            value: format!(
+                "block_widths = {widths:?} (sum {total}, the view has {} columns)",
+                x.n_cols()
+            ),
+            expected: "block widths adding up to the view's columns",
+        });
+    }
+    Ok(widths.to_vec())
+}
+
+/// Columns `start..start + width` of a dense view.
+fn column_block(
+    x: &FeatureMatrix,
+    start: usize,
+    width: usize,
+    view: &'static str,
+) -> Result<FeatureMatrix, FusionError> {
+    match x {
+        FeatureMatrix::Dense(m) => Ok(FeatureMatrix::Dense(
+            m.slice(ndarray::s![.., start..start + width]).to_owned(),
+        )),
+        FeatureMatrix::Sparse(_) => Err(FusionError::InvalidParam {
+            name: view,
+            value: "block_widths on a sparse view".into(),
+            expected: "block_widths only on a dense view (the image view)",
+        }),
     }
 }
 
@@ -193,17 +280,17 @@ fn median_squared_distance(rows: &Array2<f32>, rng: &mut ChaCha8Rng) -> f64 {
 }
 
 impl FittedKernelMap {
-    /// Input columns `d`.
+    /// Input columns `d` (all blocks).
     pub fn input_dims(&self) -> usize {
-        self.mean.len()
+        self.blocks.iter().map(GaussianMap::input_dims).sum()
     }
 
     /// Output columns `m`.
     pub fn output_dims(&self) -> usize {
-        self.landmarks.nrows()
+        self.blocks.first().map_or(0, GaussianMap::output_dims)
     }
 
-    /// `φ(x)`: `n x m` kernel values against the landmarks.
+    /// `φ(x)`: `n x m` kernel values against the landmarks, summed over the blocks.
     pub fn transform(
         &self,
         x: &FeatureMatrix,
@@ -217,6 +304,45 @@ impl FittedKernelMap {
             });
         }
         ops::check_finite(x, view)?;
+        if let [block] = self.blocks.as_slice() {
+            return Ok(block.kernel_values(x));
+        }
+        let mut sum = Array2::<f32>::zeros((x.n_rows(), self.output_dims()));
+        let mut start = 0;
+        for block in &self.blocks {
+            let width = block.input_dims();
+            sum += &block.kernel_values(&column_block(x, start, width, view)?);
+            start += width;
+        }
+        Ok(sum)
+    }
+
+    /// Checks that the blocks agree (same number of landmarks, at least one block).
+    pub fn from_blocks(blocks: Vec<GaussianMap>) -> Result<Self, FusionError> {
+        let m = blocks.first().map(GaussianMap::output_dims);
+        if m.is_none() || blocks.iter().any(|b| Some(b.output_dims()) != m) {
+            return Err(FusionError::BadArrays(format!(
+                "kernel map: blocks with landmarks {:?}",
+                blocks.iter().map(|b| b.output_dims()).collect::<Vec<_>>()
+            )));
+        }
+        Ok(Self { blocks })
+    }
+}
+
+impl GaussianMap {
+    /// Input columns of the block.
+    pub fn input_dims(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Output columns `m`.
+    pub fn output_dims(&self) -> usize {
+        self.landmarks.nrows()
+    }
+
+    /// Kernel values of the rows of `x` (the block's columns, already checked).
+    fn kernel_values(&self, x: &FeatureMatrix) -> Array2<f32> {
         let z = reduce(&self.mean, self.basis.as_ref(), x);
         let mut k = ops::dense_dot(&z.view(), &self.landmarks.t());
         let gamma = self.gamma;
@@ -228,7 +354,7 @@ impl FittedKernelMap {
                 // ‖z - l‖² = ‖z‖² + 1 - 2 z·l for unit landmarks (clamped: rounding).
                 row.mapv_inplace(|s| (-gamma * (zz + 1.0 - 2.0 * s).max(0.0)).exp());
             });
-        Ok(k)
+        k
     }
 
     /// Checks shapes and values of arrays loaded from disk.
@@ -261,6 +387,7 @@ impl FittedKernelMap {
 mod tests {
     use super::*;
     use crate::fusion::ops::gaussian;
+    use ndarray::s;
 
     fn fit(params: KernelMapParams, x: &Array2<f32>) -> FittedKernelMap {
         params
@@ -285,10 +412,11 @@ mod tests {
                 input_dims: 8,
                 gamma_scale: 0.7,
                 seed: 3,
+                block_widths: Vec::new(),
             },
             &x,
         );
-        assert!(map.basis.is_none());
+        assert!(map.blocks[0].basis.is_none());
         assert_eq!(map.output_dims(), 10);
         let phi = map
             .transform(&FeatureMatrix::Dense(x.clone()), "x")
@@ -298,8 +426,8 @@ mod tests {
             let mut z = &x.row(i) - &mean;
             z /= z.dot(&z).sqrt();
             for j in 0..10 {
-                let d2: f32 = (&z - &map.landmarks.row(j)).mapv(|v| v * v).sum();
-                let want = (-map.gamma * d2).exp();
+                let d2: f32 = (&z - &map.blocks[0].landmarks.row(j)).mapv(|v| v * v).sum();
+                let want = (-map.blocks[0].gamma * d2).exp();
                 assert!((phi[[i, j]] - want).abs() < 1e-5, "{i},{j}");
             }
         }
@@ -319,11 +447,12 @@ mod tests {
             input_dims: 10,
             gamma_scale: 1.0,
             seed: 9,
+            block_widths: Vec::new(),
         };
         let a = fit(p.clone(), &x);
         let b = fit(p.clone(), &x);
         assert_eq!(a, b);
-        assert_eq!(a.basis.as_ref().unwrap().dim(), (30, 10));
+        assert_eq!(a.blocks[0].basis.as_ref().unwrap().dim(), (30, 10));
         let doubled = fit(
             KernelMapParams {
                 gamma_scale: 2.0,
@@ -331,9 +460,70 @@ mod tests {
             },
             &x,
         );
-        assert!((doubled.gamma / a.gamma - 2.0).abs() < 1e-5);
+        assert!((doubled.blocks[0].gamma / a.blocks[0].gamma - 2.0).abs() < 1e-5);
         // Unit rows: squared distances lie in [0, 4], so γ ≥ 1/4.
-        assert!(a.gamma >= 0.25, "{}", a.gamma);
+        assert!(a.blocks[0].gamma >= 0.25, "{}", a.blocks[0].gamma);
+    }
+
+    #[test]
+    fn block_maps_sum_the_kernels_of_their_blocks() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let x = gaussian(60, 9, &mut rng);
+        let p = KernelMapParams {
+            landmarks: 12,
+            input_dims: 3,
+            gamma_scale: 1.5,
+            seed: 7,
+            block_widths: vec![4, 5],
+        };
+        let map = fit(p.clone(), &x);
+        assert_eq!(
+            (map.blocks.len(), map.input_dims(), map.output_dims()),
+            (2, 9, 12)
+        );
+        let phi = map
+            .transform(&FeatureMatrix::Dense(x.clone()), "x")
+            .unwrap();
+        // Each block on its own, as a one-block map of its columns.
+        let single = KernelMapParams {
+            block_widths: Vec::new(),
+            ..p.clone()
+        };
+        let left = fit(single.clone(), &x.slice(s![.., ..4]).to_owned());
+        let right = fit(single, &x.slice(s![.., 4..]).to_owned());
+        assert_eq!(left.blocks[0], map.blocks[0]);
+        assert_eq!(right.blocks[0], map.blocks[1]);
+        let sum = left
+            .transform(&FeatureMatrix::Dense(x.slice(s![.., ..4]).to_owned()), "x")
+            .unwrap()
+            + right
+                .transform(&FeatureMatrix::Dense(x.slice(s![.., 4..]).to_owned()), "x")
+                .unwrap();
+        assert!((&phi - &sum).mapv(f32::abs).iter().all(|&d| d < 1e-5));
+        // The same landmark rows in both blocks: a landmark's own value is 2 (1 per block).
+        let twos = phi.iter().filter(|&&v| (v - 2.0).abs() < 1e-4).count();
+        assert_eq!(twos, 12);
+        // Widths that do not add up to the view, and a zero width, are named.
+        let err = KernelMapParams {
+            block_widths: vec![4, 4],
+            ..p.clone()
+        }
+        .check("kernel_x")
+        .unwrap()
+        .fit(
+            &FeatureMatrix::Dense(x.clone()),
+            "x",
+            &ProgressBar::hidden(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("sum 8, the view has 9"), "{err}");
+        let err = KernelMapParams {
+            block_widths: vec![9, 0],
+            ..p
+        }
+        .check("kernel_x")
+        .unwrap_err();
+        assert!(err.to_string().contains("block_widths = [9, 0]"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod pca;
 pub mod tune;
 
 pub use cca::{CcaArrays, CcaParams, CcaValidParams, FittedCca};
-pub use kernel_map::{FittedKernelMap, KernelMapParams};
+pub use kernel_map::{FittedKernelMap, GaussianMap, KernelMapParams};
 pub use pca::{FittedPca, PcaMethod, PcaParams, PcaValidParams};
 
 /// Errors of the fusion area.

@@ -363,7 +363,9 @@ pub struct ImageFeatureParams {
     pub fit: FitParams,
     /// Also describe every image outside the test part mirrored left to right, as extra
     /// training pairs with the same captions (data augmentation; the vocabularies are still
-    /// learnt on the unmirrored training images only).
+    /// learnt on the unmirrored training images only). Left out of the saved parameters when
+    /// off, so that work folders from before this option stay fresh.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hflip_training: bool,
 }
 
@@ -1149,7 +1151,7 @@ mod tests {
         };
         let (original, mirrored_file) = (write("a.png", &image), write("b.png", &flipped));
         let mirrored = fitted
-            .transform_oriented(&[original.clone()], Orientation::Mirrored, &bar)
+            .transform_oriented(std::slice::from_ref(&original), Orientation::Mirrored, &bar)
             .unwrap();
         let direct = fitted.transform(&[mirrored_file], &bar).unwrap();
         assert_eq!(mirrored.combined, direct.combined);
@@ -1200,6 +1202,12 @@ mod tests {
         assert_eq!(partial.sift.bow.k, 1024);
         assert_eq!(partial.sift.vlad, VladParams::default());
         assert!(toml::from_str::<ImageFeatureParams>("sede = 3").is_err());
+        // hflip_training is only written when on (older manifests stay fresh), and read back.
+        assert!(!s.contains("hflip_training"), "{s}");
+        let mut flipped = small_params();
+        flipped.hflip_training = true;
+        let s = toml::to_string(&flipped).unwrap();
+        assert_eq!(toml::from_str::<ImageFeatureParams>(&s).unwrap(), flipped);
     }
 
     #[test]

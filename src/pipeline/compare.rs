@@ -350,7 +350,13 @@ pub fn measured_rows(ctx: &Context) -> Result<Vec<ComparisonRow>, Error> {
             "fit {}",
             describe_params(
                 &report_params(ctx, "fit"),
-                &["dims", "ridge_x", "ridge_y", "eigen_power"]
+                &[
+                    "dims",
+                    "ridge_x",
+                    "ridge_y",
+                    "eigen_power",
+                    "include_validation"
+                ]
             )
         );
         rows.push(row);

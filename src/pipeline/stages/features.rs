@@ -180,12 +180,12 @@ pub fn load_image_model(ctx: &Context, p: &str) -> Result<FittedImageFeatures, E
     Ok(FittedImageFeatures::from_arrays(params, arrays)?)
 }
 
+/// A feature matrix and the ids of its rows.
+pub type RowsWithIds = (Array2<f32>, Vec<String>);
+
 /// The mirrored training images of partition `p` (combined features and row ids), when the
 /// pipeline asks for them (`[image_features] hflip_training`).
-pub fn load_mirrored_image_features(
-    ctx: &Context,
-    p: &str,
-) -> Result<Option<(Array2<f32>, Vec<String>)>, Error> {
+pub fn load_mirrored_image_features(ctx: &Context, p: &str) -> Result<Option<RowsWithIds>, Error> {
     let params: ImageFeatureParams = ctx.config.section("image_features")?;
     if !params.hflip_training {
         return Ok(None);

@@ -20,7 +20,8 @@ use ndarray::{Array1, Array2, Axis};
 use super::features::{load_image_features, load_mirrored_image_features, load_split};
 use crate::data::Part;
 use crate::error::Error;
-use crate::fusion::{CcaArrays, CcaParams, FittedCca, FittedKernelMap};
+use crate::fusion::{CcaArrays, CcaParams, FittedCca, FittedKernelMap, GaussianMap};
+use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
@@ -63,6 +64,9 @@ pub fn pairs_in(
         .collect()
 }
 
+/// Image features (one row per image or mirrored copy) and the (image row, caption row) pairs.
+pub type ViewsAndPairs = (Array2<f32>, Vec<(usize, usize)>);
+
 /// The training views of a partition with the mirrored images appended: the image features
 /// stacked over their mirrored copies (when the pipeline has them, `[image_features]
 /// hflip_training`), and `pairs` extended by one pair per caption of each mirrored image.
@@ -72,7 +76,7 @@ pub fn with_mirrored(
     images: Array2<f32>,
     image_rows: &[String],
     pairs: Vec<(usize, usize)>,
-) -> Result<(Array2<f32>, Vec<(usize, usize)>), Error> {
+) -> Result<ViewsAndPairs, Error> {
     let Some((mirrored, mirrored_rows)) = load_mirrored_image_features(ctx, p)? else {
         return Ok((images, pairs));
     };
@@ -134,26 +138,49 @@ pub struct FitSection {
 
 impl FitSection {
     /// Reads `[fit]`; `include_validation` is taken out before the rest is read as the CCA's
-    /// parameters.
+    /// parameters, and `kernel_x.per_block = true` becomes the image blocks' widths
+    /// (`kernel_x.block_widths`, from `[image_features]`).
     pub fn load(ctx: &Context) -> Result<Self, Error> {
         let mut table: toml::Table = ctx.config.section("fit")?;
         let bad = |message: String| PipelineError::BadConfig {
             path: ctx.config.path.clone(),
             message: format!("[fit]: {message}"),
         };
-        let include_validation = match table.remove("include_validation") {
-            None => false,
-            Some(toml::Value::Boolean(b)) => b,
-            Some(other) => {
-                return Err(bad(format!(
-                    "include_validation must be true or false, got {other}"
-                ))
-                .into());
-            }
+        let flag = |table: &mut toml::Table, key: &str| match table.remove(key) {
+            None => Ok(false),
+            Some(toml::Value::Boolean(b)) => Ok(b),
+            Some(other) => Err(bad(format!("{key} must be true or false, got {other}"))),
         };
-        let cca: CcaParams = toml::Value::Table(table)
+        let include_validation = flag(&mut table, "include_validation")?;
+        let mut per_block = false;
+        if let Some(toml::Value::Table(kernel_x)) = table.get_mut("kernel_x") {
+            per_block = flag(kernel_x, "per_block")?;
+        }
+        if let Some(toml::Value::Table(kernel_y)) = table.get("kernel_y")
+            && kernel_y.contains_key("per_block")
+        {
+            return Err(bad(
+                "kernel_y.per_block: blocks are mapped on their own on the image view only (kernel_x)".into(),
+            )
+            .into());
+        }
+        let mut cca: CcaParams = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+        if per_block {
+            if !cca.kernel_x.block_widths.is_empty() {
+                return Err(
+                    bad("kernel_x: give per_block or block_widths, not both".into()).into(),
+                );
+            }
+            let images: ImageFeatureParams = ctx.config.section("image_features")?;
+            cca.kernel_x.block_widths = images
+                .check()?
+                .block_layout()
+                .into_iter()
+                .map(|(_, width, _)| width)
+                .collect();
+        }
         Ok(Self {
             cca,
             include_validation,
@@ -273,11 +300,26 @@ fn as_row(a: &Array1<f32>) -> Array2<f32> {
     a.clone().insert_axis(Axis(0))
 }
 
-/// Writes a view's kernel map as `<prefix>/{mean,basis,landmarks,gamma}.npy`.
+/// Writes a view's kernel map as `<prefix>/{mean,basis,landmarks,gamma}.npy`, or with several
+/// blocks, each block's in `<prefix>/block-<i>/`.
 fn write_kernel_map(
     out: &mut StageWriter,
     prefix: &str,
     map: &FittedKernelMap,
+) -> Result<(), PipelineError> {
+    if let [block] = map.blocks.as_slice() {
+        return write_gaussian_map(out, prefix, block);
+    }
+    for (i, block) in map.blocks.iter().enumerate() {
+        write_gaussian_map(out, &format!("{prefix}/block-{i}"), block)?;
+    }
+    Ok(())
+}
+
+fn write_gaussian_map(
+    out: &mut StageWriter,
+    prefix: &str,
+    map: &GaussianMap,
 ) -> Result<(), PipelineError> {
     out.dense(
         &format!("{prefix}/mean.npy"),
@@ -309,13 +351,26 @@ fn write_kernel_map(
 
 /// Reads a kernel map written by [`write_kernel_map`].
 fn read_kernel_map(dir: &std::path::Path) -> Result<FittedKernelMap, Error> {
+    let mut blocks = Vec::new();
+    while dir.join(format!("block-{}", blocks.len())).is_dir() {
+        blocks.push(read_gaussian_map(
+            &dir.join(format!("block-{}", blocks.len())),
+        )?);
+    }
+    if blocks.is_empty() {
+        blocks.push(read_gaussian_map(dir)?);
+    }
+    Ok(FittedKernelMap::from_blocks(blocks)?)
+}
+
+fn read_gaussian_map(dir: &std::path::Path) -> Result<GaussianMap, Error> {
     let basis_path = dir.join("basis.npy");
     let basis = if basis_path.exists() {
         Some(read_dense(&basis_path)?)
     } else {
         None
     };
-    Ok(FittedKernelMap::from_parts(
+    Ok(GaussianMap::from_parts(
         read_dense(&dir.join("mean.npy"))?.row(0).to_owned(),
         basis,
         read_dense(&dir.join("landmarks.npy"))?,
