@@ -15,6 +15,12 @@
 //! `gamma_scale` over the median squared distance between landmarks, so `gamma_scale = 1` suits
 //! any view.
 //!
+//! With `block_widths`, the view is cut into column blocks (the image view's VLAD, Fisher, HSV,
+//! … blocks) and each gets a map of its own (its own mean, PCA and γ; the same landmark rows);
+//! the kernel values are summed. The Nyström features of a sum of kernels are the sum of each
+//! kernel's features, and a sum of per-block Gaussians keeps one block's large distances from
+//! drowning the others', which a single Gaussian over the whole row does not.
+//!
 //! `KernelMapParams { landmarks, .. }` → `.check()?` → `.fit(&x)?` → [`FittedKernelMap`] with
 //! `transform`; `from_parts` rebuilds one from saved arrays.
 

@@ -6,7 +6,9 @@
 //! `<p>/correlations.npy` (1 x k, decreasing); the eigenvalue power is in the manifest's
 //! parameters. With a kernel map on a view (`[fit.kernel_x]`, `[fit.kernel_y]`), also
 //! `<p>/kernel_x/` (or `kernel_y/`): `mean.npy`, `basis.npy`, `landmarks.npy`, `gamma.npy`, and
-//! that view's `mean_*`/`proj_*` then start from the map's output. An image with several
+//! that view's `mean_*`/`proj_*` then start from the map's output (with one map per image
+//! block, `[fit.kernel_x] per_block`, those four files per block in `kernel_x/block-<i>/`).
+//! `[fit] include_validation` adds the validation part's pairs. An image with several
 //! captions gives one training pair per caption; with `[image_features] hflip_training`, each
 //! mirrored copy of a training image gives the same pairs again.
 //! `embed` writes `<p>/image_embeddings.npy` (rows `<p>/image_rows.txt`) and
