@@ -25,7 +25,7 @@ use ndarray_linalg::{Eigh, JobSvd, SVDDC, UPLO};
 use serde::{Deserialize, Serialize};
 
 use super::FusionError;
-use super::kernel_map::{FittedKernelMap, KernelMapParams};
+use super::kernel_map::{FittedKernelMap, KernelMapParams, KernelMapValidParams};
 use super::ops::{self, Centred, ViewName};
 use super::pca::{self, PcaMethod, PcaParams};
 use crate::matrix::FeatureMatrix;
@@ -153,15 +153,25 @@ impl CcaParams {
         PcaParams::new(self.pca_dims)
             .power_iters(self.power_iters)
             .check()?;
-        self.kernel_x.clone().check("kernel_x")?;
-        self.kernel_y.clone().check("kernel_y")?;
-        Ok(CcaValidParams(self))
+        let kernel_x = self.kernel_x.clone().check("kernel_x")?;
+        let kernel_y = self.kernel_y.clone().check("kernel_y")?;
+        Ok(CcaValidParams {
+            params: self,
+            kernel_x,
+            kernel_y,
+        })
     }
 }
 
 /// Checked [`CcaParams`]; only this type can fit.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CcaValidParams(CcaParams);
+pub struct CcaValidParams {
+    params: CcaParams,
+    /// `params.kernel_x`, checked.
+    kernel_x: KernelMapValidParams,
+    /// `params.kernel_y`, checked.
+    kernel_y: KernelMapValidParams,
+}
 
 /// A fitted CCA. Transforms map a view to `(X - 1μᵀ) A · diag(σ^p)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,7 +217,7 @@ struct Whitened {
 
 impl CcaValidParams {
     pub fn params(&self) -> &CcaParams {
-        &self.0
+        &self.params
     }
 
     /// Fits on paired rows of `x` and `y`.
@@ -238,10 +248,10 @@ impl CcaValidParams {
         if n < 3 {
             return Err(FusionError::TooFewRows { rows: n, needed: 3 });
         }
-        let p = &self.0;
-        let (wx, kernel_x) = whiten_view(&p.kernel_x, x, x_rows, "x", p.ridge_x, p, progress)?;
+        let p = &self.params;
+        let (wx, kernel_x) = whiten_view(&self.kernel_x, x, x_rows, "x", p.ridge_x, p, progress)?;
         progress.inc(1);
-        let (wy, kernel_y) = whiten_view(&p.kernel_y, y, y_rows, "y", p.ridge_y, p, progress)?;
+        let (wy, kernel_y) = whiten_view(&self.kernel_y, y, y_rows, "y", p.ridge_y, p, progress)?;
         progress.inc(1);
         let fitted = self.finish(wx, wy, n, progress)?;
         Ok(FittedCca {
@@ -258,7 +268,7 @@ impl CcaValidParams {
         y: &FeatureMatrix,
         progress: &ProgressBar,
     ) -> Result<FittedCca, FusionError> {
-        let p = &self.0;
+        let p = &self.params;
         if x.n_rows() != y.n_rows() {
             return Err(FusionError::RowMismatch {
                 x: x.n_rows(),
@@ -290,7 +300,7 @@ impl CcaValidParams {
         n: usize,
         progress: &ProgressBar,
     ) -> Result<FittedCca, FusionError> {
-        let p = &self.0;
+        let p = &self.params;
         let cxy = ops::cross_gram(&wx.scores.view(), &wy.scores.view()) / (n - 1) as f64;
         let t = wx.white.t().dot(&cxy).dot(&wy.white);
         progress.inc(1);
@@ -333,7 +343,7 @@ impl CcaValidParams {
 /// first fitted on the view's distinct training rows and the whitening runs on their images
 /// under it (returned with the map).
 fn whiten_view(
-    kernel: &KernelMapParams,
+    kernel: &KernelMapValidParams,
     x: &FeatureMatrix,
     rows: &[usize],
     view: ViewName,
@@ -341,14 +351,13 @@ fn whiten_view(
     p: &CcaParams,
     progress: &ProgressBar,
 ) -> Result<(Whitened, Option<FittedKernelMap>), FusionError> {
-    if !kernel.enabled() {
+    if !kernel.params().enabled() {
         return Ok((whiten_paired(x, rows, view, ridge, p, progress)?, None));
     }
     let rows = DistinctRows::of(rows, x.n_rows(), view)?;
     let sub = select_rows(x, &rows.distinct);
-    let name = if view == "x" { "kernel_x" } else { "kernel_y" };
-    let map = kernel.clone().check(name)?.fit(&sub, view, progress)?;
-    let mapped = FeatureMatrix::Dense(map.transform(&sub, view)?);
+    let (map, mapped) = kernel.fit_transform(&sub, view, progress)?;
+    let mapped = FeatureMatrix::Dense(mapped);
     let white = whiten_paired(&mapped, &rows.at, view, ridge, p, progress)?;
     Ok((white, Some(map)))
 }

@@ -142,11 +142,41 @@ impl KernelMapValidParams {
         view: &'static str,
         progress: &ProgressBar,
     ) -> Result<FittedKernelMap, FusionError> {
+        let blocks = self.fit_blocks(x, view, progress)?;
+        Ok(FittedKernelMap {
+            blocks: blocks.into_iter().map(|(map, _)| map).collect(),
+        })
+    }
+
+    /// [`Self::fit`], and the map applied to `x` (what `transform(x)` gives), from the reduced
+    /// rows the fit already computed.
+    pub fn fit_transform(
+        &self,
+        x: &FeatureMatrix,
+        view: &'static str,
+        progress: &ProgressBar,
+    ) -> Result<(FittedKernelMap, Array2<f32>), FusionError> {
+        let mut blocks = self.fit_blocks(x, view, progress)?.into_iter();
+        let (first, z) = blocks.next().expect("at least one block");
+        let mut values = first.kernel_values_of_reduced(&z);
+        let mut maps = vec![first];
+        for (map, z) in blocks {
+            values += &map.kernel_values_of_reduced(&z);
+            maps.push(map);
+        }
+        Ok((FittedKernelMap { blocks: maps }, values))
+    }
+
+    /// Each block's map with the block's training rows reduced (unit rows of `(x - μ) V`).
+    fn fit_blocks(
+        &self,
+        x: &FeatureMatrix,
+        view: &'static str,
+        progress: &ProgressBar,
+    ) -> Result<Vec<(GaussianMap, Array2<f32>)>, FusionError> {
         let widths = block_widths(&self.0.block_widths, x, view)?;
         if widths.len() == 1 {
-            return Ok(FittedKernelMap {
-                blocks: vec![self.fit_block(x, view, progress)?],
-            });
+            return Ok(vec![self.fit_block(x, view, progress)?]);
         }
         let mut blocks = Vec::with_capacity(widths.len());
         let mut start = 0;
@@ -155,7 +185,7 @@ impl KernelMapValidParams {
             blocks.push(self.fit_block(&block, view, progress)?);
             start += width;
         }
-        Ok(FittedKernelMap { blocks })
+        Ok(blocks)
     }
 
     /// The map of one block. The same seed draws the same landmark rows in every block.
@@ -164,7 +194,7 @@ impl KernelMapValidParams {
         x: &FeatureMatrix,
         view: &'static str,
         progress: &ProgressBar,
-    ) -> Result<GaussianMap, FusionError> {
+    ) -> Result<(GaussianMap, Array2<f32>), FusionError> {
         let p = &self.0;
         let n = x.n_rows();
         if n < 3 {
@@ -196,12 +226,13 @@ impl KernelMapValidParams {
         if median <= 0.0 {
             return Err(FusionError::NoVariance { view });
         }
-        Ok(GaussianMap {
+        let map = GaussianMap {
             mean: centred.mean,
             basis,
             landmarks,
             gamma: (p.gamma_scale / median) as f32,
-        })
+        };
+        Ok((map, reduced))
     }
 }
 
@@ -349,7 +380,11 @@ impl GaussianMap {
 
     /// Kernel values of the rows of `x` (the block's columns, already checked).
     fn kernel_values(&self, x: &FeatureMatrix) -> Array2<f32> {
-        let z = reduce(&self.mean, self.basis.as_ref(), x);
+        self.kernel_values_of_reduced(&reduce(&self.mean, self.basis.as_ref(), x))
+    }
+
+    /// Kernel values of rows already reduced by [`reduce`] with this block's mean and basis.
+    fn kernel_values_of_reduced(&self, z: &Array2<f32>) -> Array2<f32> {
         let mut k = ops::dense_dot(&z.view(), &self.landmarks.t());
         let gamma = self.gamma;
         k.axis_iter_mut(Axis(0))
@@ -506,6 +541,19 @@ mod tests {
                 .transform(&FeatureMatrix::Dense(x.slice(s![.., 4..]).to_owned()), "x")
                 .unwrap();
         assert!((&phi - &sum).mapv(f32::abs).iter().all(|&d| d < 1e-5));
+        // fit_transform gives the same map and exactly what transform gives.
+        let (refit, values) = p
+            .clone()
+            .check("kernel_x")
+            .unwrap()
+            .fit_transform(
+                &FeatureMatrix::Dense(x.clone()),
+                "x",
+                &ProgressBar::hidden(),
+            )
+            .unwrap();
+        assert_eq!(refit, map);
+        assert_eq!(values, phi);
         // The same landmark rows in both blocks: a landmark's own value is 2 (1 per block).
         let twos = phi.iter().filter(|&&v| (v - 2.0).abs() < 1e-4).count();
         assert_eq!(twos, 12);

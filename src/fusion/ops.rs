@@ -9,7 +9,7 @@
 //! (bag-of-words histograms). The randomized range finder these serve is the one of Halko,
 //! Martinsson and Tropp, "Finding structure with randomness", SIAM Review 53 (2011).
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -221,58 +221,53 @@ pub(crate) fn centred_dot(
     mean: &ArrayView1<f32>,
     w: &ArrayView2<f32>,
 ) -> Array2<f32> {
-    let n = x.n_rows();
-    let k = w.ncols();
-    let mut out = Array2::<f32>::zeros((n, k));
     match x {
-        FeatureMatrix::Dense(m) => {
-            out.axis_chunks_iter_mut(Axis(0), BLOCK)
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(b, mut o)| {
-                    let start = b * BLOCK;
-                    let end = start + o.nrows();
-                    let mut xb = m.slice(s![start..end, ..]).to_owned();
-                    xb -= &mean.insert_axis(Axis(0));
-                    o.assign(&xb.dot(w));
-                });
-        }
+        FeatureMatrix::Dense(m) => by_row_blocks(m.nrows(), w.ncols(), |start, mut o| {
+            let end = start + o.nrows();
+            let mut xb = m.slice(s![start..end, ..]).to_owned();
+            xb -= &mean.insert_axis(Axis(0));
+            o.assign(&xb.dot(w));
+        }),
         FeatureMatrix::Sparse(m) => {
             let shift = mean.dot(w);
-            out.axis_chunks_iter_mut(Axis(0), BLOCK)
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(b, mut o)| {
-                    let start = b * BLOCK;
-                    for (r, mut orow) in o.rows_mut().into_iter().enumerate() {
-                        let (cols, values) = m.row(start + r);
-                        for (&c, &v) in cols.iter().zip(values) {
-                            orow.scaled_add(v, &w.row(c as usize));
-                        }
-                        orow -= &shift;
-                    }
-                });
+            by_row_blocks(m.n_rows(), w.ncols(), |start, mut o| {
+                sparse_rows_dot(m, start, &mut o, w);
+                o -= &shift.view().insert_axis(Axis(0));
+            })
         }
     }
+}
+
+/// An `n x k` matrix whose blocks of [`BLOCK`] rows are filled in parallel by
+/// `fill(first row, block)`: the loop every blocked product here shares.
+fn by_row_blocks(
+    n: usize,
+    k: usize,
+    fill: impl Fn(usize, ArrayViewMut2<f32>) + Sync + Send,
+) -> Array2<f32> {
+    let mut out = Array2::<f32>::zeros((n, k));
+    out.axis_chunks_iter_mut(Axis(0), BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(b, o)| fill(b * BLOCK, o));
     out
+}
+
+/// Adds rows `start..` of sparse `a`, times dense `w`, into the rows of `out`.
+fn sparse_rows_dot(a: &CsrMatrix, start: usize, out: &mut ArrayViewMut2<f32>, w: &ArrayView2<f32>) {
+    for (r, mut orow) in out.rows_mut().into_iter().enumerate() {
+        let (cols, values) = a.row(start + r);
+        for (&c, &v) in cols.iter().zip(values) {
+            orow.scaled_add(v, &w.row(c as usize));
+        }
+    }
 }
 
 /// `A B` for sparse `A` and dense `B`, parallel over row blocks of `A`.
 pub(crate) fn sparse_dot(a: &CsrMatrix, b: &ArrayView2<f32>) -> Array2<f32> {
-    let mut out = Array2::<f32>::zeros((a.n_rows(), b.ncols()));
-    out.axis_chunks_iter_mut(Axis(0), BLOCK)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(blk, mut o)| {
-            let start = blk * BLOCK;
-            for (r, mut orow) in o.rows_mut().into_iter().enumerate() {
-                let (cols, values) = a.row(start + r);
-                for (&c, &v) in cols.iter().zip(values) {
-                    orow.scaled_add(v, &b.row(c as usize));
-                }
-            }
-        });
-    out
+    by_row_blocks(a.n_rows(), b.ncols(), |start, mut o| {
+        sparse_rows_dot(a, start, &mut o, b)
+    })
 }
 
 /// The transpose of a CSR matrix, as CSR (a counting sort of the entries by column).
@@ -304,16 +299,10 @@ pub(crate) fn transpose_csr(m: &CsrMatrix) -> CsrMatrix {
 
 /// `A W` for dense `A`, parallel over row blocks of `A` (ndarray's own product is one thread).
 pub(crate) fn dense_dot(a: &ArrayView2<f32>, w: &ArrayView2<f32>) -> Array2<f32> {
-    let mut out = Array2::<f32>::zeros((a.nrows(), w.ncols()));
-    out.axis_chunks_iter_mut(Axis(0), BLOCK)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(b, mut o)| {
-            let start = b * BLOCK;
-            let end = start + o.nrows();
-            o.assign(&a.slice(s![start..end, ..]).dot(w));
-        });
-    out
+    by_row_blocks(a.nrows(), w.ncols(), |start, mut o| {
+        let end = start + o.nrows();
+        o.assign(&a.slice(s![start..end, ..]).dot(w));
+    })
 }
 
 /// `AᵀB` of two dense, equally tall matrices, in `f64`; parallel over row blocks.

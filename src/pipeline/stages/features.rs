@@ -22,7 +22,7 @@ use super::split::SplitArtifacts;
 use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{Layout, Part};
 use crate::error::{Error, IoError};
-use crate::image::{FittedImageFeatures, ImageFeatureParams, Orientation};
+use crate::image::{FittedImageFeatures, ImageFeatureParams, ImageFeatures, Orientation};
 use crate::pipeline::artifacts::{read_dense, read_ids};
 use crate::pipeline::manifest::InputFingerprint;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
@@ -87,22 +87,7 @@ impl Stage for ImageFeaturesStage {
                 .iter()
                 .map(|&i| split.image_ids[i].as_str())
                 .collect();
-            let rows_file = format!("{p}/image_rows.txt");
-            out.ids(&rows_file, &rows, "ids of the image feature rows")?;
-            out.dense(
-                &format!("{p}/image_features.npy"),
-                &features.combined,
-                Some(&rows_file),
-                "all blocks, each times its weight",
-            )?;
-            for (name, block) in &features.blocks {
-                out.dense(
-                    &format!("{p}/block_{name}.npy"),
-                    block,
-                    Some(&rows_file),
-                    &format!("block {name}, normalised on its own"),
-                )?;
-            }
+            write_image_features(out, p, &features, &rows, "")?;
             for (name, array) in fitted.to_arrays() {
                 out.dense(
                     &format!("{p}/model/{name}.npy"),
@@ -129,22 +114,13 @@ impl Stage for ImageFeaturesStage {
                     .iter()
                     .map(|&r| split.image_ids[outside_test[r]].as_str())
                     .collect();
-                let rows_file = format!("{p}/hflip/image_rows.txt");
-                out.ids(&rows_file, &rows, "ids of the mirrored image feature rows")?;
-                out.dense(
-                    &format!("{p}/hflip/image_features.npy"),
-                    &mirrored.combined,
-                    Some(&rows_file),
-                    "non-test images mirrored left to right: all blocks, each times its weight",
+                write_image_features(
+                    out,
+                    &format!("{p}/hflip"),
+                    &mirrored,
+                    &rows,
+                    "non-test images mirrored left to right: ",
                 )?;
-                for (name, block) in &mirrored.blocks {
-                    out.dense(
-                        &format!("{p}/hflip/block_{name}.npy"),
-                        block,
-                        Some(&rows_file),
-                        &format!("block {name} of the mirrored images"),
-                    )?;
-                }
                 out.summary(&format!("{p}_mirrored_rows"), mirrored.combined.nrows());
             }
         }
@@ -158,6 +134,38 @@ impl Stage for ImageFeaturesStage {
         out.summary("images_per_second", throughput);
         Ok(())
     }
+}
+
+/// Writes `<dir>/image_rows.txt`, `<dir>/image_features.npy` and `<dir>/block_<name>.npy`;
+/// `what` prefixes each artifact's description.
+fn write_image_features(
+    out: &mut StageWriter,
+    dir: &str,
+    features: &ImageFeatures,
+    rows: &[&str],
+    what: &str,
+) -> Result<(), PipelineError> {
+    let rows_file = format!("{dir}/image_rows.txt");
+    out.ids(
+        &rows_file,
+        rows,
+        &format!("{what}ids of the image feature rows"),
+    )?;
+    out.dense(
+        &format!("{dir}/image_features.npy"),
+        &features.combined,
+        Some(&rows_file),
+        &format!("{what}all blocks, each times its weight"),
+    )?;
+    for (name, block) in &features.blocks {
+        out.dense(
+            &format!("{dir}/block_{name}.npy"),
+            block,
+            Some(&rows_file),
+            &format!("{what}block {name}, normalised on its own"),
+        )?;
+    }
+    Ok(())
 }
 
 /// Loads the fitted image model of partition `p` from a committed `image-features` folder.
@@ -191,18 +199,16 @@ pub fn load_mirrored_image_features(ctx: &Context, p: &str) -> Result<Option<Row
         return Ok(None);
     }
     let dir = ctx.stage_dir("image-features").join(p).join("hflip");
-    Ok(Some((
-        read_dense(&dir.join("image_features.npy"))?,
-        read_ids(&dir.join("image_rows.txt"))?,
-    )))
+    Ok(Some(read_image_features(&dir)?))
 }
 
 /// The combined image features of partition `p` and their row ids.
-pub fn load_image_features(
-    ctx: &Context,
-    p: &str,
-) -> Result<(Array2<f32>, Vec<String>), PipelineError> {
-    let dir = ctx.stage_dir("image-features").join(p);
+pub fn load_image_features(ctx: &Context, p: &str) -> Result<RowsWithIds, PipelineError> {
+    read_image_features(&ctx.stage_dir("image-features").join(p))
+}
+
+/// What [`write_image_features`] wrote in `dir`: the combined features and their row ids.
+fn read_image_features(dir: &Path) -> Result<RowsWithIds, PipelineError> {
     Ok((
         read_dense(&dir.join("image_features.npy"))?,
         read_ids(&dir.join("image_rows.txt"))?,
