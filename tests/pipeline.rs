@@ -304,6 +304,58 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         "{err}"
     );
 
+    // k-fold cross-validation over the training and validation images: each point scored on
+    // every fold, its score the mean.
+    let log = ok(
+        ws.path(),
+        &[
+            "tune",
+            "pipeline.toml",
+            "--set",
+            "tune.ridge_x=[0.1]",
+            "--set",
+            "tune.ridge_y=[0.1]",
+            "--set",
+            "tune.dims=[24]",
+            "--set",
+            "tune.eigen_power=[1.0, 2.0]",
+            "--set",
+            "tune.folds=3",
+        ],
+    );
+    assert!(log.contains("tune: running"), "{log}");
+    let tuned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.stage("tune").join("tune.json")).unwrap())
+            .unwrap();
+    assert_eq!(tuned["folds"], 3);
+    for point in tuned["points"].as_array().unwrap() {
+        let folds: Vec<f64> = point["fold_scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(folds.len(), 3, "{point}");
+        let mean = folds.iter().sum::<f64>() / 3.0;
+        assert!(
+            (point["score"].as_f64().unwrap() - mean).abs() < 1e-12,
+            "{point}"
+        );
+    }
+    let md = std::fs::read_to_string(ws.stage("tune").join("tune.md")).unwrap();
+    assert!(
+        md.contains("3-fold cross-validation") && md.contains("Fold 3:"),
+        "{md}"
+    );
+    let err = common::fails(
+        ws.path(),
+        &["tune", "pipeline.toml", "--set", "tune.folds=1"],
+    );
+    assert!(
+        err.contains("folds must be 0") && err.contains("got 1"),
+        "{err}"
+    );
+
     // The final model learns on train + validation; validation can then no longer be scored.
     let pairs = |ws: &Workspace| -> u64 {
         let manifest: serde_json::Value = serde_json::from_str(

@@ -91,7 +91,22 @@ impl DenseGridParams {
         }
     }
 
-    /// Descriptor length.
+    /// Local colour statistics ([`crate::image::colour`]): 4×4 cells of 4/6/8 px (patches of
+    /// 16/24/32 px), step 7 like the SIFT grid. The gradient fields are not used.
+    pub fn colour() -> Self {
+        Self {
+            step: 7,
+            bin_sizes: vec![4, 6, 8],
+            spatial_bins: 4,
+            orientations: 8,
+            signed: false,
+            magnif: 0.0,
+            contrast_threshold: 0.0,
+            root: false,
+        }
+    }
+
+    /// Descriptor length of the gradient descriptors.
     pub fn dim(&self) -> usize {
         self.spatial_bins * self.spatial_bins * self.orientations
     }

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::ImageError;
+use super::colour;
 use super::decode::decode_image;
 use super::dsift::{
     DenseGridParams, LocalDescriptors, dense_descriptors, global_hog, grey_f32, keypoint_sift,
@@ -111,7 +112,17 @@ impl Default for FisherParams {
 /// (so that a partial `[hog]` TOML section is completed with HOG, not SIFT, settings).
 pub trait LocalKind: Clone + std::fmt::Debug + PartialEq + Default + Send + Sync {
     const NAME: &'static str;
+    const DESCRIPTOR: LocalDescriptor;
     fn defaults() -> LocalParams<Self>;
+}
+
+/// What a local kind computes at each patch of its grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalDescriptor {
+    /// Gradient orientation histograms: SIFT / RootSIFT or HOG ([`super::dsift`]).
+    Gradient,
+    /// Mean and standard deviation of R, G, B per cell ([`super::colour`]).
+    Colour,
 }
 
 /// Marker: dense RootSIFT (or keypoint SIFT).
@@ -124,6 +135,7 @@ pub struct Hog;
 
 impl LocalKind for Sift {
     const NAME: &'static str = "sift";
+    const DESCRIPTOR: LocalDescriptor = LocalDescriptor::Gradient;
 
     /// Dense RootSIFT with all three encodings.
     fn defaults() -> LocalParams<Self> {
@@ -142,6 +154,7 @@ impl LocalKind for Sift {
 
 impl LocalKind for Hog {
     const NAME: &'static str = "hog";
+    const DESCRIPTOR: LocalDescriptor = LocalDescriptor::Gradient;
 
     /// Bag of HOG words (k = 256) only.
     fn defaults() -> LocalParams<Self> {
@@ -167,7 +180,37 @@ impl LocalKind for Hog {
     }
 }
 
-/// One kind of local descriptor (SIFT or HOG patches) and its encodings.
+/// Marker: dense local colour statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Colour;
+
+impl LocalKind for Colour {
+    const NAME: &'static str = "colour";
+    const DESCRIPTOR: LocalDescriptor = LocalDescriptor::Colour;
+
+    /// Off by default; when on, Fisher vectors (64 Gaussians on a 32-dimensional PCA, a 1x1 +
+    /// 2x2 pyramid) of 96-dimensional colour statistics, as Perronnin et al. (2010) encode them.
+    fn defaults() -> LocalParams<Self> {
+        LocalParams {
+            enabled: false,
+            keypoints: false,
+            max_keypoints: 0,
+            grid: DenseGridParams::colour(),
+            bow: BowParams {
+                enabled: false,
+                ..BowParams::default()
+            },
+            vlad: VladParams {
+                enabled: false,
+                ..VladParams::default()
+            },
+            fisher: FisherParams::default(),
+            kind: PhantomData,
+        }
+    }
+}
+
+/// One kind of local descriptor (SIFT, HOG patches or colour statistics) and its encodings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, bound = "K: LocalKind")]
 pub struct LocalParams<K: LocalKind> {
@@ -191,10 +234,16 @@ impl<K: LocalKind> Default for LocalParams<K> {
 }
 
 impl<K: LocalKind> LocalParams<K> {
+    /// Off: the kind adds no block and learns no vocabulary.
+    pub fn is_disabled(&self) -> bool {
+        !self.enabled
+    }
+
     /// A kind-free view used internally.
     fn view(&self) -> LocalView<'_> {
         LocalView {
             name: K::NAME,
+            descriptor: K::DESCRIPTOR,
             enabled: self.enabled,
             keypoints: self.keypoints,
             max_keypoints: self.max_keypoints,
@@ -210,6 +259,7 @@ impl<K: LocalKind> LocalParams<K> {
 #[derive(Debug, Clone, Copy)]
 struct LocalView<'a> {
     name: &'static str,
+    descriptor: LocalDescriptor,
     enabled: bool,
     keypoints: bool,
     max_keypoints: usize,
@@ -221,7 +271,18 @@ struct LocalView<'a> {
 
 impl LocalView<'_> {
     fn dim(&self) -> usize {
-        if self.keypoints { 128 } else { self.grid.dim() }
+        match self.descriptor {
+            LocalDescriptor::Colour => {
+                self.grid.spatial_bins * self.grid.spatial_bins * colour::STATS_PER_CELL
+            }
+            LocalDescriptor::Gradient if self.keypoints => 128,
+            LocalDescriptor::Gradient => self.grid.dim(),
+        }
+    }
+
+    /// Enabled with at least one encoding: a vocabulary to learn.
+    fn needs_model(&self) -> bool {
+        self.enabled && (self.bow.enabled || self.vlad.enabled || self.fisher.enabled)
     }
 
     fn check(&self) -> Result<(), ImageError> {
@@ -353,6 +414,10 @@ pub struct ImageFeatureParams {
     pub chunk_size: usize,
     pub sift: LocalParams<Sift>,
     pub hog: LocalParams<Hog>,
+    /// Dense local colour statistics (off by default; left out of the saved parameters when
+    /// off, so that work folders from before this option stay fresh).
+    #[serde(skip_serializing_if = "LocalParams::is_disabled")]
+    pub colour: LocalParams<Colour>,
     pub hsv: HsvParams,
     /// Spatial pyramid of the HSV histograms.
     pub hsv_pyramid: Vec<u32>,
@@ -377,6 +442,7 @@ impl Default for ImageFeatureParams {
             chunk_size: 64,
             sift: LocalParams::default(),
             hog: LocalParams::default(),
+            colour: LocalParams::default(),
             hsv: HsvParams::default(),
             hsv_pyramid: vec![1, 2],
             hsv_norm: BlockNorm::default(),
@@ -407,6 +473,11 @@ impl ImageFeatureParams {
         self
     }
 
+    /// The local kinds in output order: SIFT, HOG patches, colour statistics.
+    fn locals(&self) -> [LocalView<'_>; 3] {
+        [self.sift.view(), self.hog.view(), self.colour.view()]
+    }
+
     /// Validates every field, naming the offending one.
     pub fn check(self) -> Result<CheckedImageFeatureParams, ImageError> {
         if !(32..=4096).contains(&self.max_side) {
@@ -418,8 +489,9 @@ impl ImageFeatureParams {
         if self.chunk_size == 0 {
             return Err(ImageError::param("chunk_size", "must be at least 1, got 0"));
         }
-        self.sift.view().check()?;
-        self.hog.view().check()?;
+        for local in self.locals() {
+            local.check()?;
+        }
         if self.hsv.enabled {
             if self.hsv.bins.iter().any(|&b| !(1..=64).contains(&b)) {
                 return Err(ImageError::param(
@@ -501,8 +573,8 @@ struct LocalModel {
 #[derive(Debug, Clone)]
 pub struct FittedImageFeatures {
     params: ImageFeatureParams,
-    sift: Option<LocalModel>,
-    hog: Option<LocalModel>,
+    /// One per kind of [`ImageFeatureParams::locals`] (`None`: the kind is off).
+    locals: [Option<LocalModel>; 3],
     gist_filters: Vec<Vec<f32>>,
 }
 
@@ -515,7 +587,8 @@ impl CheckedImageFeatureParams {
     pub fn block_layout(&self) -> Vec<(String, usize, f32)> {
         let p = &self.0;
         let mut v = Vec::new();
-        for (name, l) in [("sift", p.sift.view()), ("hog", p.hog.view())] {
+        for l in p.locals() {
+            let name = l.name;
             if !l.enabled {
                 continue;
             }
@@ -584,15 +657,13 @@ impl CheckedImageFeatureParams {
         };
         chosen.sort_unstable();
         let per_image = p.fit.max_descriptors.div_ceil(chosen.len()).max(1);
-        let needs_sift = p.sift.enabled;
-        let needs_hog =
-            p.hog.enabled && (p.hog.bow.enabled || p.hog.vlad.enabled || p.hog.fisher.enabled);
+        let locals = p.locals();
         progress.set_length(chosen.len() as u64);
-        let mut sift_rows: Vec<f32> = Vec::new();
-        let mut hog_rows: Vec<f32> = Vec::new();
+        // Sampled descriptors of each kind, row after row.
+        let mut rows: [Vec<f32>; 3] = Default::default();
         let mut used = 0usize;
         for chunk in chosen.chunks(p.chunk_size) {
-            let results: Vec<Option<(Array2<f32>, Array2<f32>)>> = chunk
+            let results: Vec<Option<Vec<Array2<f32>>>> = chunk
                 .par_iter()
                 .map(|&i| {
                     let r = (|| -> Result<_, ImageError> {
@@ -601,19 +672,17 @@ impl CheckedImageFeatureParams {
                         let mut rng = ChaCha8Rng::seed_from_u64(
                             p.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                         );
-                        let s = if needs_sift {
-                            let d = local_descriptors(&p.sift.view(), &img.bgr, &grey)?;
-                            subsample(d.desc, per_image, &mut rng)
-                        } else {
-                            Array2::zeros((0, p.sift.view().dim()))
-                        };
-                        let h = if needs_hog {
-                            let d = dense_descriptors(&grey, &p.hog.grid)?;
-                            subsample(d.desc, per_image, &mut rng)
-                        } else {
-                            Array2::zeros((0, p.hog.view().dim()))
-                        };
-                        Ok((s, h))
+                        locals
+                            .iter()
+                            .map(|l| {
+                                if l.needs_model() {
+                                    let d = local_descriptors(l, &img.bgr, &grey)?;
+                                    Ok(subsample(d.desc, per_image, &mut rng))
+                                } else {
+                                    Ok(Array2::zeros((0, l.dim())))
+                                }
+                            })
+                            .collect::<Result<Vec<_>, ImageError>>()
                     })();
                     progress.inc(1);
                     match r {
@@ -625,10 +694,11 @@ impl CheckedImageFeatureParams {
                     }
                 })
                 .collect();
-            for (s, h) in results.into_iter().flatten() {
+            for sampled in results.into_iter().flatten() {
                 used += 1;
-                sift_rows.extend(s.iter());
-                hog_rows.extend(h.iter());
+                for (buf, d) in rows.iter_mut().zip(sampled) {
+                    buf.extend(d.iter());
+                }
             }
         }
         if used == 0 {
@@ -640,32 +710,17 @@ impl CheckedImageFeatureParams {
                 ),
             });
         }
-        let sift = if p.sift.enabled {
-            Some(fit_local(
-                "sift",
-                &p.sift.view(),
-                sift_rows,
-                &p.fit,
-                p.seed,
-            )?)
-        } else {
-            None
-        };
-        let hog = if needs_hog {
-            Some(fit_local(
-                "hog",
-                &p.hog.view(),
-                hog_rows,
-                &p.fit,
-                p.seed.wrapping_add(1000),
-            )?)
-        } else {
-            None
-        };
+        let mut models: [Option<LocalModel>; 3] = Default::default();
+        // Each kind its own seed offset: 0 for SIFT, 1000 for HOG, 2000 for colour.
+        for (k, ((slot, l), buf)) in models.iter_mut().zip(&locals).zip(rows).enumerate() {
+            if l.needs_model() {
+                let seed = p.seed.wrapping_add(1000 * k as u64);
+                *slot = Some(fit_local(l.name, l, buf, &p.fit, seed)?);
+            }
+        }
         Ok(FittedImageFeatures {
             params: p.clone(),
-            sift,
-            hog,
+            locals: models,
             gist_filters: if p.gist.enabled {
                 p.gist.filters()
             } else {
@@ -680,10 +735,10 @@ fn local_descriptors(
     bgr: &opencv::core::Mat,
     grey: &opencv::core::Mat,
 ) -> Result<LocalDescriptors, ImageError> {
-    if l.keypoints {
-        keypoint_sift(bgr, l.max_keypoints)
-    } else {
-        dense_descriptors(grey, l.grid)
+    match l.descriptor {
+        LocalDescriptor::Colour => colour::colour_statistics(bgr, l.grid),
+        LocalDescriptor::Gradient if l.keypoints => keypoint_sift(bgr, l.max_keypoints),
+        LocalDescriptor::Gradient => dense_descriptors(grey, l.grid),
     }
 }
 
@@ -785,7 +840,7 @@ impl FittedImageFeatures {
         }
         let grey = grey_f32(&img.bgr)?;
         let mut out = Vec::new();
-        for (l, model) in [(p.sift.view(), &self.sift), (p.hog.view(), &self.hog)] {
+        for (l, model) in p.locals().into_iter().zip(&self.locals) {
             let Some(model) = model else { continue };
             if !l.enabled {
                 continue;
@@ -913,7 +968,8 @@ impl FittedImageFeatures {
     /// The learnt arrays, named `"<kind>.<encoding>.<part>"`, for saving as `.npy` files.
     pub fn to_arrays(&self) -> Vec<(String, Array2<f32>)> {
         let mut v = Vec::new();
-        for (name, model) in [("sift", &self.sift), ("hog", &self.hog)] {
+        for (l, model) in self.params.locals().into_iter().zip(&self.locals) {
+            let name = l.name;
             let Some(m) = model else { continue };
             if let Some(b) = &m.bow {
                 v.push((format!("{name}.bow.centroids"), b.centroids.clone()));
@@ -966,13 +1022,10 @@ impl FittedImageFeatures {
             }
             Ok(a)
         };
-        let mut models = [None, None];
-        for (slot, (name, l)) in models
-            .iter_mut()
-            .zip([("sift", p.sift.view()), ("hog", p.hog.view())])
-        {
-            let needs = l.enabled && (l.bow.enabled || l.vlad.enabled || l.fisher.enabled);
-            if !needs {
+        let mut models: [Option<LocalModel>; 3] = Default::default();
+        for (slot, l) in models.iter_mut().zip(p.locals()) {
+            let name = l.name;
+            if !l.needs_model() {
                 continue;
             }
             let d = l.dim();
@@ -1027,7 +1080,6 @@ impl FittedImageFeatures {
                 reason: "not expected by these parameters".into(),
             });
         }
-        let [sift, hog] = models;
         Ok(FittedImageFeatures {
             gist_filters: if p.gist.enabled {
                 p.gist.filters()
@@ -1035,8 +1087,7 @@ impl FittedImageFeatures {
                 Vec::new()
             },
             params: p,
-            sift,
-            hog,
+            locals: models,
         })
     }
 }
@@ -1130,6 +1181,61 @@ mod tests {
         arrays.retain(|a| a.0 != "sift.fisher.gmm_means");
         let e = FittedImageFeatures::from_arrays(checked.params().clone(), arrays).unwrap_err();
         assert!(e.to_string().contains("sift.fisher.gmm_means"), "{e}");
+    }
+
+    #[test]
+    fn colour_statistics_add_their_blocks_learn_their_vocabularies_and_round_trip() {
+        let (_dir, paths) = image_dir();
+        let bar = ProgressBar::hidden();
+        let mut p = small_params();
+        // Off, the kind is not even written, so saved parameters from before it stay the same.
+        let off = serde_json::to_value(&p).unwrap();
+        assert!(off.get("colour").is_none(), "{off}");
+        p.colour.enabled = true;
+        p.colour.vlad.enabled = true;
+        p.colour.vlad.k = 4;
+        p.colour.fisher.k = 2;
+        p.colour.fisher.pca_dim = 8;
+        let on = serde_json::to_value(&p).unwrap();
+        assert_eq!(on["colour"]["enabled"], true);
+        let checked = p.check().unwrap();
+        let fitted = checked.fit(&paths, &bar).unwrap();
+        let f = fitted.transform(&paths, &bar).unwrap();
+        let layout: Vec<(&str, usize)> = f
+            .blocks
+            .iter()
+            .map(|(n, m)| (n.as_str(), m.ncols()))
+            .filter(|(n, _)| n.starts_with("colour"))
+            .collect();
+        // 96-dimensional statistics; Fisher vectors over the 1x1 + 2x2 pyramid.
+        assert_eq!(
+            layout,
+            [("colour_vlad", 4 * 96), ("colour_fisher", 2 * 2 * 8 * 5)]
+        );
+        // Between the HOG and the HSV blocks, in the order of the layout.
+        let names: Vec<&str> = f.blocks.iter().map(|b| b.0.as_str()).collect();
+        assert_eq!(&names[3..6], ["hog_bow", "colour_vlad", "colour_fisher"]);
+        let arrays = fitted.to_arrays();
+        assert!(arrays.iter().any(|(n, _)| n == "colour.fisher.gmm_means"));
+        let loaded = FittedImageFeatures::from_arrays(checked.params().clone(), arrays).unwrap();
+        assert_eq!(loaded.transform(&paths, &bar).unwrap().combined, f.combined);
+        // The SIFT and HOG vocabularies do not change when colour is switched on.
+        let without = small_params().check().unwrap().fit(&paths, &bar).unwrap();
+        let sift_and_hog = |a: Vec<(String, Array2<f32>)>| {
+            a.into_iter()
+                .filter(|(n, _)| !n.starts_with("colour"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            sift_and_hog(fitted.to_arrays()),
+            sift_and_hog(without.to_arrays())
+        );
+        // Keypoints are for SIFT only.
+        let mut bad = small_params();
+        bad.colour.enabled = true;
+        bad.colour.keypoints = true;
+        let err = bad.check().unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
     }
 
     #[test]

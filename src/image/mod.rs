@@ -3,7 +3,8 @@
 //! Images are decoded by content ([`decode`]), described by dense RootSIFT and HOG patch
 //! descriptors ([`dsift`], Lowe 2004; Arandjelović & Zisserman 2012; Dalal & Triggs 2005, computed
 //! the way vlfeat's `dsift` does: Vedaldi & Fulkerson 2010), by HSV colour histograms and a
-//! GIST-like Gabor energy descriptor ([`global`], Oliva & Torralba 2001). Local descriptors are
+//! GIST-like Gabor energy descriptor ([`global`], Oliva & Torralba 2001), and optionally by dense
+//! local colour statistics ([`colour`], Perronnin et al. 2010). Local descriptors are
 //! quantised against vocabularies learnt on training images ([`vocabulary`]: k-means, PCA,
 //! diagonal GMM) and encoded over a spatial pyramid ([`encode`]: bag of words, Lazebnik et al.
 //! 2006; VLAD, Jégou et al. 2010; Fisher vectors, Perronnin et al. 2010), each block normalised
@@ -11,6 +12,7 @@
 //! [`features`] ties it together in linfa style:
 //! [`ImageFeatureParams`] → `check()` → `fit()` → [`FittedImageFeatures`] → `transform()`.
 
+pub mod colour;
 pub mod decode;
 pub mod dsift;
 pub mod encode;
@@ -22,7 +24,7 @@ use std::path::PathBuf;
 
 pub use decode::{DecodedImage, ImageFormat, decode_image, sniff_format};
 pub use features::{
-    CheckedImageFeatureParams, FittedImageFeatures, Hog, ImageFeatureParams, ImageFeatures,
+    CheckedImageFeatureParams, Colour, FittedImageFeatures, Hog, ImageFeatureParams, ImageFeatures,
     LocalParams, Orientation, Sift, SkippedImage,
 };
 

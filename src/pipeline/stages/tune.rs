@@ -1,6 +1,7 @@
 //! `tune`: a grid search of the CCA's ridges, output dimensions and eigenvalue power on the
 //! validation part of a partition — images and captions carved out of the training data, never
-//! the test part.
+//! the test part — or, with `folds = k`, by k-fold cross-validation over the training and
+//! validation images together (k models, every such image validated once, scores averaged).
 //!
 //! One CCA is fitted on the training pairs per (ridge_x, ridge_y); the dims and p axes reuse it
 //! (see [`crate::fusion::tune`]). Each grid point is scored by the mean of R@1, R@5 and R@10 in
@@ -10,18 +11,24 @@
 
 use std::fmt::Write as _;
 
+use std::collections::HashMap;
+
 use ndarray::{Array2, Axis};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::features::{load_image_features, load_split};
 use super::fusion::{FitSection, distinct_images, load_text_features, pairs_in, with_mirrored};
 use crate::data::Part;
 use crate::error::Error;
-use crate::fusion::tune::{PairedViews, TuneGrid, mean_recall_scorer, tune};
+use crate::fusion::tune::{PairedViews, TuneGrid, TuneResult, mean_recall_scorer, tune};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::read_dense;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
+use crate::sparse::CsrMatrix;
 
 /// Options of `tune`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +46,12 @@ pub struct TuneParams {
     /// `sift_fisher`, `hog_bow`, `hsv`, `gist`, ...) to its weight; blocks a candidate does not
     /// name keep their `[image_features]` weight. Empty: the combined matrix as written.
     pub image_block_weights: Vec<std::collections::BTreeMap<String, f32>>,
+    /// 0: score on the partition's validation part. k >= 2: k-fold cross-validation over the
+    /// training and validation images together (each image in one fold with all its captions;
+    /// each fold scored by a model learned on the others), scores averaged over the folds.
+    pub folds: usize,
+    /// Seed of the draw of the folds.
+    pub seed: u64,
 }
 
 impl Default for TuneParams {
@@ -51,6 +64,8 @@ impl Default for TuneParams {
             eigen_power: vec![0.0, 1.0, 2.0],
             pca_dims: Vec::new(),
             image_block_weights: Vec::new(),
+            folds: 0,
+            seed: 0,
         }
     }
 }
@@ -131,6 +146,106 @@ fn combine_blocks(
     out
 }
 
+/// The (training pairs, validation pairs) of each round of the search, as (image row, caption
+/// row): with `folds` 0, one round, the partition's training part against its validation part;
+/// with `folds` = k, k rounds of cross-validation over the training and validation images
+/// together, each image (with all its captions) in exactly one validation fold, folds drawn
+/// with `seed`.
+fn validation_rounds(
+    ctx: &Context,
+    split: &super::split::SplitArtifacts,
+    params: &TuneParams,
+    train: Vec<(usize, usize)>,
+    validation: Vec<(usize, usize)>,
+) -> Result<Vec<Rounds>, Error> {
+    if params.folds == 0 {
+        return Ok(vec![(train, validation)]);
+    }
+    let pool: Vec<(usize, usize)> = train.into_iter().chain(validation).collect();
+    let mut images: Vec<usize> = pool.iter().map(|&(_, t)| split.text_image[t]).collect();
+    images.sort_unstable();
+    images.dedup();
+    if params.folds < 2 || params.folds > images.len() {
+        return Err(PipelineError::BadConfig {
+            path: ctx.config.path.clone(),
+            message: format!(
+                "[tune] folds must be 0 (the validation part) or in [2, {}] (the training and validation images), got {}",
+                images.len(),
+                params.folds
+            ),
+        }
+        .into());
+    }
+    images.shuffle(&mut ChaCha8Rng::seed_from_u64(params.seed));
+    let fold_of: HashMap<usize, usize> = images
+        .iter()
+        .enumerate()
+        .map(|(i, &image)| (image, i % params.folds))
+        .collect();
+    let fold = |t: usize| fold_of[&split.text_image[t]];
+    Ok((0..params.folds)
+        .map(|f| {
+            let (held_out, rest): (Vec<_>, Vec<_>) = pool.iter().partition(|&&(_, t)| fold(t) == f);
+            (rest, held_out)
+        })
+        .collect())
+}
+
+/// One round's training pairs and validation pairs.
+type Rounds = (Vec<(usize, usize)>, Vec<(usize, usize)>);
+
+/// The grid on one round: a CCA per (weights, pca, ridges) fitted on `train`, each grid point
+/// scored on the images and captions of `validation`.
+fn tune_round(
+    base: &crate::fusion::CcaParams,
+    grid: &TuneGrid,
+    blocks: &[(String, f32, Array2<f32>)],
+    images: Array2<f32>,
+    texts: &CsrMatrix,
+    train: &[(usize, usize)],
+    validation: &[(usize, usize)],
+) -> Result<TuneResult, Error> {
+    // Validation: each image once, each caption pointing at its image's row.
+    let (unique, text_image) = distinct_images(validation);
+    let val_images = FeatureMatrix::Dense(images.select(Axis(0), &unique));
+    let val_texts = FeatureMatrix::Sparse(
+        texts.select_rows(&validation.iter().map(|&(_, t)| t).collect::<Vec<_>>()),
+    );
+    let plain_scorer = mean_recall_scorer(&val_images, &val_texts, &text_image);
+    let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>| match w {
+        None => plain_scorer(model, None),
+        Some(w) => {
+            let images = FeatureMatrix::Dense(combine_blocks(blocks, w, &unique));
+            mean_recall_scorer(&images, &val_texts, &text_image)(model, Some(w))
+        }
+    };
+    let x_rows: Vec<usize> = train.iter().map(|&(r, _)| r).collect();
+    let y_rows: Vec<usize> = train.iter().map(|&(_, t)| t).collect();
+    // Without a block-weight axis the views are asked for once, and handed over uncopied.
+    // Every row, mirrored copies included.
+    let all_rows: Vec<usize> = (0..images.nrows()).collect();
+    let images = std::cell::Cell::new(Some(images));
+    Ok(tune(
+        base,
+        grid,
+        |w| {
+            let x = match w {
+                Some(w) => combine_blocks(blocks, w, &all_rows),
+                None => images
+                    .take()
+                    .ok_or_else(|| "training views asked for twice".to_string())?,
+            };
+            Ok(PairedViews {
+                x: FeatureMatrix::Dense(x),
+                x_rows: x_rows.clone(),
+                y: FeatureMatrix::Sparse(texts.clone()),
+                y_rows: y_rows.clone(),
+            })
+        },
+        scorer,
+    )?)
+}
+
 /// The `tune` stage.
 pub struct TuneStage;
 
@@ -167,9 +282,6 @@ impl Stage for TuneStage {
         let (images, image_rows) = load_image_features(ctx, p)?;
         let (texts, _) = load_text_features(ctx, p)?;
         let train = pairs_in(&split, partition, &image_rows, Part::Train);
-        // Mirrored copies (if any) are stacked under the images: validation rows keep their
-        // indices, and only training images gain pairs.
-        let (images, train) = with_mirrored(ctx, p, images, &image_rows, train)?;
         let validation = pairs_in(&split, partition, &image_rows, Part::Validation);
         if validation.is_empty() {
             return Err(PipelineError::BadConfig {
@@ -180,12 +292,7 @@ impl Stage for TuneStage {
             }
             .into());
         }
-        // Validation: each image once, each caption pointing at its image's row.
-        let (unique, text_image) = distinct_images(&validation);
-        let val_images = FeatureMatrix::Dense(images.select(Axis(0), &unique));
-        let val_texts = FeatureMatrix::Sparse(
-            texts.select_rows(&validation.iter().map(|&(_, t)| t).collect::<Vec<_>>()),
-        );
+        let rounds = validation_rounds(ctx, &split, &params, train, validation)?;
         let blocks = if params.image_block_weights.is_empty() {
             Vec::new()
         } else {
@@ -199,66 +306,88 @@ impl Stage for TuneStage {
             pca_dims: params.pca_dims.clone(),
             block_weights: block_weight_sets(ctx, &blocks, &params.image_block_weights)?,
         };
-        let plain_scorer = mean_recall_scorer(&val_images, &val_texts, &text_image);
-        let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>| match w {
-            None => plain_scorer(model, None),
-            Some(w) => {
-                let images = FeatureMatrix::Dense(combine_blocks(&blocks, w, &unique));
-                mean_recall_scorer(&images, &val_texts, &text_image)(model, Some(w))
+        let mut images = Some(images);
+        let mut results = Vec::new();
+        let n_rounds = rounds.len();
+        for (i, (train, validation)) in rounds.iter().enumerate() {
+            if n_rounds > 1 {
+                log::info!(
+                    "tune: fold {}/{n_rounds}: {} training pairs, {} validation pairs",
+                    i + 1,
+                    train.len(),
+                    validation.len()
+                );
             }
+            // The last round takes the image features; the others work on a copy.
+            let round_images = if i + 1 == n_rounds {
+                images.take()
+            } else {
+                images.clone()
+            }
+            .ok_or_else(|| PipelineError::Invalid("tune: image features taken twice".into()))?;
+            // Mirrored copies (if any) are stacked under the images: validation rows keep their
+            // indices, and only training images gain pairs.
+            let (round_images, train) =
+                with_mirrored(ctx, p, round_images, &image_rows, train.clone())?;
+            results.push(tune_round(
+                &base,
+                &grid,
+                &blocks,
+                round_images,
+                &texts,
+                &train,
+                validation,
+            )?);
+        }
+        let result = if n_rounds == 1 {
+            results.pop().expect("one round")
+        } else {
+            TuneResult::mean_over_folds(results)?
         };
-        let x_rows: Vec<usize> = train.iter().map(|&(r, _)| r).collect();
-        let y_rows: Vec<usize> = train.iter().map(|&(_, t)| t).collect();
-        let texts = FeatureMatrix::Sparse(texts);
-        // Without a block-weight axis the views are asked for once, and handed over uncopied.
-        // Every row, mirrored copies included.
-        let all_rows: Vec<usize> = (0..images.nrows()).collect();
-        let images = std::cell::Cell::new(Some(images));
-        let result = tune(
-            &base,
-            &grid,
-            |w| {
-                let x = match w {
-                    Some(w) => combine_blocks(&blocks, w, &all_rows),
-                    None => images
-                        .take()
-                        .ok_or_else(|| "training views asked for twice".to_string())?,
-                };
-                Ok(PairedViews {
-                    x: FeatureMatrix::Dense(x),
-                    x_rows: x_rows.clone(),
-                    y: texts.clone(),
-                    y_rows: y_rows.clone(),
-                })
-            },
-            scorer,
-        )?;
         let winner = result.winner().clone();
         let mut md = String::new();
+        let how = if params.folds == 0 {
+            "validation part".to_string()
+        } else {
+            format!("{}-fold cross-validation", params.folds)
+        };
         writeln!(
             md,
-            "# CCA grid search — {} ({p}, validation part)",
+            "# CCA grid search — {} ({p}, {how})",
             ctx.config.pipeline.name
         )
         .ok();
+        for (i, (train, validation)) in rounds.iter().enumerate() {
+            let round = if n_rounds == 1 {
+                String::new()
+            } else {
+                format!("Fold {}: ", i + 1)
+            };
+            writeln!(
+                md,
+                "\n{round}{} training pairs (mirrored copies not counted), {} validation images, {} validation captions.",
+                train.len(),
+                distinct_images(validation).0.len(),
+                validation.len()
+            )
+            .ok();
+        }
+        let per_fold = if n_rounds == 1 {
+            "score"
+        } else {
+            "score (mean) | per fold"
+        };
         writeln!(
             md,
-            "\n{} training pairs, {} validation images, {} validation captions. Score: mean of R@1, R@5, R@10 over both directions.\n",
-            train.len(),
-            unique.len(),
-            validation.len()
-        )
-        .ok();
-        writeln!(
-            md,
-            "| image blocks | pca_dims | ridge_x | ridge_y | dims | p | score |\n|---|---:|---:|---:|---:|---:|---:|"
+            "\nScore: mean of R@1, R@5, R@10 over both directions.\n\n| image blocks | pca_dims | ridge_x | ridge_y | dims | p | {per_fold} |\n|---|---:|---:|---:|---:|---:|---:|{}",
+            if n_rounds == 1 { "" } else { "---|" }
         )
         .ok();
         for point in &result.points {
             let mark = if point == &winner { " **best**" } else { "" };
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {:.4}{mark} |",
+                "| {} | {} | {} | {} | {} | {} | {:.4}{mark} |{}",
                 point
                     .block_weights
                     .map(|i| {
@@ -275,7 +404,20 @@ impl Stage for TuneStage {
                 point.ridge_y,
                 point.dims,
                 point.eigen_power,
-                point.score
+                point.score,
+                if point.fold_scores.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " {} |",
+                        point
+                            .fold_scores
+                            .iter()
+                            .map(|s| format!("{s:.4}"))
+                            .collect::<Vec<_>>()
+                            .join(" / ")
+                    )
+                }
             )
             .ok();
         }
@@ -286,7 +428,7 @@ impl Stage for TuneStage {
         out.record("tune.md", "text", "the grid and its scores, as a table")?;
         out.json(
             "tune.json",
-            &serde_json::json!({ "partition": p, "grid": grid, "points": result.points, "winner": winner }),
+            &serde_json::json!({ "partition": p, "folds": params.folds, "grid": grid, "points": result.points, "winner": winner }),
             "the grid, every point's validation score, the winner",
         )?;
         out.summary("winner", &winner);
