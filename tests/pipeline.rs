@@ -305,7 +305,7 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     );
 
     // k-fold cross-validation over the training and validation images: each point scored on
-    // every fold, its score the mean.
+    // every fold, its score the mean; CSLS is a grid axis.
     let log = ok(
         ws.path(),
         &[
@@ -321,6 +321,8 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
             "tune.eigen_power=[1.0, 2.0]",
             "--set",
             "tune.folds=3",
+            "--set",
+            "tune.csls_k=[0, 3]",
         ],
     );
     assert!(log.contains("tune: running"), "{log}");
@@ -328,6 +330,13 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         serde_json::from_str(&std::fs::read_to_string(ws.stage("tune").join("tune.json")).unwrap())
             .unwrap();
     assert_eq!(tuned["folds"], 3);
+    let csls: Vec<u64> = tuned["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["csls_k"].as_u64().unwrap())
+        .collect();
+    assert_eq!(csls, [0, 3, 0, 3], "p x csls_k, CSLS innermost");
     for point in tuned["points"].as_array().unwrap() {
         let folds: Vec<f64> = point["fold_scores"]
             .as_array()

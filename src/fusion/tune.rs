@@ -15,6 +15,8 @@ use super::FusionError;
 use super::cca::{CcaParams, FittedCca};
 use crate::matrix::FeatureMatrix;
 use crate::retrieval::evaluate::{EvalOptions, evaluate};
+use crate::retrieval::rank::Csls;
+use ndarray::Array2;
 
 /// The axes of the grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +30,8 @@ pub struct TuneGrid {
     pub pca_dims: Vec<usize>,
     /// Candidate block weightings handed to the caller's view hook (empty: one run, no weights).
     pub block_weights: Vec<Vec<f32>>,
+    /// CSLS neighbourhood sizes tried when ranking (0: plain cosine; empty: 0 only).
+    pub csls_k: Vec<usize>,
 }
 
 impl Default for TuneGrid {
@@ -39,6 +43,7 @@ impl Default for TuneGrid {
             eigen_power: vec![0.0, 1.0, 2.0, 4.0],
             pca_dims: Vec::new(),
             block_weights: Vec::new(),
+            csls_k: Vec::new(),
         }
     }
 }
@@ -53,6 +58,9 @@ pub struct GridPoint {
     pub pca_dims: usize,
     /// Index into `TuneGrid::block_weights`, if any.
     pub block_weights: Option<usize>,
+    /// CSLS neighbourhood size at ranking (0: plain cosine).
+    #[serde(default)]
+    pub csls_k: usize,
     /// The validation score; with cross-validation, the mean over the folds.
     pub score: f64,
     /// With cross-validation, the score on each fold (empty otherwise).
@@ -70,6 +78,7 @@ impl GridPoint {
             self.eigen_power,
             self.pca_dims,
             self.block_weights,
+            self.csls_k,
         ) == (
             other.ridge_x,
             other.ridge_y,
@@ -77,6 +86,7 @@ impl GridPoint {
             other.eigen_power,
             other.pca_dims,
             other.block_weights,
+            other.csls_k,
         )
     }
 }
@@ -143,7 +153,8 @@ pub struct PairedViews {
 }
 
 /// Runs the grid. `views(w)` returns the training pairs for block weights `w` (`None` when the
-/// grid has none); `score(model, w)` returns the validation score (higher is better).
+/// grid has none); `score(model, w, csls_k)` returns the validation score (higher is better)
+/// when ranking with CSLS over `csls_k` neighbours (0: plain cosine).
 pub fn tune<V, S>(
     base: &CcaParams,
     grid: &TuneGrid,
@@ -152,7 +163,7 @@ pub fn tune<V, S>(
 ) -> Result<TuneResult, FusionError>
 where
     V: Fn(Option<&[f32]>) -> Result<PairedViews, String>,
-    S: Fn(&FittedCca, Option<&[f32]>) -> Result<f64, String>,
+    S: Fn(&FittedCca, Option<&[f32]>, usize) -> Result<f64, String>,
 {
     for (name, empty) in [
         ("ridge_x", grid.ridge_x.is_empty()),
@@ -174,6 +185,11 @@ where
         vec![base.pca_dims]
     } else {
         grid.pca_dims.clone()
+    };
+    let csls_sizes = if grid.csls_k.is_empty() {
+        vec![0]
+    } else {
+        grid.csls_k.clone()
     };
     let mut points = Vec::new();
     for wi in weight_sets {
@@ -200,20 +216,23 @@ where
                     for &d in &grid.dims {
                         for &p in &grid.eigen_power {
                             let model = full.truncated(d).with_eigen_power(p);
-                            let s = score(&model, w).map_err(FusionError::Score)?;
-                            log::debug!(
-                                "tune: w {wi:?} pca {k} rx {rx} ry {ry} dims {d} p {p} → {s:.4}"
-                            );
-                            points.push(GridPoint {
-                                ridge_x: rx,
-                                ridge_y: ry,
-                                dims: d,
-                                eigen_power: p,
-                                pca_dims: k,
-                                block_weights: wi,
-                                score: s,
-                                fold_scores: Vec::new(),
-                            });
+                            for &c in &csls_sizes {
+                                let s = score(&model, w, c).map_err(FusionError::Score)?;
+                                log::debug!(
+                                    "tune: w {wi:?} pca {k} rx {rx} ry {ry} dims {d} p {p} csls {c} → {s:.4}"
+                                );
+                                points.push(GridPoint {
+                                    ridge_x: rx,
+                                    ridge_y: ry,
+                                    dims: d,
+                                    eigen_power: p,
+                                    pca_dims: k,
+                                    block_weights: wi,
+                                    csls_k: c,
+                                    score: s,
+                                    fold_scores: Vec::new(),
+                                });
+                            }
                         }
                     }
                 }
@@ -226,17 +245,40 @@ where
 
 /// A scorer for [`tune`]: the mean of R@1, R@5, R@10 over both directions on validation data
 /// (`val_images` one row per image, `val_texts` one row per caption, `text_image[t]` the image
-/// row of caption `t`).
+/// row of caption `t`). CSLS (`csls_k` > 0) takes its neighbourhoods from `references`, the
+/// training images and captions, as `evaluate` does.
 pub fn mean_recall_scorer<'a>(
     val_images: &'a FeatureMatrix,
     val_texts: &'a FeatureMatrix,
     text_image: &'a [usize],
-) -> impl Fn(&FittedCca, Option<&[f32]>) -> Result<f64, String> + 'a {
-    move |model, _| {
+    references: Option<(&'a FeatureMatrix, &'a FeatureMatrix)>,
+) -> impl Fn(&FittedCca, Option<&[f32]>, usize) -> Result<f64, String> + 'a {
+    move |model, _, csls_k| {
         let xi = model.transform_x(val_images).map_err(|e| e.to_string())?;
         let yt = model.transform_y(val_texts).map_err(|e| e.to_string())?;
-        let e = evaluate(&xi.view(), &yt.view(), text_image, &EvalOptions::default())
-            .map_err(|e| e.to_string())?;
+        let (csls_t2i, csls_i2t) = if csls_k == 0 {
+            (None, None)
+        } else {
+            let (ref_images, ref_texts) =
+                references.ok_or("CSLS needs the training images and captions as references")?;
+            let ri = model.transform_x(ref_images).map_err(|e| e.to_string())?;
+            let rt = model.transform_y(ref_texts).map_err(|e| e.to_string())?;
+            let fit = |q: &Array2<f32>, g: &Array2<f32>, qr: &Array2<f32>, gr: &Array2<f32>| {
+                Csls::fit(&q.view(), &g.view(), &qr.view(), &gr.view(), csls_k)
+                    .map_err(|e| e.to_string())
+            };
+            (
+                Some(fit(&yt, &xi, &rt, &ri)?),
+                Some(fit(&xi, &yt, &ri, &rt)?),
+            )
+        };
+        let options = EvalOptions {
+            csls_text_to_image: csls_t2i.as_ref(),
+            csls_image_to_text: csls_i2t.as_ref(),
+            ..EvalOptions::default()
+        };
+        let e =
+            evaluate(&xi.view(), &yt.view(), text_image, &options).map_err(|e| e.to_string())?;
         let sum: f64 = [&e.text_to_image, &e.image_to_text]
             .iter()
             .flat_map(|d| [1, 5, 10].map(|k| d.recall.get(&k).copied().unwrap_or(0.0)))
@@ -276,6 +318,7 @@ mod tests {
             eigen_power: vec![0.0, 1.0],
             pca_dims: Vec::new(),
             block_weights: vec![vec![1.0], vec![0.0]],
+            csls_k: vec![0, 5],
         };
         let views = |w: Option<&[f32]>| {
             // Weight 0 destroys the x view's signal (keeps a tiny constant-free noise).
@@ -289,16 +332,26 @@ mod tests {
                 y_rows: (0..600).collect(),
             })
         };
-        let scorer = mean_recall_scorer(&vx, &vy, &text_image);
-        let score = |m: &FittedCca, w: Option<&[f32]>| {
+        let (rx, ry) = (
+            FeatureMatrix::Dense(tx.clone()),
+            FeatureMatrix::Dense(ty.clone()),
+        );
+        let scorer = mean_recall_scorer(&vx, &vy, &text_image, Some((&rx, &ry)));
+        let score = |m: &FittedCca, w: Option<&[f32]>, c: usize| {
             if w == Some(&[0.0][..]) {
                 Ok(0.0)
             } else {
-                scorer(m, w)
+                scorer(m, w, c)
             }
         };
         let res = tune(&CcaParams::new(3), &grid, views, score).unwrap();
-        assert_eq!(res.points.len(), 2 * 2 * 2 * 2);
+        assert_eq!(res.points.len(), 2 * 2 * 2 * 2 * 2);
+        // The CSLS axis is innermost, and it changes the ranking, hence (here) the score.
+        assert_eq!((res.points[0].csls_k, res.points[1].csls_k), (0, 5));
+        assert!(
+            res.points.chunks(2).any(|c| c[0].score != c[1].score),
+            "{res:?}"
+        );
         let best = res.winner();
         assert!(res.points.iter().all(|p| p.score <= best.score));
         assert_eq!(best.block_weights, Some(0));
@@ -313,7 +366,7 @@ mod tests {
                 &CcaParams::new(3),
                 &empty,
                 |_| Err("unused".into()),
-                |_, _| Ok(0.0)
+                |_, _, _| Ok(0.0)
             ),
             Err(FusionError::EmptyGrid("dims"))
         ));
@@ -328,6 +381,7 @@ mod tests {
             eigen_power: 2.0,
             pca_dims: 512,
             block_weights: None,
+            csls_k: 0,
             score,
             fold_scores: Vec::new(),
         };

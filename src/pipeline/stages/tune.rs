@@ -52,6 +52,9 @@ pub struct TuneParams {
     pub folds: usize,
     /// Seed of the draw of the folds.
     pub seed: u64,
+    /// CSLS neighbourhood sizes tried when ranking (`[rank] csls_k`; 0: plain cosine; empty:
+    /// 0 only). Neighbourhoods come from the round's training images and captions.
+    pub csls_k: Vec<usize>,
 }
 
 impl Default for TuneParams {
@@ -66,6 +69,7 @@ impl Default for TuneParams {
             image_block_weights: Vec::new(),
             folds: 0,
             seed: 0,
+            csls_k: Vec::new(),
         }
     }
 }
@@ -195,12 +199,15 @@ fn validation_rounds(
 type Rounds = (Vec<(usize, usize)>, Vec<(usize, usize)>);
 
 /// The grid on one round: a CCA per (weights, pca, ridges) fitted on `train`, each grid point
-/// scored on the images and captions of `validation`.
+/// scored on the images and captions of `validation`. Rows of `images` from `unmirrored` on
+/// are mirrored copies.
+#[allow(clippy::too_many_arguments)]
 fn tune_round(
     base: &crate::fusion::CcaParams,
     grid: &TuneGrid,
     blocks: &[(String, f32, Array2<f32>)],
     images: Array2<f32>,
+    unmirrored: usize,
     texts: &CsrMatrix,
     train: &[(usize, usize)],
     validation: &[(usize, usize)],
@@ -211,12 +218,31 @@ fn tune_round(
     let val_texts = FeatureMatrix::Sparse(
         texts.select_rows(&validation.iter().map(|&(_, t)| t).collect::<Vec<_>>()),
     );
-    let plain_scorer = mean_recall_scorer(&val_images, &val_texts, &text_image);
-    let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>| match w {
-        None => plain_scorer(model, None),
+    // CSLS references: the round's training images (not their mirrored copies) and captions.
+    let wants_csls = grid.csls_k.iter().any(|&k| k > 0);
+    let (ref_rows, ref_captions) = if wants_csls {
+        let originals: Vec<(usize, usize)> = train
+            .iter()
+            .copied()
+            .filter(|&(r, _)| r < unmirrored)
+            .collect();
+        let rows = distinct_images(&originals).0;
+        let captions: Vec<usize> = originals.iter().map(|&(_, t)| t).collect();
+        (rows, captions)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let ref_texts = FeatureMatrix::Sparse(texts.select_rows(&ref_captions));
+    let ref_images = FeatureMatrix::Dense(images.select(Axis(0), &ref_rows));
+    let references = wants_csls.then_some((&ref_images, &ref_texts));
+    let plain_scorer = mean_recall_scorer(&val_images, &val_texts, &text_image, references);
+    let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>, csls_k: usize| match w {
+        None => plain_scorer(model, None, csls_k),
         Some(w) => {
             let images = FeatureMatrix::Dense(combine_blocks(blocks, w, &unique));
-            mean_recall_scorer(&images, &val_texts, &text_image)(model, Some(w))
+            let ref_images = FeatureMatrix::Dense(combine_blocks(blocks, w, &ref_rows));
+            let references = wants_csls.then_some((&ref_images, &ref_texts));
+            mean_recall_scorer(&images, &val_texts, &text_image, references)(model, Some(w), csls_k)
         }
     };
     let x_rows: Vec<usize> = train.iter().map(|&(r, _)| r).collect();
@@ -305,6 +331,7 @@ impl Stage for TuneStage {
             eigen_power: params.eigen_power.clone(),
             pca_dims: params.pca_dims.clone(),
             block_weights: block_weight_sets(ctx, &blocks, &params.image_block_weights)?,
+            csls_k: params.csls_k.clone(),
         };
         let mut images = Some(images);
         let mut results = Vec::new();
@@ -334,6 +361,7 @@ impl Stage for TuneStage {
                 &grid,
                 &blocks,
                 round_images,
+                image_rows.len(),
                 &texts,
                 &train,
                 validation,
@@ -379,7 +407,7 @@ impl Stage for TuneStage {
         };
         writeln!(
             md,
-            "\nScore: mean of R@1, R@5, R@10 over both directions.\n\n| image blocks | pca_dims | ridge_x | ridge_y | dims | p | {per_fold} |\n|---|---:|---:|---:|---:|---:|---:|{}",
+            "\nScore: mean of R@1, R@5, R@10 over both directions.\n\n| image blocks | pca_dims | ridge_x | ridge_y | dims | p | csls_k | {per_fold} |\n|---|---:|---:|---:|---:|---:|---:|---:|{}",
             if n_rounds == 1 { "" } else { "---|" }
         )
         .ok();
@@ -387,7 +415,7 @@ impl Stage for TuneStage {
             let mark = if point == &winner { " **best**" } else { "" };
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {:.4}{mark} |{}",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.4}{mark} |{}",
                 point
                     .block_weights
                     .map(|i| {
@@ -404,6 +432,7 @@ impl Stage for TuneStage {
                 point.ridge_y,
                 point.dims,
                 point.eigen_power,
+                point.csls_k,
                 point.score,
                 if point.fold_scores.is_empty() {
                     String::new()
