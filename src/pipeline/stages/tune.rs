@@ -9,9 +9,8 @@
 //! point's score, the winner) and `tune.md`; the winner is to be copied into `[fit]` by the
 //! user, so that choosing stays a visible, reviewable step.
 
-use std::fmt::Write as _;
-
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
@@ -161,7 +160,7 @@ fn validation_rounds(
     params: &TuneParams,
     train: Vec<(usize, usize)>,
     validation: Vec<(usize, usize)>,
-) -> Result<Vec<Rounds>, Error> {
+) -> Result<Vec<Round>, Error> {
     if params.folds == 0 {
         return Ok(vec![(train, validation)]);
     }
@@ -196,7 +195,7 @@ fn validation_rounds(
 }
 
 /// One round's training pairs and validation pairs.
-type Rounds = (Vec<(usize, usize)>, Vec<(usize, usize)>);
+type Round = (Vec<(usize, usize)>, Vec<(usize, usize)>);
 
 /// The grid on one round: a CCA per (weights, pca, ridges) fitted on `train`, each grid point
 /// scored on the images and captions of `validation`. Rows of `images` from `unmirrored` on
