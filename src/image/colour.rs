@@ -9,7 +9,6 @@
 //! over a white one, a textured green), which a bag of such patches keeps and a histogram loses.
 //! Sums come from integral images, so a patch costs the same at every scale.
 
-use ndarray::Array2;
 use opencv::core::Mat;
 use opencv::prelude::*;
 
@@ -124,16 +123,7 @@ pub fn colour_statistics(bgr: &Mat, p: &DenseGridParams) -> Result<LocalDescript
             }
         }
     }
-    let desc = Array2::from_shape_vec((xy.len(), dim), data).map_err(|e| ImageError::Fit {
-        what: "colour statistics".into(),
-        reason: e.to_string(),
-    })?;
-    Ok(LocalDescriptors {
-        desc,
-        xy,
-        width: w,
-        height: h,
-    })
+    LocalDescriptors::from_rows("colour statistics", data, dim, xy, w, h)
 }
 
 #[cfg(test)]

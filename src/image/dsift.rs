@@ -30,6 +30,30 @@ pub struct LocalDescriptors {
     pub height: usize,
 }
 
+impl LocalDescriptors {
+    /// Descriptors from `data`, `dim` values per patch, one patch per entry of `xy`, of an image
+    /// of `width` x `height` pixels (`what` names the descriptor in the error).
+    pub(crate) fn from_rows(
+        what: &str,
+        data: Vec<f32>,
+        dim: usize,
+        xy: Vec<[f32; 2]>,
+        width: usize,
+        height: usize,
+    ) -> Result<Self, ImageError> {
+        let desc = Array2::from_shape_vec((xy.len(), dim), data).map_err(|e| ImageError::Fit {
+            what: what.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            desc,
+            xy,
+            width,
+            height,
+        })
+    }
+}
+
 /// Grid, scales and normalisation of dense descriptors (SIFT or HOG patches).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -378,17 +402,7 @@ pub fn dense_descriptors(grey: &Mat, p: &DenseGridParams) -> Result<LocalDescrip
             pool_scale(w, h, b, p, s, &mut data, &mut xy);
         });
     }
-    let n = xy.len();
-    let desc = Array2::from_shape_vec((n, dim), data).map_err(|e| ImageError::Fit {
-        what: "dense descriptors".into(),
-        reason: e.to_string(),
-    })?;
-    Ok(LocalDescriptors {
-        desc,
-        xy,
-        width: w,
-        height: h,
-    })
+    LocalDescriptors::from_rows("dense descriptors", data, dim, xy, w, h)
 }
 
 /// Frame origins (first bin centre) along one axis of length `len`.
