@@ -179,6 +179,37 @@ impl CsrMatrix {
         }
     }
 
+    /// Columns `start..start + width`, renumbered from 0, as a new matrix (a block of a
+    /// combined feature matrix). Panics if the range passes the last column.
+    pub fn column_range(&self, start: usize, width: usize) -> Self {
+        let end = start + width;
+        assert!(
+            end <= self.n_cols,
+            "columns {start}..{end} of {}",
+            self.n_cols
+        );
+        let mut indptr = Vec::with_capacity(self.n_rows + 1);
+        let mut indices = Vec::new();
+        let mut data = Vec::new();
+        indptr.push(0);
+        for r in 0..self.n_rows {
+            let (cols, values) = self.row(r);
+            // Columns are sorted within a row: the block is one contiguous run.
+            let from = cols.partition_point(|&c| (c as usize) < start);
+            let to = cols.partition_point(|&c| (c as usize) < end);
+            indices.extend(cols[from..to].iter().map(|&c| c - start as i32));
+            data.extend_from_slice(&values[from..to]);
+            indptr.push(data.len() as i64);
+        }
+        Self {
+            n_rows: self.n_rows,
+            n_cols: width,
+            indptr,
+            indices,
+            data,
+        }
+    }
+
     /// `self · dense`, with `dense` of shape `(n_cols, k)`.
     pub fn dot_dense(&self, dense: &ArrayView2<f32>) -> Array2<f32> {
         assert_eq!(dense.nrows(), self.n_cols, "inner dimensions differ");
@@ -228,6 +259,28 @@ mod tests {
                 n_cols: 3
             }
         );
+    }
+
+    #[test]
+    fn column_range_is_the_dense_column_slice() {
+        let m = CsrMatrix::from_rows(
+            vec![
+                vec![(0, 1.0), (2, 2.0), (4, 3.0)],
+                vec![(1, -1.0), (3, 5.0)],
+                vec![],
+            ],
+            5,
+        );
+        for (start, width) in [(0, 5), (1, 3), (2, 1), (4, 1), (5, 0)] {
+            let block = m.column_range(start, width);
+            assert_eq!(block.n_cols(), width);
+            assert_eq!(
+                block.to_dense(),
+                m.to_dense().slice(ndarray::s![.., start..start + width]),
+                "columns {start}..{}",
+                start + width
+            );
+        }
     }
 
     #[test]

@@ -168,11 +168,56 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         .count();
     assert_eq!(blocks, 6, "one map per image block");
     assert!(!fit_dir.join("landmarks.npy").exists());
-    let err = common::fails(
-        ws.path(),
-        &[&per_block[..], &["--set", "fit.kernel_y.per_block=true"]].concat(),
+    // The same on the text side: with the word TF-IDF weighted in beside the character
+    // n-grams, one map per text block, each as wide as that partition's vocabulary.
+    let text_blocks = [
+        &per_block[..],
+        &[
+            "--set",
+            "text_features.word.enabled=true",
+            "--set",
+            "text_features.word.weight=1.0",
+            "--set",
+            "fit.kernel_y.per_block=true",
+        ],
+    ]
+    .concat();
+    let log = ok(ws.path(), &text_blocks);
+    assert_eq!(
+        ran(&log),
+        vec![
+            "text-features",
+            "fit",
+            "embed",
+            "rank",
+            "evaluate",
+            "submit"
+        ],
+        "{log}"
     );
-    assert!(err.contains("kernel_y.per_block"), "{err}");
+    let text_dir = ws.stage("fit").join("main/kernel_y");
+    let widths: Vec<usize> = (0..2)
+        .map(|i| {
+            let mean = text_dir.join(format!("block-{i}/mean.npy"));
+            let shown = ok(ws.path(), &["inspect", mean.to_str().unwrap()]);
+            shown
+                .split_whitespace()
+                .skip_while(|w| *w != "x")
+                .nth(1)
+                .and_then(|w| w.trim_end_matches(',').parse().ok())
+                .unwrap_or_else(|| panic!("no width in {shown}"))
+        })
+        .collect();
+    assert!(!text_dir.join("block-2").exists(), "two text blocks");
+    let word = ok(
+        ws.path(),
+        &["inspect", "work/text-features/main/block_word_tfidf.npz"],
+    );
+    assert!(
+        word.contains(&format!("x {}", widths[0])),
+        "word block {} wide: {word}",
+        widths[0]
+    );
 
     // inspect shows the image matrix with its ids.
     let inspect = ok(

@@ -19,6 +19,8 @@
 //! `CcaParams::new(dims).ridge_x(r).ridge_y(r).eigen_power(p)` → `.check()?` → `.fit(&x, &y)?`
 //! → [`FittedCca`] with `transform_x`, `transform_y`, `correlations`, `to_arrays`/`from_arrays`.
 
+use std::borrow::Cow;
+
 use indicatif::ProgressBar;
 use ndarray::{Array1, Array2, Axis, s};
 use ndarray_linalg::{Eigh, JobSvd, SVDDC, UPLO};
@@ -248,15 +250,69 @@ impl CcaValidParams {
         if n < 3 {
             return Err(FusionError::TooFewRows { rows: n, needed: 3 });
         }
+        let mapped = self.map_pairs(x, x_rows, y, y_rows, progress)?;
+        self.fit_mapped(&mapped, progress)
+    }
+
+    /// The first half of [`Self::fit_paired`]: each view's kernel map fitted on its training
+    /// rows and applied (a view without a map is kept as it is). The maps depend only on the
+    /// `kernel_x` / `kernel_y` parameters, so a grid over ridges, PCA sizes and dims maps the
+    /// views once and calls [`Self::fit_mapped`] per grid point.
+    pub fn map_pairs<'a>(
+        &self,
+        x: &'a FeatureMatrix,
+        x_rows: &[usize],
+        y: &'a FeatureMatrix,
+        y_rows: &[usize],
+        progress: &ProgressBar,
+    ) -> Result<MappedPairs<'a>, FusionError> {
+        if x_rows.len() != y_rows.len() {
+            return Err(FusionError::RowMismatch {
+                x: x_rows.len(),
+                y: y_rows.len(),
+            });
+        }
+        let n = x_rows.len();
+        if n < 3 {
+            return Err(FusionError::TooFewRows { rows: n, needed: 3 });
+        }
+        Ok(MappedPairs {
+            x: map_view(&self.kernel_x, x, x_rows, "x", progress)?,
+            y: map_view(&self.kernel_y, y, y_rows, "y", progress)?,
+            kernel_params: (
+                self.kernel_x.params().clone(),
+                self.kernel_y.params().clone(),
+            ),
+        })
+    }
+
+    /// The second half of [`Self::fit_paired`]: the CCA of views mapped by
+    /// [`Self::map_pairs`] with the same kernel parameters (others are refused).
+    pub fn fit_mapped(
+        &self,
+        mapped: &MappedPairs<'_>,
+        progress: &ProgressBar,
+    ) -> Result<FittedCca, FusionError> {
+        let kernels = (
+            self.kernel_x.params().clone(),
+            self.kernel_y.params().clone(),
+        );
+        if kernels != mapped.kernel_params {
+            return Err(FusionError::InvalidParam {
+                name: "kernel_x / kernel_y",
+                value: format!("{kernels:?}"),
+                expected: "the kernel parameters the views were mapped with",
+            });
+        }
         let p = &self.params;
-        let (wx, kernel_x) = whiten_view(&self.kernel_x, x, x_rows, "x", p.ridge_x, p, progress)?;
+        let wx = whiten_paired(&mapped.x.view, &mapped.x.rows, "x", p.ridge_x, p, progress)?;
         progress.inc(1);
-        let (wy, kernel_y) = whiten_view(&self.kernel_y, y, y_rows, "y", p.ridge_y, p, progress)?;
+        let wy = whiten_paired(&mapped.y.view, &mapped.y.rows, "y", p.ridge_y, p, progress)?;
         progress.inc(1);
-        let fitted = self.finish(wx, wy, n, progress)?;
+        let fitted = self.finish(wx, wy, mapped.x.rows.len(), progress)?;
         Ok(FittedCca {
-            kernel_x,
-            kernel_y,
+            kernel_x: mapped.x.map.clone(),
+            kernel_y: mapped.y.map.clone(),
             ..fitted
         })
     }
@@ -342,24 +398,47 @@ impl CcaValidParams {
 /// One view of the pairs, whitened by [`whiten_paired`]; when its kernel map is on, the map is
 /// first fitted on the view's distinct training rows and the whitening runs on their images
 /// under it (returned with the map).
-fn whiten_view(
+/// Training pairs with each view passed through its kernel map (fitted here), ready for
+/// [`CcaValidParams::fit_mapped`].
+pub struct MappedPairs<'a> {
+    x: MappedView<'a>,
+    y: MappedView<'a>,
+    kernel_params: (KernelMapParams, KernelMapParams),
+}
+
+/// One view of [`MappedPairs`]: the rows the pairs point to, and the map if there is one.
+struct MappedView<'a> {
+    /// With a map: its output on the distinct training rows; without: the view itself.
+    view: Cow<'a, FeatureMatrix>,
+    /// Each pair's row in `view`.
+    rows: Vec<usize>,
+    map: Option<FittedKernelMap>,
+}
+
+/// A view through its kernel map, fitted on the distinct rows of the pairs; without a map,
+/// the view as it is (borrowed).
+fn map_view<'a>(
     kernel: &KernelMapValidParams,
-    x: &FeatureMatrix,
+    x: &'a FeatureMatrix,
     rows: &[usize],
     view: ViewName,
-    ridge: f64,
-    p: &CcaParams,
     progress: &ProgressBar,
-) -> Result<(Whitened, Option<FittedKernelMap>), FusionError> {
+) -> Result<MappedView<'a>, FusionError> {
     if !kernel.params().enabled() {
-        return Ok((whiten_paired(x, rows, view, ridge, p, progress)?, None));
+        return Ok(MappedView {
+            view: Cow::Borrowed(x),
+            rows: rows.to_vec(),
+            map: None,
+        });
     }
     let rows = DistinctRows::of(rows, x.n_rows(), view)?;
     let sub = select_rows(x, &rows.distinct);
     let (map, mapped) = kernel.fit_transform(&sub, view, progress)?;
-    let mapped = FeatureMatrix::Dense(mapped);
-    let white = whiten_paired(&mapped, &rows.at, view, ridge, p, progress)?;
-    Ok((white, Some(map)))
+    Ok(MappedView {
+        view: Cow::Owned(FeatureMatrix::Dense(mapped)),
+        rows: rows.at,
+        map: Some(map),
+    })
 }
 
 /// The distinct rows among pair rows, in first-seen order, with each pair's position among
@@ -559,6 +638,18 @@ impl FittedCca {
     /// Canonical coordinates of text-side rows, weighted by `σ^p`.
     pub fn transform_y(&self, y: &FeatureMatrix) -> Result<Array2<f32>, FusionError> {
         self.transform(y, "y", self.kernel_y.as_ref(), &self.mean_y, &self.proj_y)
+    }
+
+    /// As [`Self::transform_x`] for rows already passed through this model's image-side
+    /// kernel map (its output, [`FittedKernelMap::transform`]): a grid whose models share
+    /// one map applies it once.
+    pub fn transform_mapped_x(&self, mapped: &FeatureMatrix) -> Result<Array2<f32>, FusionError> {
+        self.transform(mapped, "x", None, &self.mean_x, &self.proj_x)
+    }
+
+    /// As [`Self::transform_y`] for rows already through the text-side kernel map.
+    pub fn transform_mapped_y(&self, mapped: &FeatureMatrix) -> Result<Array2<f32>, FusionError> {
+        self.transform(mapped, "y", None, &self.mean_y, &self.proj_y)
     }
 
     /// `x` through the view's kernel map (if any), centred, projected and weighted.
@@ -979,6 +1070,32 @@ mod tests {
         });
         let err = FittedCca::from_arrays(bad).unwrap_err().to_string();
         assert!(err.contains("kernel_y landmarks"), "{err}");
+
+        // Views mapped once and fitted at two ridges (what `tune` does) give the models that
+        // fit_paired gives at each ridge; other kernel parameters are refused.
+        let rows: Vec<usize> = (0..600).collect();
+        let with_ridge = |r: f64| mapped.params().clone().ridge(r).check().unwrap();
+        let hidden = ProgressBar::hidden();
+        let once = with_ridge(0.01)
+            .map_pairs(&x, &rows, &y, &rows, &hidden)
+            .unwrap();
+        for r in [0.01, 0.5] {
+            assert_eq!(
+                with_ridge(r).fit_mapped(&once, &hidden).unwrap(),
+                with_ridge(r)
+                    .fit_paired(&x, &rows, &y, &rows, &hidden)
+                    .unwrap(),
+                "ridge {r}"
+            );
+        }
+        let mut other = mapped.params().clone();
+        other.kernel_y.gamma_scale = 1.0;
+        let err = other
+            .check()
+            .unwrap()
+            .fit_mapped(&once, &hidden)
+            .unwrap_err();
+        assert!(err.to_string().contains("mapped with"), "{err}");
     }
 
     #[test]

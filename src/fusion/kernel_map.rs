@@ -181,7 +181,7 @@ impl KernelMapValidParams {
         let mut blocks = Vec::with_capacity(widths.len());
         let mut start = 0;
         for width in widths {
-            let block = column_block(x, start, width, view)?;
+            let block = column_block(x, start, width);
             blocks.push(self.fit_block(&block, view, progress)?);
             start += width;
         }
@@ -260,22 +260,13 @@ fn block_widths(
     Ok(widths.to_vec())
 }
 
-/// Columns `start..start + width` of a dense view.
-fn column_block(
-    x: &FeatureMatrix,
-    start: usize,
-    width: usize,
-    view: &'static str,
-) -> Result<FeatureMatrix, FusionError> {
+/// Columns `start..start + width` of a view (the caller has checked the widths).
+fn column_block(x: &FeatureMatrix, start: usize, width: usize) -> FeatureMatrix {
     match x {
-        FeatureMatrix::Dense(m) => Ok(FeatureMatrix::Dense(
-            m.slice(ndarray::s![.., start..start + width]).to_owned(),
-        )),
-        FeatureMatrix::Sparse(_) => Err(FusionError::InvalidParam {
-            name: view,
-            value: "block_widths on a sparse view".into(),
-            expected: "block_widths only on a dense view (the image view)",
-        }),
+        FeatureMatrix::Dense(m) => {
+            FeatureMatrix::Dense(m.slice(ndarray::s![.., start..start + width]).to_owned())
+        }
+        FeatureMatrix::Sparse(m) => FeatureMatrix::Sparse(m.column_range(start, width)),
     }
 }
 
@@ -348,7 +339,7 @@ impl FittedKernelMap {
         let mut start = 0;
         for block in &self.blocks {
             let width = block.input_dims();
-            sum += &block.kernel_values(&column_block(x, start, width, view)?);
+            sum += &block.kernel_values(&column_block(x, start, width));
             start += width;
         }
         Ok(sum)
@@ -578,6 +569,50 @@ mod tests {
         .check("kernel_x")
         .unwrap_err();
         assert!(err.to_string().contains("block_widths = [9, 0]"), "{err}");
+    }
+
+    #[test]
+    fn block_maps_of_a_sparse_view_match_its_dense_copy() {
+        // The text view is sparse: each block (word TF-IDF, character n-grams, …) is cut out
+        // of the CSR matrix without densifying the whole view.
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut x = gaussian(40, 10, &mut rng);
+        x.mapv_inplace(|v| if v > 0.3 { v } else { 0.0 });
+        let rows: Vec<Vec<(u32, f32)>> = x
+            .rows()
+            .into_iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .filter(|&(_, &v)| v != 0.0)
+                    .map(|(j, &v)| (j as u32, v))
+                    .collect()
+            })
+            .collect();
+        let sparse = FeatureMatrix::Sparse(crate::sparse::CsrMatrix::from_rows(rows, 10));
+        // One block reduced by PCA (7 columns > 4), one only centred (3 columns).
+        let p = KernelMapParams {
+            landmarks: 8,
+            input_dims: 4,
+            gamma_scale: 1.0,
+            seed: 3,
+            block_widths: vec![7, 3],
+        };
+        let dense_map = fit(p.clone(), &x);
+        let (sparse_map, values) = p
+            .check("kernel_y")
+            .unwrap()
+            .fit_transform(&sparse, "y", &ProgressBar::hidden())
+            .unwrap();
+        assert_eq!(sparse_map.blocks.len(), 2);
+        let expected = dense_map
+            .transform(&FeatureMatrix::Dense(x.clone()), "y")
+            .unwrap();
+        let worst = (&values - &expected)
+            .mapv(f32::abs)
+            .fold(0.0f32, |a, &b| a.max(b));
+        assert!(worst < 1e-4, "largest difference {worst}");
+        assert_eq!(sparse_map.transform(&sparse, "y").unwrap(), values);
     }
 
     #[test]

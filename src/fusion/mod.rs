@@ -16,7 +16,7 @@ pub(crate) mod ops;
 pub mod pca;
 pub mod tune;
 
-pub use cca::{CcaArrays, CcaParams, CcaValidParams, FittedCca};
+pub use cca::{CcaArrays, CcaParams, CcaValidParams, FittedCca, MappedPairs};
 pub use kernel_map::{FittedKernelMap, GaussianMap, KernelMapParams};
 pub use pca::{FittedPca, PcaMethod, PcaParams, PcaValidParams};
 

@@ -6,13 +6,18 @@
 //! weights handled through a caller hook (the caller rebuilds its views for each weighting). One
 //! CCA is fitted per (weights, ridge_x, ridge_y); the dims and `p` axes reuse it, since canonical
 //! directions are nested (the first k of a larger fit are the k-dimensional solution) and `p`
-//! only rescales columns. The validation split must be carved out of the TRAINING data: the test
+//! only rescales columns. Kernel maps (`kernel_x`, `kernel_y`) depend on none of the axes: they
+//! are fitted once per weighting ([`crate::fusion::CcaValidParams::map_pairs`]), and
+//! [`mean_recall_scorer`] maps each validation matrix once per map. The validation split must be carved out of the TRAINING data: the test
 //! split never chooses a default.
+
+use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
 
 use super::FusionError;
 use super::cca::{CcaParams, FittedCca};
+use super::kernel_map::FittedKernelMap;
 use crate::matrix::FeatureMatrix;
 use crate::retrieval::evaluate::{EvalOptions, evaluate};
 use crate::retrieval::rank::Csls;
@@ -195,6 +200,12 @@ where
     for wi in weight_sets {
         let w = wi.map(|i| grid.block_weights[i].as_slice());
         let v = views(w).map_err(FusionError::Score)?;
+        // The kernel maps do not depend on the grid's axes: fitted once per view set.
+        let hidden = indicatif::ProgressBar::hidden();
+        let mapped = base
+            .clone()
+            .check()?
+            .map_pairs(&v.x, &v.x_rows, &v.y, &v.y_rows, &hidden)?;
         for &k in &pca_sizes {
             for &rx in &grid.ridge_x {
                 for &ry in &grid.ridge_y {
@@ -206,13 +217,7 @@ where
                     .ridge_x(rx)
                     .ridge_y(ry)
                     .check()?
-                    .fit_paired(
-                        &v.x,
-                        &v.x_rows,
-                        &v.y,
-                        &v.y_rows,
-                        &indicatif::ProgressBar::hidden(),
-                    )?;
+                    .fit_mapped(&mapped, &hidden)?;
                     for &d in &grid.dims {
                         for &p in &grid.eigen_power {
                             let model = full.truncated(d).with_eigen_power(p);
@@ -253,16 +258,20 @@ pub fn mean_recall_scorer<'a>(
     text_image: &'a [usize],
     references: Option<(&'a FeatureMatrix, &'a FeatureMatrix)>,
 ) -> impl Fn(&FittedCca, Option<&[f32]>, usize) -> Result<f64, String> + 'a {
+    // Grid points share their kernel maps: each matrix is mapped once per map, not once per
+    // point (the map, a PCA of up to 20,480 columns per image block, costs more than the CCA).
+    let caches: [MapCache; 4] = Default::default();
     move |model, _, csls_k| {
-        let xi = model.transform_x(val_images).map_err(|e| e.to_string())?;
-        let yt = model.transform_y(val_texts).map_err(|e| e.to_string())?;
+        let [val_x, val_y, ref_x, ref_y] = &caches;
+        let xi = val_x.transform_x(model, val_images)?;
+        let yt = val_y.transform_y(model, val_texts)?;
         let (csls_t2i, csls_i2t) = if csls_k == 0 {
             (None, None)
         } else {
             let (ref_images, ref_texts) =
                 references.ok_or("CSLS needs the training images and captions as references")?;
-            let ri = model.transform_x(ref_images).map_err(|e| e.to_string())?;
-            let rt = model.transform_y(ref_texts).map_err(|e| e.to_string())?;
+            let ri = ref_x.transform_x(model, ref_images)?;
+            let rt = ref_y.transform_y(model, ref_texts)?;
             let fit = |q: &Array2<f32>, g: &Array2<f32>, qr: &Array2<f32>, gr: &Array2<f32>| {
                 Csls::fit(&q.view(), &g.view(), &qr.view(), &gr.view(), csls_k)
                     .map_err(|e| e.to_string())
@@ -287,6 +296,51 @@ pub fn mean_recall_scorer<'a>(
     }
 }
 
+/// The last kernel map one matrix went through, with its output.
+#[derive(Default)]
+struct MapCache(RefCell<Option<(FittedKernelMap, FeatureMatrix)>>);
+
+impl MapCache {
+    /// `model.transform_x(x)`, the kernel map applied only when it differs from the last one.
+    fn transform_x(&self, model: &FittedCca, x: &FeatureMatrix) -> Result<Array2<f32>, String> {
+        match model.kernel_x() {
+            None => model.transform_x(x),
+            Some(map) => self
+                .mapped(map, x, "x")
+                .and_then(|mapped| model.transform_mapped_x(&mapped)),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// `model.transform_y(y)`, the same way.
+    fn transform_y(&self, model: &FittedCca, y: &FeatureMatrix) -> Result<Array2<f32>, String> {
+        match model.kernel_y() {
+            None => model.transform_y(y),
+            Some(map) => self
+                .mapped(map, y, "y")
+                .and_then(|mapped| model.transform_mapped_y(&mapped)),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    fn mapped(
+        &self,
+        map: &FittedKernelMap,
+        x: &FeatureMatrix,
+        view: &'static str,
+    ) -> Result<FeatureMatrix, FusionError> {
+        let mut cache = self.0.borrow_mut();
+        if let Some((cached, out)) = cache.as_ref()
+            && cached == map
+        {
+            return Ok(out.clone());
+        }
+        let out = FeatureMatrix::Dense(map.transform(x, view)?);
+        *cache = Some((map.clone(), out.clone()));
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +348,83 @@ mod tests {
     use ndarray::Array2;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn kernel_grid_scores_equal_one_fit_and_one_scorer_per_point() {
+        // The grid maps the views once and its scorer maps each matrix once per map: every
+        // point must score what a model fitted on its own, scored afresh, scores.
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let mx = gaussian(3, 8, &mut rng);
+        let my = gaussian(3, 6, &mut rng);
+        let mut draw = |n: usize| {
+            let z = gaussian(n, 3, &mut rng);
+            let x = (z.dot(&mx) + gaussian(n, 8, &mut rng) * 0.5).mapv(f32::tanh);
+            let y = z.dot(&my) + gaussian(n, 6, &mut rng) * 0.5;
+            (FeatureMatrix::Dense(x), FeatureMatrix::Dense(y))
+        };
+        let (tx, ty) = draw(300);
+        let (vx, vy) = draw(80);
+        let text_image: Vec<usize> = (0..80).collect();
+        let base = CcaParams {
+            kernel_x: crate::fusion::KernelMapParams {
+                landmarks: 60,
+                input_dims: 4,
+                ..Default::default()
+            },
+            kernel_y: crate::fusion::KernelMapParams {
+                landmarks: 60,
+                input_dims: 4,
+                block_widths: vec![3, 3],
+                ..Default::default()
+            },
+            ..CcaParams::new(4)
+        };
+        let grid = TuneGrid {
+            ridge_x: vec![0.1, 1.0],
+            ridge_y: vec![0.1, 1.0],
+            dims: vec![2, 4],
+            eigen_power: vec![1.0],
+            pca_dims: Vec::new(),
+            block_weights: Vec::new(),
+            csls_k: vec![0, 3],
+        };
+        let rows: Vec<usize> = (0..300).collect();
+        let views = |_: Option<&[f32]>| {
+            Ok(PairedViews {
+                x: tx.clone(),
+                x_rows: rows.clone(),
+                y: ty.clone(),
+                y_rows: rows.clone(),
+            })
+        };
+        let scorer = mean_recall_scorer(&vx, &vy, &text_image, Some((&tx, &ty)));
+        let res = tune(&base, &grid, views, &scorer).unwrap();
+        assert_eq!(res.points.len(), 16);
+        assert!(
+            res.points.iter().any(|p| p.score != res.points[0].score),
+            "the points must differ for the check to mean anything: {res:?}"
+        );
+        for point in &res.points {
+            let alone = CcaParams {
+                dims: 4,
+                ..base.clone()
+            }
+            .ridge_x(point.ridge_x)
+            .ridge_y(point.ridge_y)
+            .check()
+            .unwrap()
+            .fit_paired(&tx, &rows, &ty, &rows, &indicatif::ProgressBar::hidden())
+            .unwrap()
+            .truncated(point.dims)
+            .with_eigen_power(point.eigen_power);
+            let fresh = mean_recall_scorer(&vx, &vy, &text_image, Some((&tx, &ty)));
+            assert_eq!(
+                fresh(&alone, None, point.csls_k).unwrap(),
+                point.score,
+                "{point:?}"
+            );
+        }
+    }
 
     #[test]
     fn grid_covers_every_point_and_picks_the_best() {

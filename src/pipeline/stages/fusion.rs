@@ -7,7 +7,8 @@
 //! parameters. With a kernel map on a view (`[fit.kernel_x]`, `[fit.kernel_y]`), also
 //! `<p>/kernel_x/` (or `kernel_y/`): `mean.npy`, `basis.npy`, `landmarks.npy`, `gamma.npy`, and
 //! that view's `mean_*`/`proj_*` then start from the map's output (with one map per image
-//! block, `[fit.kernel_x] per_block`, those four files per block in `kernel_x/block-<i>/`).
+//! block, `[fit.kernel_x] per_block`, those four files per block in `kernel_x/block-<i>/`; the
+//! same for text blocks with `[fit.kernel_y] per_block`, in `kernel_y/block-<i>/`).
 //! `[fit] include_validation` adds the validation part's pairs. An image with several
 //! captions gives one training pair per caption; with `[image_features] hflip_training`, each
 //! mirrored copy of a training image gives the same pairs again.
@@ -29,6 +30,7 @@ use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::retrieval::l2_normalize_rows;
 use crate::sparse::CsrMatrix;
+use crate::text::TextFeatureParams;
 
 /// The combined text features of partition `p` and their row ids.
 pub fn load_text_features(
@@ -40,6 +42,26 @@ pub fn load_text_features(
         read_sparse(&dir.join(p).join("text_features.npz"))?,
         read_ids(&dir.join("text_ids.txt"))?,
     ))
+}
+
+/// Column widths of the blocks of partition `p`'s combined text features, in their order
+/// there (word TF-IDF, character n-grams, sentence vectors; those enabled and weighted above
+/// 0), read from the blocks the text-features stage writes beside the combined matrix.
+pub fn text_block_widths(ctx: &Context, p: &str) -> Result<Vec<usize>, Error> {
+    let params: TextFeatureParams = ctx.config.section("text_features")?;
+    let dir = ctx.stage_dir("text-features").join(p);
+    let mut widths = Vec::new();
+    if params.word.enabled && params.word.weight > 0.0 {
+        widths.push(read_sparse(&dir.join("block_word_tfidf.npz"))?.n_cols());
+    }
+    if params.char.enabled && params.char.weight > 0.0 {
+        widths.push(read_sparse(&dir.join("block_char_tfidf.npz"))?.n_cols());
+    }
+    if params.sentence.enabled && params.sentence.weight > 0.0 {
+        let sentence: Array2<f32> = read_dense(&dir.join("block_sentence.npy"))?;
+        widths.push(sentence.ncols());
+    }
+    Ok(widths)
 }
 
 /// Training pairs of a partition: `(image feature row, text feature row)` for every caption
@@ -136,12 +158,17 @@ pub struct FitSection {
     /// model, once `tune` has chosen the settings on validation). `evaluate` then refuses to
     /// score the validation part, which the model has seen.
     pub include_validation: bool,
+    /// `kernel_y.per_block = true`: one Gaussian map per text block (word TF-IDF, character
+    /// n-grams, sentence vectors, those weighted above 0). Their widths depend on each
+    /// partition's vocabulary, so [`FitSection::cca_for`] fills them in.
+    pub text_per_block: bool,
 }
 
 impl FitSection {
     /// Reads `[fit]`; `include_validation` is taken out before the rest is read as the CCA's
     /// parameters, and `kernel_x.per_block = true` becomes the image blocks' widths
-    /// (`kernel_x.block_widths`, from `[image_features]`).
+    /// (`kernel_x.block_widths`, from `[image_features]`). `kernel_y.per_block` is kept for
+    /// [`FitSection::cca_for`].
     pub fn load(ctx: &Context) -> Result<Self, Error> {
         let mut table: toml::Table = ctx.config.section("fit")?;
         let bad = |message: String| PipelineError::BadConfig {
@@ -158,13 +185,9 @@ impl FitSection {
         if let Some(toml::Value::Table(kernel_x)) = table.get_mut("kernel_x") {
             per_block = flag(kernel_x, "per_block")?;
         }
-        if let Some(toml::Value::Table(kernel_y)) = table.get("kernel_y")
-            && kernel_y.contains_key("per_block")
-        {
-            return Err(bad(
-                "kernel_y.per_block: blocks are mapped on their own on the image view only (kernel_x)".into(),
-            )
-            .into());
+        let mut text_per_block = false;
+        if let Some(toml::Value::Table(kernel_y)) = table.get_mut("kernel_y") {
+            text_per_block = flag(kernel_y, "per_block")?;
         }
         let mut cca: CcaParams = toml::Value::Table(table)
             .try_into()
@@ -183,10 +206,24 @@ impl FitSection {
                 .map(|(_, width, _)| width)
                 .collect();
         }
+        if text_per_block && !cca.kernel_y.block_widths.is_empty() {
+            return Err(bad("kernel_y: give per_block or block_widths, not both".into()).into());
+        }
         Ok(Self {
             cca,
             include_validation,
+            text_per_block,
         })
+    }
+
+    /// The CCA's parameters for partition `p`: with `kernel_y.per_block`, the widths of the
+    /// text blocks in that partition's combined text features.
+    pub fn cca_for(&self, ctx: &Context, p: &str) -> Result<CcaParams, Error> {
+        let mut cca = self.cca.clone();
+        if self.text_per_block {
+            cca.kernel_y.block_widths = text_block_widths(ctx, p)?;
+        }
+        Ok(cca)
     }
 
     /// The parts whose pairs the model learns on.
@@ -201,9 +238,18 @@ impl FitSection {
     /// The stage parameters recorded in the manifest (`include_validation` only when set, so
     /// that older work folders stay fresh).
     fn to_json(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(&self.cca).expect("serialisable");
+        let mut value = self.cca_json();
         if self.include_validation {
             value["include_validation"] = true.into();
+        }
+        value
+    }
+
+    /// The CCA's parameters as recorded in manifests (`kernel_y.per_block` only when set).
+    pub fn cca_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.cca).expect("serialisable");
+        if self.text_per_block {
+            value["kernel_y"]["per_block"] = true.into();
         }
         value
     }
@@ -233,10 +279,11 @@ impl Stage for FitStage {
 
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
         let section = FitSection::load(ctx)?;
-        let checked = section.cca.clone().check()?;
+        section.cca.clone().check()?;
         let split = load_split(ctx, self.name())?;
         for partition in &split.partitions {
             let p = &partition.name;
+            let checked = section.cca_for(ctx, p)?.check()?;
             let (images, image_rows) = load_image_features(ctx, p)?;
             let (texts, _) = load_text_features(ctx, p)?;
             let pairs: Vec<(usize, usize)> = section

@@ -292,7 +292,7 @@ impl Stage for TuneStage {
     }
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
         let tune: TuneParams = ctx.config.section("tune")?;
-        let fit = FitSection::load(ctx)?.cca;
+        let fit = FitSection::load(ctx)?.cca_json();
         Ok(serde_json::json!({ "tune": tune, "fit": fit }))
     }
 
@@ -300,10 +300,11 @@ impl Stage for TuneStage {
         let params: TuneParams = ctx.config.section("tune")?;
         // Tuning always learns on the training part alone: `include_validation` is for the
         // final model.
-        let base = FitSection::load(ctx)?.cca;
+        let fit = FitSection::load(ctx)?;
         let split = load_split(ctx, self.name())?;
         let partition = split.partition(params.partition.as_deref(), "tune", &ctx.config.path)?;
         let p = &partition.name;
+        let base = fit.cca_for(ctx, p)?;
         let (images, image_rows) = load_image_features(ctx, p)?;
         let (texts, _) = load_text_features(ctx, p)?;
         let train = pairs_in(&split, partition, &image_rows, Part::Train);
