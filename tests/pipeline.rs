@@ -479,4 +479,30 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
             "tune.image_block_weights=[{hsv = 0.0}]",
         ],
     );
+    // The same with 3-fold cross-validation (the copies stacked once for all the rounds).
+    ok(
+        ws.path(),
+        &[
+            "tune",
+            "pipeline.toml",
+            "--set",
+            "image_features.hflip_training=true",
+            "--set",
+            "tune.ridge_x=[0.1]",
+            "--set",
+            "tune.ridge_y=[0.1]",
+            "--set",
+            "tune.dims=[24]",
+            "--set",
+            "tune.eigen_power=[1.0]",
+            "--set",
+            "tune.folds=3",
+        ],
+    );
+    let tuned: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.stage("tune").join("tune.json")).unwrap(),
+    )
+    .unwrap();
+    let folds = tuned["points"][0]["fold_scores"].as_array().unwrap();
+    assert_eq!(folds.len(), 3, "{tuned:#}");
 }

@@ -101,15 +101,29 @@ pub fn with_mirrored(
     image_rows: &[String],
     pairs: Vec<(usize, usize)>,
 ) -> Result<ViewsAndPairs, Error> {
-    let Some((mirrored, mirrored_rows)) = load_mirrored_image_features(ctx, p)? else {
-        return Ok((images, pairs));
+    let (stacked, mirrored_rows) = stack_mirrored(ctx, p, images)?;
+    let pairs = match mirrored_rows {
+        Some(mirrored_rows) => mirrored_pairs(pairs, image_rows, &mirrored_rows),
+        None => pairs,
     };
-    let pairs = mirrored_pairs(pairs, image_rows, &mirrored_rows);
+    Ok((stacked, pairs))
+}
+
+/// The image features of partition `p` stacked over their mirrored copies, with the copies'
+/// ids (for [`mirrored_pairs`]); as they are, and `None`, when the pipeline has no copies.
+pub fn stack_mirrored(
+    ctx: &Context,
+    p: &str,
+    images: Array2<f32>,
+) -> Result<(Array2<f32>, Option<Vec<String>>), Error> {
+    let Some((mirrored, mirrored_rows)) = load_mirrored_image_features(ctx, p)? else {
+        return Ok((images, None));
+    };
     let stacked =
         ndarray::concatenate(Axis(0), &[images.view(), mirrored.view()]).map_err(|e| {
             PipelineError::Invalid(format!("{p}: stacking the mirrored image features: {e}"))
         })?;
-    Ok((stacked, pairs))
+    Ok((stacked, Some(mirrored_rows)))
 }
 
 /// `pairs` followed by, for each pair whose image has a mirrored copy, the same caption paired

@@ -19,7 +19,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::features::{load_image_features, load_split};
-use super::fusion::{FitSection, distinct_images, load_text_features, pairs_in, with_mirrored};
+use super::fusion::{
+    FitSection, distinct_images, load_text_features, mirrored_pairs, pairs_in, stack_mirrored,
+};
 use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::tune::{PairedViews, TuneGrid, TuneResult, mean_recall_scorer, tune};
@@ -333,6 +335,10 @@ impl Stage for TuneStage {
             block_weights: block_weight_sets(ctx, &blocks, &params.image_block_weights)?,
             csls_k: params.csls_k.clone(),
         };
+        // Mirrored copies (if any) are stacked under the images once: validation rows keep
+        // their indices, and only training images gain pairs, round by round.
+        let unmirrored = image_rows.len();
+        let (images, mirrored_rows) = stack_mirrored(ctx, p, images)?;
         let mut images = Some(images);
         let mut results = Vec::new();
         let n_rounds = rounds.len();
@@ -352,16 +358,16 @@ impl Stage for TuneStage {
                 images.clone()
             }
             .ok_or_else(|| PipelineError::Invalid("tune: image features taken twice".into()))?;
-            // Mirrored copies (if any) are stacked under the images: validation rows keep their
-            // indices, and only training images gain pairs.
-            let (round_images, train) =
-                with_mirrored(ctx, p, round_images, &image_rows, train.clone())?;
+            let train = match &mirrored_rows {
+                Some(mirrored_rows) => mirrored_pairs(train.clone(), &image_rows, mirrored_rows),
+                None => train.clone(),
+            };
             results.push(tune_round(
                 &base,
                 &grid,
                 &blocks,
                 round_images,
-                image_rows.len(),
+                unmirrored,
                 &texts,
                 &train,
                 validation,
