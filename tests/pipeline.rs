@@ -499,10 +499,9 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
             "tune.folds=3",
         ],
     );
-    let tuned: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(ws.stage("tune").join("tune.json")).unwrap(),
-    )
-    .unwrap();
+    let tuned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.stage("tune").join("tune.json")).unwrap())
+            .unwrap();
     let folds = tuned["points"][0]["fold_scores"].as_array().unwrap();
     assert_eq!(folds.len(), 3, "{tuned:#}");
 }

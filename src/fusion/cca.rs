@@ -240,16 +240,6 @@ impl CcaValidParams {
         y_rows: &[usize],
         progress: &ProgressBar,
     ) -> Result<FittedCca, FusionError> {
-        if x_rows.len() != y_rows.len() {
-            return Err(FusionError::RowMismatch {
-                x: x_rows.len(),
-                y: y_rows.len(),
-            });
-        }
-        let n = x_rows.len();
-        if n < 3 {
-            return Err(FusionError::TooFewRows { rows: n, needed: 3 });
-        }
         let mapped = self.map_pairs(x, x_rows, y, y_rows, progress)?;
         self.fit_mapped(&mapped, progress)
     }

@@ -8,8 +8,8 @@
 //! directions are nested (the first k of a larger fit are the k-dimensional solution) and `p`
 //! only rescales columns. Kernel maps (`kernel_x`, `kernel_y`) depend on none of the axes: they
 //! are fitted once per weighting ([`crate::fusion::CcaValidParams::map_pairs`]), and
-//! [`mean_recall_scorer`] maps each validation matrix once per map. The validation split must be carved out of the TRAINING data: the test
-//! split never chooses a default.
+//! [`mean_recall_scorer`] maps each validation matrix once per map. The validation split must
+//! be carved out of the TRAINING data: the test split never chooses a default.
 
 use std::cell::RefCell;
 
