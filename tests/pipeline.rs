@@ -460,44 +460,32 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         std::fs::read_to_string(ws.stage("image-features").join("main/hflip/image_rows.txt"))
             .unwrap();
     assert_eq!(mirrored.lines().count() as u64, with_validation);
+    let tune_mirrored = [
+        "tune",
+        "pipeline.toml",
+        "--set",
+        "image_features.hflip_training=true",
+        "--set",
+        "tune.ridge_x=[0.1]",
+        "--set",
+        "tune.ridge_y=[0.1]",
+        "--set",
+        "tune.dims=[24]",
+        "--set",
+        "tune.eigen_power=[1.0]",
+    ];
     ok(
         ws.path(),
         &[
-            "tune",
-            "pipeline.toml",
-            "--set",
-            "image_features.hflip_training=true",
-            "--set",
-            "tune.ridge_x=[0.1]",
-            "--set",
-            "tune.ridge_y=[0.1]",
-            "--set",
-            "tune.dims=[24]",
-            "--set",
-            "tune.eigen_power=[1.0]",
-            "--set",
-            "tune.image_block_weights=[{hsv = 0.0}]",
-        ],
+            &tune_mirrored[..],
+            &["--set", "tune.image_block_weights=[{hsv = 0.0}]"],
+        ]
+        .concat(),
     );
     // The same with 3-fold cross-validation (the copies stacked once for all the rounds).
     ok(
         ws.path(),
-        &[
-            "tune",
-            "pipeline.toml",
-            "--set",
-            "image_features.hflip_training=true",
-            "--set",
-            "tune.ridge_x=[0.1]",
-            "--set",
-            "tune.ridge_y=[0.1]",
-            "--set",
-            "tune.dims=[24]",
-            "--set",
-            "tune.eigen_power=[1.0]",
-            "--set",
-            "tune.folds=3",
-        ],
+        &[&tune_mirrored[..], &["--set", "tune.folds=3"]].concat(),
     );
     let tuned: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ws.stage("tune").join("tune.json")).unwrap())
