@@ -12,6 +12,7 @@
 //! be carved out of the TRAINING data: the test split never chooses a default.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -298,7 +299,7 @@ pub fn mean_recall_scorer<'a>(
 
 /// The last kernel map one matrix went through, with its output.
 #[derive(Default)]
-struct MapCache(RefCell<Option<(FittedKernelMap, FeatureMatrix)>>);
+struct MapCache(RefCell<Option<(FittedKernelMap, Rc<FeatureMatrix>)>>);
 
 impl MapCache {
     /// `model.transform_x(x)`, the kernel map applied only when it differs from the last one.
@@ -328,15 +329,15 @@ impl MapCache {
         map: &FittedKernelMap,
         x: &FeatureMatrix,
         view: &'static str,
-    ) -> Result<FeatureMatrix, FusionError> {
+    ) -> Result<Rc<FeatureMatrix>, FusionError> {
         let mut cache = self.0.borrow_mut();
         if let Some((cached, out)) = cache.as_ref()
             && cached == map
         {
-            return Ok(out.clone());
+            return Ok(Rc::clone(out));
         }
-        let out = FeatureMatrix::Dense(map.transform(x, view)?);
-        *cache = Some((map.clone(), out.clone()));
+        let out = Rc::new(FeatureMatrix::Dense(map.transform(x, view)?));
+        *cache = Some((map.clone(), Rc::clone(&out)));
         Ok(out)
     }
 }
