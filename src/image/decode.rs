@@ -35,6 +35,8 @@ pub struct DecodedImage {
     pub bgr: Mat,
     pub original_width: u32,
     pub original_height: u32,
+    /// Length of the encoded file in bytes.
+    pub encoded_bytes: usize,
     pub format: ImageFormat,
 }
 
@@ -151,6 +153,7 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, max_side: u32) -> Result<DecodedI
         bgr,
         original_width: ow,
         original_height: oh,
+        encoded_bytes: bytes.len(),
         format,
     })
 }

@@ -30,6 +30,7 @@ use super::dsift::{
     DenseGridParams, LocalDescriptors, dense_descriptors, global_hog, grey_f32, keypoint_sift,
 };
 use super::encode::{self, Assignment, BlockNorm, FisherModel};
+use super::geometry::{GEOMETRY_DIM, GeometryParams, geometry};
 use super::global::{GistParams, HsvParams, gist, hsv_histograms};
 use super::vocabulary::{Codebook, DiagGmm, KMeansSettings, Pca, kmeans};
 
@@ -425,6 +426,9 @@ pub struct ImageFeatureParams {
     pub hsv_norm: BlockNorm,
     pub gist: GistParams,
     pub global_hog: GlobalHogParams,
+    /// Shape, size, compression and format of the image file ([`super::geometry`]).
+    #[serde(skip_serializing_if = "GeometryParams::is_disabled")]
+    pub geometry: GeometryParams,
     pub fit: FitParams,
     /// Also describe every image outside the test part mirrored left to right, as extra
     /// training pairs with the same captions (data augmentation; the vocabularies are still
@@ -448,6 +452,7 @@ impl Default for ImageFeatureParams {
             hsv_norm: BlockNorm::default(),
             gist: GistParams::default(),
             global_hog: GlobalHogParams::default(),
+            geometry: GeometryParams::default(),
             fit: FitParams::default(),
             hflip_training: false,
         }
@@ -631,6 +636,9 @@ impl CheckedImageFeatureParams {
         if p.global_hog.enabled {
             let nb = p.global_hog.size / p.global_hog.cell;
             v.push(("hog_global".into(), nb * nb * 9, p.global_hog.weight));
+        }
+        if p.geometry.enabled {
+            v.push(("geometry".into(), GEOMETRY_DIM, p.geometry.weight));
         }
         v
     }
@@ -878,6 +886,9 @@ impl FittedImageFeatures {
             let mut v = global_hog(&grey, p.global_hog.size, p.global_hog.cell)?;
             encode::l2_normalise(&mut v);
             out.push(v);
+        }
+        if p.geometry.enabled {
+            out.push(geometry(&img));
         }
         Ok(out)
     }
@@ -1236,6 +1247,45 @@ mod tests {
         bad.colour.keypoints = true;
         let err = bad.check().unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn geometry_block_comes_last_and_describes_the_file_not_the_pixels() {
+        let (_dir, paths) = image_dir();
+        let bar = ProgressBar::hidden();
+        let mut p = small_params();
+        p.sift.enabled = false;
+        p.hog.enabled = false;
+        p.gist.enabled = false;
+        // Off, it is not written, so saved parameters from before it stay the same.
+        let off = serde_json::to_value(&p).unwrap();
+        assert!(off.get("geometry").is_none(), "{off}");
+        p.geometry.enabled = true;
+        p.geometry.weight = 0.5;
+        let fitted = p.check().unwrap().fit(&paths, &bar).unwrap();
+        let f = fitted.transform(&paths, &bar).unwrap();
+        let names: Vec<&str> = f.blocks.iter().map(|b| b.0.as_str()).collect();
+        assert_eq!(names, ["hsv", "geometry"]);
+        let geometry = &f.blocks[1].1;
+        assert_eq!(geometry.ncols(), GEOMETRY_DIM);
+        // The combined row holds the block times its weight.
+        let hsv_width = f.blocks[0].1.ncols();
+        assert_eq!(
+            f.combined.slice(ndarray::s![.., hsv_width..]),
+            geometry * 0.5
+        );
+        // The six images are 96 to 136 pixels wide and 80 high, so their aspect bins differ;
+        // all are JPEG files.
+        let jpeg = GEOMETRY_DIM - 4;
+        for r in geometry.rows() {
+            assert_eq!(r[jpeg], 1.0);
+        }
+        assert_ne!(geometry.row(0), geometry.row(5));
+        // Mirroring moves pixels, not the file's shape, size or format.
+        let mirrored = fitted
+            .transform_oriented(&paths, Orientation::Mirrored, &bar)
+            .unwrap();
+        assert_eq!(&mirrored.blocks[1].1, geometry);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod decode;
 pub mod dsift;
 pub mod encode;
 pub mod features;
+pub mod geometry;
 pub mod global;
 pub mod vocabulary;
 
