@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{LIGHT, Workspace, ok};
+use common::{LIGHT, Workspace, fails, ok};
 
 const STAGES: [&str; 8] = [
     "split",
@@ -492,4 +492,89 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
             .unwrap();
     let folds = tuned["points"][0]["fold_scores"].as_array().unwrap();
     assert_eq!(folds.len(), 3, "{tuned:#}");
+}
+
+#[test]
+fn extra_training_pairs_join_every_training_part_and_nothing_else() {
+    let ws = Workspace::new(60, &[], LIGHT);
+    ok(
+        ws.path(),
+        &["make-fixture", "more", "--images", "30", "--seed", "7"],
+    );
+    ok(ws.path(), &["evaluate", "pipeline.toml"]);
+    let read =
+        |stage: &str, file: &str| std::fs::read_to_string(ws.stage(stage).join(file)).unwrap();
+    let plain_partitions = read("split", "partitions.csv");
+    let plain_report: serde_json::Value =
+        serde_json::from_str(&read("evaluate", "report.json")).unwrap();
+
+    let extra = [
+        "--set",
+        "extra_training.layout=\"teddy\"",
+        "--set",
+        "extra_training.data=\"more\"",
+        "--set",
+        "extra_training.prefix=\"more\"",
+        "--set",
+        "extra_training.captions_per_image=1",
+    ];
+    let mut args = vec!["evaluate", "pipeline.toml"];
+    args.extend(extra);
+    let log = ok(ws.path(), &args);
+    assert_eq!(
+        ran(&log),
+        [
+            "split",
+            "image-features",
+            "text-features",
+            "fit",
+            "embed",
+            "evaluate"
+        ],
+        "{log}"
+    );
+
+    // The main images keep their parts; the extra ones follow, in the training part only.
+    let partitions = read("split", "partitions.csv");
+    let plain: Vec<&str> = plain_partitions.lines().collect();
+    let lines: Vec<&str> = partitions.lines().collect();
+    assert_eq!(lines[..plain.len()], plain[..]);
+    let added = &lines[plain.len()..];
+    for line in added {
+        assert!(line.starts_with("more/"), "{line}");
+        assert!(line.ends_with(",train"), "{line}");
+    }
+    let split = ws.manifest("split");
+    let summary = &split["summary"]["extra_training"];
+    assert_eq!(summary["images_usable"], added.len(), "{split:#}");
+    // The fixture's bad cases are reported under the prefixed ids, and left out.
+    assert!(
+        added.len() < 30
+            && split["skipped"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["id"].as_str().unwrap().starts_with("more/")),
+        "{split:#}"
+    );
+    let texts = read("split", "texts.csv");
+    let extra_texts = texts.lines().filter(|l| l.starts_with("more/")).count();
+    assert_eq!(extra_texts, added.len(), "one caption per extra image");
+    assert_eq!(summary["texts_usable"], extra_texts);
+
+    // The test queries are the main dataset's, as before.
+    let report: serde_json::Value = serde_json::from_str(&read("evaluate", "report.json")).unwrap();
+    for direction in ["text_to_image", "image_to_text"] {
+        assert_eq!(
+            report[direction]["queries"], plain_report[direction]["queries"],
+            "{direction}"
+        );
+    }
+
+    // A section without parts is refused, naming the field.
+    let mut args = vec!["split", "pipeline.toml"];
+    args.extend(extra);
+    args.extend(["--set", "extra_training.parts=[]"]);
+    let err = fails(ws.path(), &args);
+    assert!(err.contains("[extra_training] parts"), "{err}");
 }

@@ -5,11 +5,16 @@
 //! partition: `main`, or `fold-0` … `fold-<k-1>`), and the ids files. Missing and undecodable
 //! images are reported by id and reason and left out, with their captions; the manifest counts
 //! them. Every later stage reads these files, so every stage and every user sees the same split.
+//!
+//! `[extra_training]` adds the pairs of a second dataset (e.g. Flickr8k-CN's training images to
+//! the Teddy pipeline) to the training part of every partition, never to validation or test.
+//! The main dataset's split is fixed first, so it is the same with and without them; their ids
+//! get a prefix (`<prefix>/<id>`) so they cannot clash with the main dataset's.
 
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::split::{Partition, SplitParams, partitions};
 use crate::data::{self, Dataset, Layout, Part};
@@ -27,16 +32,98 @@ struct SplitStageParams {
     layout: Layout,
     captions: Option<String>,
     split: SplitParams,
+    /// Left out when there is none, so that work folders from before it stay fresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra_training: Option<ExtraTraining>,
+}
+
+/// `[extra_training]`: a second dataset whose pairs join the training part of every partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtraTraining {
+    pub layout: Layout,
+    /// Its folder, relative to the working directory (like `[pipeline] data`).
+    pub data: PathBuf,
+    /// Its caption set, for Flickr8k (`zhc`, the native Chinese captions, when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captions: Option<String>,
+    /// The parts of its own split whose images are taken (all its images when it has none).
+    /// Only `train` by default, so that its test images stay unseen.
+    pub parts: Vec<Part>,
+    /// At most this many captions per image, the first in its file order (0: all).
+    pub captions_per_image: usize,
+    /// Its ids become `<prefix>/<id>`.
+    pub prefix: String,
+}
+
+impl Default for ExtraTraining {
+    fn default() -> Self {
+        Self {
+            layout: Layout::Flickr8k,
+            data: PathBuf::new(),
+            captions: None,
+            parts: vec![Part::Train],
+            captions_per_image: 0,
+            prefix: "extra".into(),
+        }
+    }
+}
+
+impl ExtraTraining {
+    /// The section, when the pipeline has one; its fields checked.
+    fn from_config(ctx: &Context) -> Result<Option<Self>, Error> {
+        if !ctx.config.sections.contains_key("extra_training") {
+            return Ok(None);
+        }
+        let extra: Self = ctx.config.section("extra_training")?;
+        let bad = |message: String| PipelineError::BadConfig {
+            path: ctx.config.path.clone(),
+            message: format!("[extra_training] {message}"),
+        };
+        if extra.data.as_os_str().is_empty() {
+            return Err(bad("data: the folder of the extra dataset is required".into()).into());
+        }
+        if extra.parts.is_empty() {
+            return Err(bad("parts: name at least one of train, validation, test".into()).into());
+        }
+        if extra.prefix.is_empty() || extra.prefix.contains(['/', ',', '\n']) {
+            return Err(bad(format!(
+                "prefix must be non-empty, without '/', ',' or newlines, got {:?}",
+                extra.prefix
+            ))
+            .into());
+        }
+        Ok(Some(extra))
+    }
+
+    fn load(&self) -> Result<Dataset, Error> {
+        load(self.layout, &self.data, self.captions.as_deref())
+    }
+}
+
+fn load(layout: Layout, dir: &Path, captions: Option<&str>) -> Result<Dataset, Error> {
+    Ok(match layout {
+        Layout::Teddy => data::teddy::load_attachment1(dir)?,
+        Layout::Flickr8k => data::flickr8k::load(dir, captions.unwrap_or("zhc"))?,
+    })
 }
 
 fn load_dataset(ctx: &Context) -> Result<Dataset, Error> {
     let pipeline = &ctx.config.pipeline;
-    Ok(match pipeline.layout {
-        Layout::Teddy => data::teddy::load_attachment1(&ctx.data_dir)?,
-        Layout::Flickr8k => {
-            data::flickr8k::load(&ctx.data_dir, pipeline.captions.as_deref().unwrap_or("zhc"))?
-        }
-    })
+    load(pipeline.layout, &ctx.data_dir, pipeline.captions.as_deref())
+}
+
+/// The fingerprinted inputs of a dataset: its source files and its image files.
+fn dataset_inputs(dataset: &Dataset, name: &str) -> Result<Vec<InputFingerprint>, Error> {
+    let mut inputs = dataset
+        .source_files
+        .iter()
+        .map(|p| InputFingerprint::of_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut paths: Vec<PathBuf> = dataset.images.iter().map(|i| i.path.clone()).collect();
+    paths.extend(dataset.missing_images.iter().map(|(_, p)| p.clone()));
+    inputs.push(InputFingerprint::of_collection(name, &paths));
+    Ok(inputs)
 }
 
 /// One image that decodes: what the split records of it.
@@ -81,7 +168,7 @@ impl Stage for SplitStage {
         &[]
     }
     fn sections(&self) -> &'static [&'static str] {
-        &["split"]
+        &["split", "extra_training"]
     }
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
         let split: SplitParams = ctx.config.section("split")?;
@@ -90,20 +177,16 @@ impl Stage for SplitStage {
             layout: ctx.config.pipeline.layout,
             captions: ctx.config.pipeline.captions.clone(),
             split,
+            extra_training: ExtraTraining::from_config(ctx)?,
         };
         Ok(serde_json::to_value(params).expect("serialisable"))
     }
 
     fn inputs(&self, ctx: &Context) -> Result<Vec<InputFingerprint>, Error> {
-        let dataset = load_dataset(ctx)?;
-        let mut inputs = dataset
-            .source_files
-            .iter()
-            .map(|p| InputFingerprint::of_file(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut paths: Vec<PathBuf> = dataset.images.iter().map(|i| i.path.clone()).collect();
-        paths.extend(dataset.missing_images.iter().map(|(_, p)| p.clone()));
-        inputs.push(InputFingerprint::of_collection("images", &paths));
+        let mut inputs = dataset_inputs(&load_dataset(ctx)?, "images")?;
+        if let Some(extra) = ExtraTraining::from_config(ctx)? {
+            inputs.extend(dataset_inputs(&extra.load()?, "extra training images")?);
+        }
         Ok(inputs)
     }
 
@@ -128,50 +211,42 @@ impl Stage for SplitStage {
             );
         }
 
-        let bar = ctx.bar(dataset.images.len() as u64, "checking images");
-        let checks: Vec<Result<Checked, String>> = dataset
-            .images
-            .par_iter()
-            .map(|image| {
-                let result = check_image(&image.path);
-                bar.inc(1);
-                result
-            })
-            .collect();
-        bar.finish_and_clear();
-
-        // Keep the images that decode; renumber the pairs.
-        let mut kept = Dataset {
-            texts: dataset.texts.clone(),
-            ..Dataset::default()
-        };
-        let mut new_index = vec![None; dataset.images.len()];
-        let mut kept_checks = Vec::new();
-        let mut predefined = Vec::new();
-        for (i, (image, check)) in dataset.images.iter().zip(checks).enumerate() {
-            match check {
-                Ok(checked) => {
-                    new_index[i] = Some(kept.images.len());
-                    kept.images.push(image.clone());
-                    kept_checks.push(checked);
-                    if let Some(parts) = &dataset.predefined {
-                        predefined.push(parts[i]);
-                    }
-                }
-                Err(message) => {
-                    let class = reason_class(&message);
-                    out.skip(&image.id, Some(&image.path), &format!("{class}: {message}"));
-                }
+        let (mut kept, mut kept_checks) = keep_usable(ctx, &dataset, out);
+        let mut partitions = partitions(&kept, &split)?;
+        if let Some(extra) = ExtraTraining::from_config(ctx)? {
+            let chosen = extra.select(extra.load()?)?;
+            log::info!(
+                "split: {} extra training images with {} captions from {}",
+                chosen.images.len(),
+                chosen.pairs.len(),
+                extra.data.display()
+            );
+            let (usable, checks) = keep_usable(ctx, &chosen, out);
+            out.summary(
+                "extra_training",
+                serde_json::json!({
+                    "data": extra.data.display().to_string(),
+                    "images_usable": usable.images.len(),
+                    "texts_usable": usable.pairs.len(),
+                }),
+            );
+            let (image_offset, text_offset) = (kept.images.len(), kept.texts.len());
+            kept.images.extend(usable.images);
+            kept.texts.extend(usable.texts);
+            kept.pairs.extend(
+                usable
+                    .pairs
+                    .iter()
+                    .map(|&(image, text)| (image + image_offset, text + text_offset)),
+            );
+            kept_checks.extend(checks);
+            if let Some(predefined) = &mut kept.predefined {
+                predefined.resize(kept.images.len(), Part::Train);
+            }
+            for partition in &mut partitions {
+                partition.parts.resize(kept.images.len(), Part::Train);
             }
         }
-        kept.predefined = dataset.predefined.as_ref().map(|_| predefined);
-        kept.pairs = dataset
-            .pairs
-            .iter()
-            .filter_map(|&(image, text)| new_index[image].map(|i| (i, text)))
-            .collect();
-
-        let partitions = partitions(&kept, &split)?;
         write_split(out, &kept, &kept_checks, &partitions)?;
 
         let mut formats = std::collections::BTreeMap::<String, usize>::new();
@@ -184,6 +259,7 @@ impl Stage for SplitStage {
             dataset.images.len() + dataset.missing_images.len(),
         );
         out.summary("images_usable", kept.images.len());
+        // (extra training images included in images_usable and texts_usable)
         out.summary("texts_usable", kept.pairs.len());
         out.summary("encoding", &dataset.encoding);
         out.summary("formats", formats);
@@ -203,6 +279,105 @@ impl Stage for SplitStage {
             .collect();
         out.summary("partitions", counts);
         Ok(())
+    }
+}
+
+/// The images of `dataset` that decode (each checked at the smallest size the decoder allows),
+/// with their pairs renumbered; the others are reported through `out.skip` and left out with
+/// their captions.
+fn keep_usable(ctx: &Context, dataset: &Dataset, out: &mut StageWriter) -> (Dataset, Vec<Checked>) {
+    let bar = ctx.bar(dataset.images.len() as u64, "checking images");
+    let checks: Vec<Result<Checked, String>> = dataset
+        .images
+        .par_iter()
+        .map(|image| {
+            let result = check_image(&image.path);
+            bar.inc(1);
+            result
+        })
+        .collect();
+    bar.finish_and_clear();
+
+    let mut kept = Dataset {
+        texts: dataset.texts.clone(),
+        ..Dataset::default()
+    };
+    let mut new_index = vec![None; dataset.images.len()];
+    let mut kept_checks = Vec::new();
+    let mut predefined = Vec::new();
+    for (i, (image, check)) in dataset.images.iter().zip(checks).enumerate() {
+        match check {
+            Ok(checked) => {
+                new_index[i] = Some(kept.images.len());
+                kept.images.push(image.clone());
+                kept_checks.push(checked);
+                if let Some(parts) = &dataset.predefined {
+                    predefined.push(parts[i]);
+                }
+            }
+            Err(message) => {
+                let class = reason_class(&message);
+                out.skip(&image.id, Some(&image.path), &format!("{class}: {message}"));
+            }
+        }
+    }
+    kept.predefined = dataset.predefined.as_ref().map(|_| predefined);
+    kept.pairs = dataset
+        .pairs
+        .iter()
+        .filter_map(|&(image, text)| new_index[image].map(|i| (i, text)))
+        .collect();
+    (kept, kept_checks)
+}
+
+impl ExtraTraining {
+    /// The images of `dataset` in [`Self::parts`] (all, when it has no split of its own), each
+    /// with at most [`Self::captions_per_image`] captions, ids prefixed.
+    fn select(&self, dataset: Dataset) -> Result<Dataset, Error> {
+        let by_image = dataset.texts_by_image();
+        let mut chosen = Dataset {
+            encoding: dataset.encoding.clone(),
+            ..Dataset::default()
+        };
+        for (i, image) in dataset.images.iter().enumerate() {
+            let in_parts = dataset
+                .predefined
+                .as_ref()
+                .is_none_or(|parts| self.parts.contains(&parts[i]));
+            if !in_parts {
+                continue;
+            }
+            let image_index = chosen.images.len();
+            chosen.images.push(data::ImageEntry {
+                id: format!("{}/{}", self.prefix, image.id),
+                path: image.path.clone(),
+            });
+            let texts = &by_image[i];
+            let take = match self.captions_per_image {
+                0 => texts.len(),
+                cap => cap.min(texts.len()),
+            };
+            for &text in &texts[..take] {
+                chosen.pairs.push((image_index, chosen.texts.len()));
+                let entry = &dataset.texts[text];
+                chosen.texts.push(data::TextEntry {
+                    id: format!("{}/{}", self.prefix, entry.id),
+                    caption: entry.caption.clone(),
+                });
+            }
+        }
+        if chosen.images.is_empty() {
+            let parts: Vec<&str> = self.parts.iter().map(|p| p.as_str()).collect();
+            return Err(PipelineError::BadConfig {
+                path: self.data.clone(),
+                message: format!(
+                    "[extra_training] no images of {} are in the parts {parts:?}",
+                    self.data.display()
+                ),
+            }
+            .into());
+        }
+        Ok(chosen)
     }
 }
 
@@ -296,6 +471,8 @@ pub struct SplitArtifacts {
     /// The image index of each text.
     pub text_image: Vec<usize>,
     pub partitions: Vec<Partition>,
+    /// How many of the last images are `[extra_training]` images (in every training part).
+    pub extra_training_images: usize,
 }
 
 impl SplitArtifacts {
@@ -324,6 +501,11 @@ impl SplitArtifacts {
                         .join(", ")
                 ),
             })
+    }
+
+    /// Whether image `index` comes from `[extra_training]`.
+    pub fn is_extra_training(&self, index: usize) -> bool {
+        index + self.extra_training_images >= self.image_ids.len()
     }
 
     /// Reads the artifacts of a committed `split` folder.
@@ -386,6 +568,24 @@ impl SplitArtifacts {
                     .push(value.parse().map_err(|e: String| bad(&path, e))?);
             }
         }
+        // The extra training images are the last rows; the manifest counts them.
+        let extra_training_images = match crate::pipeline::manifest::Manifest::load(dir)? {
+            Some(manifest) => manifest
+                .summary
+                .get("extra_training")
+                .and_then(|extra| extra["images_usable"].as_u64())
+                .unwrap_or(0) as usize,
+            None => 0,
+        };
+        if extra_training_images > image_ids.len() {
+            return Err(bad(
+                &dir.join("manifest.json"),
+                format!(
+                    "counts {extra_training_images} extra training images, but images.csv has {}",
+                    image_ids.len()
+                ),
+            ));
+        }
         Ok(Self {
             image_ids,
             image_paths,
@@ -393,6 +593,74 @@ impl SplitArtifacts {
             captions,
             text_image,
             partitions,
+            extra_training_images,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{ImageEntry, TextEntry};
+
+    /// Three images with a split of their own (train, test, train), two captions each.
+    fn dataset() -> Dataset {
+        let mut d = Dataset {
+            predefined: Some(vec![Part::Train, Part::Test, Part::Train]),
+            ..Dataset::default()
+        };
+        for i in 0..3 {
+            d.images.push(ImageEntry {
+                id: format!("img{i}"),
+                path: PathBuf::from(format!("img{i}.jpg")),
+            });
+            for c in 0..2 {
+                d.pairs.push((i, d.texts.len()));
+                d.texts.push(TextEntry {
+                    id: format!("img{i}#{c}"),
+                    caption: format!("caption {c} of image {i}"),
+                });
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn select_takes_the_named_parts_caps_the_captions_and_prefixes_the_ids() {
+        let extra = ExtraTraining {
+            prefix: "more".into(),
+            captions_per_image: 1,
+            ..ExtraTraining::default()
+        };
+        let chosen = extra.select(dataset()).unwrap();
+        let ids: Vec<&str> = chosen.images.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["more/img0", "more/img2"], "the test image stays out");
+        let texts: Vec<&str> = chosen.texts.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(texts, ["more/img0#0", "more/img2#0"]);
+        assert_eq!(chosen.pairs, [(0, 0), (1, 1)]);
+        assert_eq!(chosen.texts[1].caption, "caption 0 of image 2");
+
+        let all = ExtraTraining {
+            parts: vec![Part::Train, Part::Test],
+            ..ExtraTraining::default()
+        };
+        let chosen = all.select(dataset()).unwrap();
+        assert_eq!(chosen.images.len(), 3);
+        assert_eq!(
+            chosen.pairs.len(),
+            6,
+            "captions_per_image 0 keeps every caption"
+        );
+
+        let none = ExtraTraining {
+            data: PathBuf::from("elsewhere"),
+            parts: vec![Part::Validation],
+            ..ExtraTraining::default()
+        };
+        let err = none.select(dataset()).unwrap_err().to_string();
+        assert!(
+            err.contains("elsewhere") && err.contains("validation"),
+            "{err}"
+        );
     }
 }

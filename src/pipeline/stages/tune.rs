@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
@@ -155,9 +156,10 @@ fn combine_blocks(
 /// row): with `folds` 0, one round, the partition's training part against its validation part;
 /// with `folds` = k, k rounds of cross-validation over the training and validation images
 /// together, each image (with all its captions) in exactly one validation fold, folds drawn
-/// with `seed`.
+/// with `seed`. Pairs of `[extra_training]` images are never held out: they join the training
+/// pairs of every round.
 fn validation_rounds(
-    ctx: &Context,
+    config: &Path,
     split: &super::split::SplitArtifacts,
     params: &TuneParams,
     train: Vec<(usize, usize)>,
@@ -166,13 +168,16 @@ fn validation_rounds(
     if params.folds == 0 {
         return Ok(vec![(train, validation)]);
     }
-    let pool: Vec<(usize, usize)> = train.into_iter().chain(validation).collect();
+    let (extra, pool): (Vec<_>, Vec<_>) = train
+        .into_iter()
+        .chain(validation)
+        .partition(|&(_, t)| split.is_extra_training(split.text_image[t]));
     let mut images: Vec<usize> = pool.iter().map(|&(_, t)| split.text_image[t]).collect();
     images.sort_unstable();
     images.dedup();
     if params.folds < 2 || params.folds > images.len() {
         return Err(PipelineError::BadConfig {
-            path: ctx.config.path.clone(),
+            path: config.to_path_buf(),
             message: format!(
                 "[tune] folds must be 0 (the validation part) or in [2, {}] (the training and validation images), got {}",
                 images.len(),
@@ -190,7 +195,9 @@ fn validation_rounds(
     let fold = |t: usize| fold_of[&split.text_image[t]];
     Ok((0..params.folds)
         .map(|f| {
-            let (held_out, rest): (Vec<_>, Vec<_>) = pool.iter().partition(|&&(_, t)| fold(t) == f);
+            let (held_out, mut rest): (Vec<_>, Vec<_>) =
+                pool.iter().partition(|&&(_, t)| fold(t) == f);
+            rest.extend(&extra);
             (rest, held_out)
         })
         .collect())
@@ -320,7 +327,7 @@ impl Stage for TuneStage {
             }
             .into());
         }
-        let rounds = validation_rounds(ctx, &split, &params, train, validation)?;
+        let rounds = validation_rounds(&ctx.config.path, &split, &params, train, validation)?;
         let blocks = if params.image_block_weights.is_empty() {
             Vec::new()
         } else {
@@ -468,5 +475,50 @@ impl Stage for TuneStage {
         )?;
         out.summary("winner", &winner);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::split::Partition;
+
+    #[test]
+    fn extra_training_pairs_are_in_every_rounds_training_and_never_held_out() {
+        // Images 0-5 from the main dataset (0-3 training, 4-5 validation), 6-7 extra; one
+        // caption per image, caption t of image t.
+        let split = super::super::split::SplitArtifacts {
+            image_ids: (0..8).map(|i| format!("img{i}")).collect(),
+            image_paths: Vec::new(),
+            text_ids: (0..8).map(|i| format!("txt{i}")).collect(),
+            captions: vec![String::new(); 8],
+            text_image: (0..8).collect(),
+            partitions: vec![Partition {
+                name: "main".into(),
+                parts: Vec::new(),
+            }],
+            extra_training_images: 2,
+        };
+        let train: Vec<(usize, usize)> = [0, 1, 2, 3, 6, 7].iter().map(|&i| (i, i)).collect();
+        let validation = vec![(4, 4), (5, 5)];
+        let params = TuneParams {
+            folds: 3,
+            ..TuneParams::default()
+        };
+        let rounds =
+            validation_rounds(Path::new("p.toml"), &split, &params, train, validation).unwrap();
+        assert_eq!(rounds.len(), 3);
+        let mut held_out: Vec<usize> = Vec::new();
+        for (round_train, round_validation) in &rounds {
+            assert!(round_train.contains(&(6, 6)) && round_train.contains(&(7, 7)));
+            assert_eq!(round_train.len() + round_validation.len(), 8);
+            held_out.extend(round_validation.iter().map(|&(_, t)| t));
+        }
+        held_out.sort_unstable();
+        assert_eq!(
+            held_out,
+            [0, 1, 2, 3, 4, 5],
+            "each main image held out once, no extra one"
+        );
     }
 }
