@@ -218,6 +218,33 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         "word block {} wide: {word}",
         widths[0]
     );
+    // The widths come from the layout the text-features stage records in its manifest.
+    let manifest_path = ws.stage("text-features").join("manifest.json");
+    let original = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let layout = manifest["summary"]["main_combined_layout"].clone();
+    assert_eq!(layout[0]["block"], "word", "{layout}");
+    assert_eq!(layout[1]["block"], "char", "{layout}");
+    assert_eq!(layout[0]["end"], layout[1]["start"], "{layout}");
+    assert_eq!(
+        layout[0]["end"].as_u64().unwrap() as usize,
+        widths[0],
+        "{layout}"
+    );
+    // A text-features folder from before the layout was recorded: a clear message.
+    manifest["summary"]
+        .as_object_mut()
+        .unwrap()
+        .remove("main_combined_layout");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let mut refit = [&text_blocks[..], &["--force"]].concat();
+    refit[0] = "fit";
+    let err = fails(ws.path(), &refit);
+    assert!(
+        err.contains("main_combined_layout") && err.contains("--force"),
+        "{err}"
+    );
+    std::fs::write(&manifest_path, original).unwrap();
 
     // inspect shows the image matrix with its ids.
     let inspect = ok(

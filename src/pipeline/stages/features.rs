@@ -7,8 +7,9 @@
 //!   in `<p>/model/<array>.npy`; with `hflip_training`, the same for every image outside the
 //!   test part mirrored left to right in `<p>/hflip/` (extra training pairs);
 //! - text side: `<p>/text_features.npz` (sparse, scipy CSR; rows in `text_ids.txt`), the blocks
-//!   `<p>/block_word_tfidf.npz`, `<p>/block_char_tfidf.npz`, `<p>/block_sentence.npy`, and the
-//!   fitted model in `<p>/model/`.
+//!   `<p>/block_word_tfidf.npz`, `<p>/block_char_tfidf.npz`, `<p>/block_sentence.npy`, the
+//!   fitted model in `<p>/model/`, and in the manifest's summary `<p>_combined_layout`, the
+//!   column range of each block in the combined matrix (those weighted above 0).
 //!
 //! Vocabularies, IDF and word vectors never see a test caption or image: that is why they are
 //! fitted once per partition.
@@ -300,6 +301,16 @@ impl Stage for TextFeaturesStage {
             let model_dir = format!("{p}/model");
             fitted.save(&out.path(&model_dir))?;
             record_tree(out, &model_dir)?;
+            // Which columns of the combined matrix each block holds (what `fit` needs for one
+            // kernel map per text block).
+            let layout: Vec<serde_json::Value> = fitted
+                .combined_layout()
+                .into_iter()
+                .map(|(block, cols)| {
+                    serde_json::json!({ "block": block, "start": cols.start, "end": cols.end })
+                })
+                .collect();
+            out.summary(&format!("{p}_combined_layout"), layout);
             out.summary(&format!("{p}_dims"), features.combined.n_cols());
             out.summary(&format!("{p}_density"), features.combined.density());
             out.summary(&format!("{p}_train_captions"), train.len());

@@ -30,7 +30,6 @@ use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::retrieval::l2_normalize_rows;
 use crate::sparse::CsrMatrix;
-use crate::text::TextFeatureParams;
 
 /// The combined text features of partition `p` and their row ids.
 pub fn load_text_features(
@@ -45,22 +44,34 @@ pub fn load_text_features(
 }
 
 /// Column widths of the blocks of partition `p`'s combined text features, in their order
-/// there (word TF-IDF, character n-grams, sentence vectors; those enabled and weighted above
-/// 0), read from the blocks the text-features stage writes beside the combined matrix.
+/// there, as the text-features stage recorded them (`<p>_combined_layout` in its manifest).
 pub fn text_block_widths(ctx: &Context, p: &str) -> Result<Vec<usize>, Error> {
-    let params: TextFeatureParams = ctx.config.section("text_features")?;
-    let dir = ctx.stage_dir("text-features").join(p);
-    let mut widths = Vec::new();
-    if params.word.enabled && params.word.weight > 0.0 {
-        widths.push(read_sparse(&dir.join("block_word_tfidf.npz"))?.n_cols());
-    }
-    if params.char.enabled && params.char.weight > 0.0 {
-        widths.push(read_sparse(&dir.join("block_char_tfidf.npz"))?.n_cols());
-    }
-    if params.sentence.enabled && params.sentence.weight > 0.0 {
-        let sentence: Array2<f32> = read_dense(&dir.join("block_sentence.npy"))?;
-        widths.push(sentence.ncols());
-    }
+    let manifest = ctx.upstream_manifest("fit", "text-features")?;
+    let key = format!("{p}_combined_layout");
+    let bad = |message: String| PipelineError::BadArtifact {
+        path: ctx.stage_dir("text-features").join("manifest.json"),
+        message,
+    };
+    let layout = manifest
+        .summary
+        .get(&key)
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| {
+            bad(format!(
+                "has no {key}: text-features folders from before it recorded its layout lack it; rerun that stage (`crossmodal text-features <pipeline file> --force`)"
+            ))
+        })?;
+    let widths = layout
+        .iter()
+        .map(
+            |block| match (block["start"].as_u64(), block["end"].as_u64()) {
+                (Some(start), Some(end)) if end > start => Ok((end - start) as usize),
+                _ => Err(bad(format!(
+                    "{key}: a block without a valid column range: {block}"
+                ))),
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(widths)
 }
 
