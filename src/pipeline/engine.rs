@@ -291,6 +291,9 @@ struct Planned {
     inputs: Vec<InputFingerprint>,
     upstream: BTreeMap<String, String>,
     fingerprint: String,
+    /// A collection input whose files only changed modification times: the manifest may
+    /// record the new `stat` (see [`InputFingerprint::resolve`]).
+    stat_refreshed: bool,
 }
 
 impl Pipeline {
@@ -393,13 +396,22 @@ impl Pipeline {
         if !stale_upstream.is_empty() {
             return Ok(Err(stale_upstream));
         }
-        let inputs = stage.inputs(&self.ctx)?;
+        let mut inputs = stage.inputs(&self.ctx)?;
+        let recorded = Manifest::load(&self.ctx.stage_dir(stage.name()))?;
+        let mut stat_refreshed = false;
+        for input in &mut inputs {
+            let old = recorded
+                .as_ref()
+                .and_then(|m| m.inputs.iter().find(|old| old.path == input.path));
+            stat_refreshed |= input.resolve(old);
+        }
         let fingerprint = manifest::fingerprint(stage.name(), &params, &inputs, &upstream);
         Ok(Ok(Planned {
             params,
             inputs,
             upstream,
             fingerprint,
+            stat_refreshed,
         }))
     }
 
@@ -513,8 +525,15 @@ impl Pipeline {
                 reasons.push("forced".to_string());
             }
             let manifest = if reasons.is_empty() {
-                Manifest::load(&self.ctx.stage_dir(stage.name()))?
-                    .expect("a fresh stage has a manifest")
+                let dir = self.ctx.stage_dir(stage.name());
+                let mut manifest = Manifest::load(&dir)?.expect("a fresh stage has a manifest");
+                if planned.stat_refreshed {
+                    // Same content, new modification times: record them, so that the next
+                    // check does not read the files again. The fingerprint does not change.
+                    manifest.inputs = planned.inputs.clone();
+                    artifacts::write_json(&dir.join(MANIFEST_FILE), &manifest)?;
+                }
+                manifest
             } else {
                 on_start(stage.name(), &reasons);
                 self.run_stage(stage, &planned)?

@@ -23,14 +23,38 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// The fingerprint of one input: a file, or a collection of files summarised in one digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A file's digest is BLAKE3 of its content. A collection (the images of a dataset: 50,000
+/// files, gigabytes) is first summarised by `stat` alone: BLAKE3 of names, sizes and
+/// modification times, which costs no reading. Its `digest`, the one the stage fingerprint
+/// covers, is of names, sizes and contents, and is only computed when `stat` differs from what
+/// the stage recorded ([`Self::resolve`]), so a copy of the data that only changed modification
+/// times (a new disk, a fresh checkout) does not make every stage stale, and a collection whose
+/// `stat` is unchanged is not read at all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputFingerprint {
     /// The file, or a description of the collection (`ImageData/ (998 files)`).
     pub path: String,
     pub bytes: u64,
-    /// BLAKE3 of the content (files) or of names, sizes and modification times (collections).
+    /// BLAKE3 of the content (files), or of names, sizes and contents (collections; in
+    /// manifests written before `stat` existed, of names, sizes and modification times).
     pub digest: String,
+    /// Collections: BLAKE3 of names, sizes and modification times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<String>,
+    /// Collections: the files, to read when the content must be checked (not saved).
+    #[serde(skip)]
+    files: Vec<PathBuf>,
 }
+
+/// Two fingerprints are the same input when label, size and digest agree (`stat` is a cache).
+impl PartialEq for InputFingerprint {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.bytes == other.bytes && self.digest == other.digest
+    }
+}
+
+impl Eq for InputFingerprint {}
 
 impl InputFingerprint {
     /// Hashes a file's content.
@@ -40,11 +64,14 @@ impl InputFingerprint {
             path: path.display().to_string(),
             bytes: bytes.len() as u64,
             digest: blake3::hash(&bytes).to_hex().to_string(),
+            stat: None,
+            files: Vec::new(),
         })
     }
 
     /// Summarises many files (images) by name, size and modification time, without reading
     /// them: `stat` of 50,000 files is fast, hashing 5 GB is not. Missing files count as such.
+    /// The digest is provisional until [`Self::resolve`].
     pub fn of_collection(label: &str, paths: &[PathBuf]) -> Self {
         let mut hasher = blake3::Hasher::new();
         let mut total = 0u64;
@@ -67,12 +94,68 @@ impl InputFingerprint {
                 }
             }
         }
+        let stat = hasher.finalize().to_hex().to_string();
         Self {
             path: format!("{label} ({} files)", paths.len()),
             bytes: total,
-            digest: hasher.finalize().to_hex().to_string(),
+            digest: stat.clone(),
+            stat: Some(stat),
+            files: paths.to_vec(),
         }
     }
+
+    /// Settles a collection's digest against `recorded`, the same input as the stage's
+    /// manifest has it: when `stat` agrees (or, for a manifest from before `stat`, its digest
+    /// does), the recorded digest is taken as it is; otherwise the files are read and hashed.
+    /// Files are left alone. Returns whether only `stat` differs from `recorded` (the content
+    /// is the same: the manifest may take the new `stat`).
+    pub fn resolve(&mut self, recorded: Option<&InputFingerprint>) -> bool {
+        let Some(stat) = self.stat.clone() else {
+            return false;
+        };
+        if let Some(old) = recorded.filter(|old| old.path == self.path && old.bytes == self.bytes) {
+            let unchanged = match &old.stat {
+                Some(old_stat) => *old_stat == stat,
+                None => old.digest == stat,
+            };
+            if unchanged {
+                self.digest = old.digest.clone();
+                // An old manifest's digest is of modification times: keep the record in that
+                // form, so that `stat` is only ever saved beside a digest of the content.
+                self.stat = old.stat.clone();
+                return false;
+            }
+        }
+        self.digest = content_digest(&self.files);
+        recorded.is_some_and(|old| old.stat.is_some() && old == self)
+    }
+}
+
+/// BLAKE3 of the names, sizes and contents of `paths`, in order (each file hashed in parallel;
+/// a missing or unreadable file counts as such).
+fn content_digest(paths: &[PathBuf]) -> String {
+    use rayon::prelude::*;
+    let per_file: Vec<Option<(u64, blake3::Hash)>> = paths
+        .par_iter()
+        .map(|path| {
+            let bytes = std::fs::read(path).ok()?;
+            Some((bytes.len() as u64, blake3::hash(&bytes)))
+        })
+        .collect();
+    let mut hasher = blake3::Hasher::new();
+    for (path, file) in paths.iter().zip(&per_file) {
+        hasher.update(path.as_os_str().as_encoded_bytes());
+        match file {
+            Some((len, hash)) => {
+                hasher.update(&len.to_le_bytes());
+                hasher.update(hash.as_bytes());
+            }
+            None => {
+                hasher.update(b"missing");
+            }
+        }
+    }
+    format!("content:{}", hasher.finalize().to_hex())
 }
 
 /// One file a stage wrote.
@@ -247,6 +330,60 @@ mod tests {
         let up2 = BTreeMap::from([("split".to_string(), "abd".to_string())]);
         assert_ne!(base, fingerprint("s", &params, &[], &up2));
         assert_eq!(base, fingerprint("s", &params, &[], &up));
+    }
+
+    /// Sets a file's modification time to `secs` after the epoch.
+    fn set_mtime(path: &Path, secs: u64) {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn collections_are_checked_by_content_only_when_their_stat_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..3)
+            .map(|i| dir.path().join(format!("{i}.jpg")))
+            .collect();
+        for (i, path) in paths.iter().enumerate() {
+            std::fs::write(path, format!("image {i}")).unwrap();
+            set_mtime(path, 1_000_000);
+        }
+        let mut first = InputFingerprint::of_collection("images", &paths);
+        assert!(!first.resolve(None));
+        assert!(first.digest.starts_with("content:"), "{first:?}");
+
+        // Unchanged stat: the recorded digest is taken without reading.
+        let mut same = InputFingerprint::of_collection("images", &paths);
+        assert!(!same.resolve(Some(&first)));
+        assert_eq!(same, first);
+
+        // New modification times, same bytes: the same input, and the new stat may be kept.
+        for path in &paths {
+            set_mtime(path, 2_000_000);
+        }
+        let mut touched = InputFingerprint::of_collection("images", &paths);
+        assert_ne!(touched.stat, first.stat);
+        assert!(touched.resolve(Some(&first)));
+        assert_eq!(touched, first);
+
+        // Same size, other content: changed.
+        std::fs::write(&paths[1], "image 9").unwrap();
+        let mut edited = InputFingerprint::of_collection("images", &paths);
+        assert!(!edited.resolve(Some(&touched)));
+        assert_ne!(edited, touched);
+        assert_eq!(edited.bytes, touched.bytes);
+
+        // A manifest from before `stat`: its digest was the stat; unchanged, it stays fresh.
+        let mut legacy = InputFingerprint::of_collection("images", &paths);
+        legacy.digest = legacy.stat.take().unwrap();
+        let json = serde_json::to_string(&legacy).unwrap();
+        assert!(!json.contains("stat"), "{json}");
+        let legacy: InputFingerprint = serde_json::from_str(&json).unwrap();
+        let mut now = InputFingerprint::of_collection("images", &paths);
+        assert!(!now.resolve(Some(&legacy)));
+        assert_eq!(now, legacy);
+        assert_eq!(now.stat, None, "kept in the old form");
     }
 
     #[test]
