@@ -214,7 +214,11 @@ impl Stage for SplitStage {
         let (mut kept, mut kept_checks) = keep_usable(ctx, &dataset, out);
         let mut partitions = partitions(&kept, &split)?;
         if let Some(extra) = ExtraTraining::from_config(ctx)? {
-            let chosen = extra.select(extra.load()?)?;
+            let extra_dataset = extra.load()?;
+            for warning in &extra_dataset.warnings {
+                log::warn!("extra training data: {warning}");
+            }
+            let chosen = extra.select(extra_dataset)?;
             log::info!(
                 "split: {} extra training images with {} captions from {}",
                 chosen.images.len(),
@@ -258,8 +262,9 @@ impl Stage for SplitStage {
             "images_listed",
             dataset.images.len() + dataset.missing_images.len(),
         );
+        // Usable images and texts count the extra training ones too (also counted apart, under
+        // `extra_training`).
         out.summary("images_usable", kept.images.len());
-        // (extra training images included in images_usable and texts_usable)
         out.summary("texts_usable", kept.pairs.len());
         out.summary("encoding", &dataset.encoding);
         out.summary("formats", formats);
