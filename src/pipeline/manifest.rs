@@ -28,9 +28,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// files, gigabytes) is first summarised by `stat` alone: BLAKE3 of names, sizes and
 /// modification times, which costs no reading. Its `digest`, the one the stage fingerprint
 /// covers, is of names, sizes and contents, and is only computed when `stat` differs from what
-/// the stage recorded ([`Self::resolve`]), so a copy of the data that only changed modification
-/// times (a new disk, a fresh checkout) does not make every stage stale, and a collection whose
-/// `stat` is unchanged is not read at all.
+/// the stage recorded, or nothing is recorded yet ([`Self::resolve`]). So a copy of the data
+/// that only changed modification times (a new disk, a fresh checkout) does not make every
+/// stage stale, and a collection whose `stat` is unchanged is not read at all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputFingerprint {
     /// The file, or a description of the collection (`ImageData/ (998 files)`).
