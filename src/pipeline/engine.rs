@@ -291,6 +291,8 @@ struct Planned {
     inputs: Vec<InputFingerprint>,
     upstream: BTreeMap<String, String>,
     fingerprint: String,
+    /// The stage's committed manifest, if it has run (read once, for planning and freshness).
+    recorded: Option<Manifest>,
     /// A collection input whose files only changed modification times: the manifest may
     /// record the new `stat` (see [`InputFingerprint::resolve`]).
     stat_refreshed: bool,
@@ -411,6 +413,7 @@ impl Pipeline {
             inputs,
             upstream,
             fingerprint,
+            recorded,
             stat_refreshed,
         }))
     }
@@ -422,7 +425,7 @@ impl Pipeline {
         planned: &Planned,
     ) -> Result<Vec<String>, PipelineError> {
         let dir = self.ctx.stage_dir(stage.name());
-        let Some(manifest) = Manifest::load(&dir)? else {
+        let Some(manifest) = &planned.recorded else {
             return Ok(vec!["never run".to_string()]);
         };
         let mut reasons = Vec::new();
@@ -517,7 +520,7 @@ impl Pipeline {
         let mut prints: BTreeMap<&str, Option<String>> = BTreeMap::new();
         let mut reports = Vec::new();
         for stage in self.closure(target)? {
-            let planned = self
+            let mut planned = self
                 .plan(stage, &prints)?
                 .expect("upstream stages have just been made");
             let mut reasons = self.stale_reasons(stage, &planned)?;
@@ -525,9 +528,12 @@ impl Pipeline {
                 reasons.push("forced".to_string());
             }
             let manifest = if reasons.is_empty() {
-                let dir = self.ctx.stage_dir(stage.name());
-                let mut manifest = Manifest::load(&dir)?.expect("a fresh stage has a manifest");
+                let mut manifest = planned
+                    .recorded
+                    .take()
+                    .expect("a fresh stage has a manifest");
                 if planned.stat_refreshed {
+                    let dir = self.ctx.stage_dir(stage.name());
                     // Same content, new modification times: record them, so that the next
                     // check does not read the files again. The fingerprint does not change.
                     manifest.inputs = planned.inputs.clone();
