@@ -1,5 +1,6 @@
 //! The neural baselines and the comparison, run by the real binary on the synthetic fixture:
-//! both models learn (loss falls, retrieval well above chance), `compare` handed our own CCA
+//! both models learn (loss falls, retrieval well above chance), so does the similarity-profile
+//! baseline that learns nothing, `compare` handed our own CCA
 //! embeddings reproduces `evaluate` exactly, and `comparison` writes the table and the plot.
 
 mod common;
@@ -140,6 +141,26 @@ fn neural_baselines_learn_and_compare_reproduces_evaluate() {
         assert!(again.contains(&format!("{stage}: up to date")), "{again}");
     }
 
+    // The baseline that learns nothing: anchors are the training images, above chance on the
+    // fixture's shared topics, and its costs say how many anchors it kept.
+    ok(ws.path(), &["profiles", "pipeline.toml"]);
+    let report = json(&ws.stage("profiles").join("report.json"));
+    for (r5, chance) in r5(&report) {
+        assert!(r5 > 2.5 * chance, "profiles: R@5 {r5} vs chance {chance}");
+    }
+    let anchors = std::fs::read_to_string(ws.stage("profiles").join("main/model/anchor_ids.txt"))
+        .unwrap()
+        .lines()
+        .count();
+    let split = std::fs::read_to_string(ws.stage("split").join("partitions.csv")).unwrap();
+    let training = split.lines().filter(|l| l.ends_with(",train")).count();
+    assert_eq!(anchors, training, "one anchor per training image");
+    assert_eq!(report["costs"]["anchors"].as_u64(), Some(anchors as u64));
+    let embeddings = ws.stage("profiles").join("main/image_embeddings.npy");
+    assert!(embeddings.is_file());
+    let again = ok(ws.path(), &["profiles", "pipeline.toml"]);
+    assert!(again.contains("profiles: up to date"), "{again}");
+
     let md_path = ws.path().join("comparison.md");
     ok(
         ws.path(),
@@ -155,6 +176,8 @@ fn neural_baselines_learn_and_compare_reproduces_evaluate() {
         "CCA",
         "MLP fusion",
         "dual encoder",
+        "similarity profiles",
+        "training images as anchors",
         "cca-again",
         "Chinese-CLIP",
         "Hodosh",

@@ -82,6 +82,9 @@ enum Command {
     DualEncoder(StageArgs),
     /// Train MLP towers over the classical features with InfoNCE and score them (optional).
     MlpFusion(StageArgs),
+    /// Score the baseline that learns nothing: every image and caption described by its
+    /// similarities to the training pairs (optional).
+    Profiles(StageArgs),
     /// Score embeddings computed elsewhere (e.g. Chinese-CLIP) on this pipeline's split, exactly
     /// as `evaluate` scores ours; reports in work/<pipeline>/compare/<NAME>/.
     Compare {
@@ -198,6 +201,7 @@ pub fn run() -> Result<()> {
         Command::Submit(args) => make(&args, Some("submit"), show_progress),
         Command::DualEncoder(args) => make(&args, Some("dual-encoder"), show_progress),
         Command::MlpFusion(args) => make(&args, Some("mlp-fusion"), show_progress),
+        Command::Profiles(args) => make(&args, Some("profiles"), show_progress),
         Command::Compare {
             pipeline,
             name,
@@ -428,7 +432,7 @@ fn comparison(
             force: false,
         };
         if !no_train {
-            for stage in ["evaluate", "mlp-fusion", "dual-encoder"] {
+            for stage in ["evaluate", "mlp-fusion", "dual-encoder", "profiles"] {
                 make(&args, Some(stage), show_progress)?;
             }
         }

@@ -14,11 +14,13 @@ pub mod cca;
 pub mod kernel_map;
 pub(crate) mod ops;
 pub mod pca;
+pub mod profiles;
 pub mod tune;
 
 pub use cca::{CcaArrays, CcaParams, CcaValidParams, FittedCca, MappedPairs};
 pub use kernel_map::{FittedKernelMap, GaussianMap, KernelMapParams};
 pub use pca::{FittedPca, PcaMethod, PcaParams, PcaValidParams};
+pub use profiles::{FittedProfiles, ProfileParams};
 
 /// Errors of the fusion area.
 #[derive(Debug, thiserror::Error)]

@@ -240,7 +240,7 @@ pub(crate) fn centred_dot(
 
 /// An `n x k` matrix whose blocks of [`BLOCK`] rows are filled in parallel by
 /// `fill(first row, block)`: the loop every blocked product here shares.
-fn by_row_blocks(
+pub(crate) fn by_row_blocks(
     n: usize,
     k: usize,
     fill: impl Fn(usize, ArrayViewMut2<f32>) + Sync + Send,

@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod features;
 pub mod fusion;
 pub mod neural;
+pub mod profiles;
 pub mod split;
 pub mod submit;
 pub mod tune;
@@ -27,5 +28,6 @@ pub fn all() -> Vec<Box<dyn Stage>> {
         Box::new(submit::SubmitStage),
         Box::new(neural::DualEncoderStage),
         Box::new(neural::MlpFusionStage),
+        Box::new(profiles::ProfilesStage),
     ]
 }

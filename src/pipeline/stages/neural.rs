@@ -33,16 +33,22 @@ use crate::retrieval::report::write_reports;
 
 /// What one trained model cost, for the comparison.
 #[derive(Debug, Clone, Default, Serialize)]
-struct Costs {
-    train_seconds: f64,
-    embed_ms_per_image: f64,
-    embed_ms_per_text: f64,
-    parameters: usize,
-    model_bytes: u64,
+pub(super) struct Costs {
+    pub train_seconds: f64,
+    pub embed_ms_per_image: f64,
+    pub embed_ms_per_text: f64,
+    pub parameters: usize,
+    pub model_bytes: u64,
+    /// Training images the model keeps as anchors (the similarity profiles; 0 for the others).
+    pub anchors: usize,
 }
 
 /// Writes the embeddings of partition `p`.
-fn write_embeddings(out: &mut StageWriter, p: &str, embeddings: &Embeddings) -> Result<(), Error> {
+pub(super) fn write_embeddings(
+    out: &mut StageWriter,
+    p: &str,
+    embeddings: &Embeddings,
+) -> Result<(), Error> {
     let rows_file = format!("{p}/image_rows.txt");
     out.ids(
         &rows_file,
@@ -86,7 +92,7 @@ fn record_model(out: &mut StageWriter, p: &str) -> Result<u64, Error> {
 
 /// Evaluates every partition's embeddings as `evaluate` does and writes the reports, with the
 /// model's costs (mean over partitions) in `report.json`.
-fn write_evaluation(
+pub(super) fn write_evaluation(
     ctx: &Context,
     out: &mut StageWriter,
     split: &SplitArtifacts,
@@ -145,16 +151,17 @@ fn write_part_evaluation(
     extra.insert("model".into(), model.into());
     let n = costs.len().max(1) as f64;
     let mean = |f: &dyn Fn(&Costs) -> f64| costs.iter().map(f).sum::<f64>() / n;
-    extra.insert(
-        "costs".into(),
-        serde_json::json!({
-            "train_seconds": mean(&|c| c.train_seconds),
-            "embed_ms_per_image": mean(&|c| c.embed_ms_per_image),
-            "embed_ms_per_text": mean(&|c| c.embed_ms_per_text),
-            "parameters": costs.first().map(|c| c.parameters).unwrap_or(0),
-            "model_bytes": costs.first().map(|c| c.model_bytes).unwrap_or(0),
-        }),
-    );
+    let mut cost_json = serde_json::json!({
+        "train_seconds": mean(&|c| c.train_seconds),
+        "embed_ms_per_image": mean(&|c| c.embed_ms_per_image),
+        "embed_ms_per_text": mean(&|c| c.embed_ms_per_text),
+        "parameters": costs.first().map(|c| c.parameters).unwrap_or(0),
+        "model_bytes": costs.first().map(|c| c.model_bytes).unwrap_or(0),
+    });
+    if costs.iter().any(|c| c.anchors > 0) {
+        cost_json["anchors"] = (mean(&|c| c.anchors as f64).round() as u64).into();
+    }
+    extra.insert("costs".into(), cost_json);
     let title = format!(
         "crossmodal — {} — {model} ({} part)",
         ctx.config.pipeline.name,
@@ -176,7 +183,7 @@ fn write_part_evaluation(
 
 /// What the neural stages' fingerprints cover of `[evaluate]`: everything but `part`, since
 /// they score both parts.
-fn evaluate_params_json(ctx: &Context) -> Result<serde_json::Value, Error> {
+pub(super) fn evaluate_params_json(ctx: &Context) -> Result<serde_json::Value, Error> {
     let params = EvaluateParams {
         part: Part::Test,
         ..ctx.config.section("evaluate")?
@@ -184,7 +191,7 @@ fn evaluate_params_json(ctx: &Context) -> Result<serde_json::Value, Error> {
     Ok(serde_json::to_value(params).expect("serialisable"))
 }
 
-fn per_item_ms(start: Instant, items: usize) -> f64 {
+pub(super) fn per_item_ms(start: Instant, items: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e3 / items.max(1) as f64
 }
 
@@ -240,6 +247,7 @@ fn commit_partition(
             embed_ms_per_text,
             parameters,
             model_bytes,
+            anchors: 0,
         },
     ))
 }
