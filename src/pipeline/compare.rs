@@ -514,12 +514,12 @@ pub fn render_markdown(datasets: &[DatasetRows], command: &str, plot: Option<&st
          Every measured row is scored by the same code on the same split (R@K in percent, mean over\n\
          folds where there are folds). Training time is the fusion model's, per partition (CCA fit,\n\
          MLP or dual-encoder training; for the similarity profiles, which learn nothing, taking\n\
-         the anchors); the classical features' own fitting (vocabularies, TF-IDF)\n\
-         is counted in the time to embed one item instead, which runs from the raw file to the\n\
-         shared space: for CCA, the MLP fusion and the profiles the feature stages' time per item\n\
-         and partition, vocabulary fitting included; for the dual encoder the forward pass,\n\
-         without the one-off decode to 72 px. Timings are wall-clock on the machine that ran them, which was running\n\
-         other jobs too: read them as upper bounds.\n"
+         the anchors); the classical features' own fitting (vocabularies, TF-IDF) is counted in\n\
+         the time to embed one item instead, which runs from the raw file to the shared space:\n\
+         for CCA, the MLP fusion and the profiles the feature stages' time per item and\n\
+         partition, vocabulary fitting included; for the dual encoder the forward pass, without\n\
+         the one-off decode to 72 px. Timings are wall-clock on the machine that ran them, which\n\
+         was running other jobs too: read them as upper bounds.\n"
     );
     if let Some(plot) = plot {
         let _ = writeln!(s, "![R@10 of every measured method]({plot})\n");
