@@ -367,6 +367,30 @@ mod tests {
         (images, texts, topic_of)
     }
 
+    /// Text → image among the `held_out` items: how many caption queries find an image of
+    /// their own topic first.
+    fn same_topic_top1(
+        images: &Array2<f32>,
+        texts: &Array2<f32>,
+        topic: &[usize],
+        held_out: std::ops::Range<usize>,
+    ) -> usize {
+        let gallery = images.slice(s![held_out.clone(), ..]);
+        held_out
+            .clone()
+            .filter(|&q| {
+                let scores = gallery.dot(&texts.row(q));
+                let best = scores
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .unwrap()
+                    .0;
+                topic[held_out.start + best] == topic[q]
+            })
+            .count()
+    }
+
     #[test]
     fn profiles_are_standardised_unit_rows_over_the_anchors() {
         let (images, texts, _) = synthetic(60, 4, 1);
@@ -461,19 +485,7 @@ mod tests {
             .unwrap();
             let im = fitted.embed_images(&images.view()).unwrap();
             let tx = fitted.embed_texts(&texts).unwrap();
-            // Text → image on the 20 held-out items: is the best image of the same topic?
-            (60..n)
-                .filter(|&q| {
-                    let scores = im.slice(s![60..n, ..]).dot(&tx.row(q));
-                    let best = scores
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .unwrap()
-                        .0;
-                    topic[60 + best] == topic[q]
-                })
-                .count()
+            same_topic_top1(&im, &tx, &topic, 60..n)
         };
         let per_block = hits(true);
         let whole_row = hits(false);
@@ -494,20 +506,9 @@ mod tests {
             .unwrap();
         let im = fitted.embed_images(&images.view()).unwrap();
         let tx = fitted.embed_texts(&texts).unwrap();
-        let same_topic_top1 = (150..200)
-            .filter(|&q| {
-                let scores = im.slice(s![150..200, ..]).dot(&tx.row(q));
-                let best = scores
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .unwrap()
-                    .0;
-                topic[150 + best] == topic[q]
-            })
-            .count();
+        let hits = same_topic_top1(&im, &tx, &topic, 150..200);
         // Chance is about 1 in 8 (about 6 of 50).
-        assert!(same_topic_top1 >= 30, "{same_topic_top1} of 50");
+        assert!(hits >= 30, "{hits} of 50");
     }
 
     #[test]
