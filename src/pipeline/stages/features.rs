@@ -203,6 +203,18 @@ pub fn load_mirrored_image_features(ctx: &Context, p: &str) -> Result<Option<Row
     Ok(Some(read_image_features(&dir)?))
 }
 
+/// The widths of the image blocks, in the column order of the combined image features, as the
+/// pipeline's `[image_features]` lays them out.
+pub fn image_block_widths(ctx: &Context) -> Result<Vec<usize>, Error> {
+    let images: ImageFeatureParams = ctx.config.section("image_features")?;
+    Ok(images
+        .check()?
+        .block_layout()
+        .into_iter()
+        .map(|(_, width, _)| width)
+        .collect())
+}
+
 /// The combined image features of partition `p` and their row ids.
 pub fn load_image_features(ctx: &Context, p: &str) -> Result<RowsWithIds, PipelineError> {
     read_image_features(&ctx.stage_dir("image-features").join(p))

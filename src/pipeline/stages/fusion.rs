@@ -20,11 +20,12 @@ use std::collections::HashMap;
 
 use ndarray::{Array1, Array2, Axis};
 
-use super::features::{load_image_features, load_mirrored_image_features, load_split};
+use super::features::{
+    image_block_widths, load_image_features, load_mirrored_image_features, load_split,
+};
 use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::{CcaArrays, CcaParams, FittedCca, FittedKernelMap, GaussianMap};
-use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
@@ -223,13 +224,7 @@ impl FitSection {
                     bad("kernel_x: give per_block or block_widths, not both".into()).into(),
                 );
             }
-            let images: ImageFeatureParams = ctx.config.section("image_features")?;
-            cca.kernel_x.block_widths = images
-                .check()?
-                .block_layout()
-                .into_iter()
-                .map(|(_, width, _)| width)
-                .collect();
+            cca.kernel_x.block_widths = image_block_widths(ctx)?;
         }
         if text_per_block && !cca.kernel_y.block_widths.is_empty() {
             return Err(bad("kernel_y: give per_block or block_widths, not both".into()).into());

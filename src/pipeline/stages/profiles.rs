@@ -12,13 +12,12 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::features::{load_image_features, load_split};
+use super::features::{image_block_widths, load_image_features, load_split};
 use super::fusion::{Embeddings, load_text_features, pairs_in};
 use super::neural::{Costs, evaluate_params_json, per_item_ms, write_embeddings, write_evaluation};
 use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::ProfileParams;
-use crate::image::ImageFeatureParams;
 use crate::pipeline::{Context, Stage, StageWriter};
 
 /// The `profiles` stage.
@@ -118,15 +117,4 @@ impl Stage for ProfilesStage {
             "similarity profiles over the training pairs (nothing learnt)",
         )
     }
-}
-
-/// The widths of the image blocks, in the column order of the combined image features.
-fn image_block_widths(ctx: &Context) -> Result<Vec<usize>, Error> {
-    let images: ImageFeatureParams = ctx.config.section("image_features")?;
-    Ok(images
-        .check()?
-        .block_layout()
-        .into_iter()
-        .map(|(_, width, _)| width)
-        .collect())
 }
