@@ -28,28 +28,35 @@ pub(crate) type ViewName = &'static str;
 /// Checks that every stored value is finite; names the first offending row and column.
 pub(crate) fn check_finite(x: &FeatureMatrix, view: ViewName) -> Result<(), FusionError> {
     match x {
-        FeatureMatrix::Dense(m) => {
-            for (i, row) in m.rows().into_iter().enumerate() {
-                if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-                    return Err(FusionError::NonFinite {
-                        view,
-                        row: i,
-                        col: j,
-                    });
-                }
-            }
+        FeatureMatrix::Dense(m) => check_finite_dense(&m.view(), view),
+        FeatureMatrix::Sparse(m) => check_finite_sparse(m, view),
+    }
+}
+
+/// [`check_finite`] for a dense view.
+pub(crate) fn check_finite_dense(m: &ArrayView2<f32>, view: ViewName) -> Result<(), FusionError> {
+    for (i, row) in m.rows().into_iter().enumerate() {
+        if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+            return Err(FusionError::NonFinite {
+                view,
+                row: i,
+                col: j,
+            });
         }
-        FeatureMatrix::Sparse(m) => {
-            for i in 0..m.n_rows() {
-                let (cols, values) = m.row(i);
-                if let Some(p) = values.iter().position(|v| !v.is_finite()) {
-                    return Err(FusionError::NonFinite {
-                        view,
-                        row: i,
-                        col: cols[p] as usize,
-                    });
-                }
-            }
+    }
+    Ok(())
+}
+
+/// [`check_finite`] for a sparse matrix (only the stored values can be non-finite).
+pub(crate) fn check_finite_sparse(m: &CsrMatrix, view: ViewName) -> Result<(), FusionError> {
+    for i in 0..m.n_rows() {
+        let (cols, values) = m.row(i);
+        if let Some(p) = values.iter().position(|v| !v.is_finite()) {
+            return Err(FusionError::NonFinite {
+                view,
+                row: i,
+                col: cols[p] as usize,
+            });
         }
     }
     Ok(())

@@ -31,7 +31,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::FusionError;
-use super::ops::{BLOCK, by_row_blocks, transpose_csr};
+use super::ops::{BLOCK, by_row_blocks, check_finite_dense, check_finite_sparse, transpose_csr};
 use crate::sparse::CsrMatrix;
 
 /// Settings of the similarity profiles (unchecked). A pipeline file's `[profiles]`.
@@ -83,6 +83,8 @@ impl ProfileParams {
         texts: &CsrMatrix,
         pairs: &[(usize, usize)],
     ) -> Result<FittedProfiles, FusionError> {
+        check_finite_dense(images, "x")?;
+        check_finite_sparse(texts, "y")?;
         let d = images.ncols();
         let widths: Vec<usize> = if self.image_per_block && !block_widths.is_empty() {
             block_widths.iter().copied().filter(|&w| w > 0).collect()
@@ -240,6 +242,7 @@ impl FittedProfiles {
                 got: images.ncols(),
             });
         }
+        check_finite_dense(images, "x")?;
         let many_blocks = self.blocks.len() > 1;
         let out = by_row_blocks(images.nrows(), self.anchors(), |start, mut out| {
             let end = start + out.nrows();
@@ -270,6 +273,7 @@ impl FittedProfiles {
                 got: texts.n_cols(),
             });
         }
+        check_finite_sparse(texts, "y")?;
         let n_captions = self.caption_anchor.len();
         let mut out = Array2::<f32>::zeros((texts.n_rows(), self.anchors()));
         out.axis_chunks_iter_mut(Axis(0), BLOCK)
@@ -543,5 +547,23 @@ mod tests {
         assert!(err.to_string().contains("pair row 50"), "{err}");
         let err = a.embed_images(&images.slice(s![.., ..5])).unwrap_err();
         assert!(err.to_string().contains("5 columns"), "{err}");
+        let mut broken = images.clone();
+        broken[[7, 3]] = f32::NAN;
+        for err in [
+            params.fit(&broken.view(), &[], &texts, &pairs).unwrap_err(),
+            a.embed_images(&broken.view()).unwrap_err(),
+        ] {
+            assert!(
+                matches!(
+                    err,
+                    FusionError::NonFinite {
+                        view: "x",
+                        row: 7,
+                        col: 3
+                    }
+                ),
+                "{err}"
+            );
+        }
     }
 }
