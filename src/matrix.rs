@@ -4,7 +4,7 @@
 //! sparse ([`CsrMatrix`]). Fusion and ranking accept either through [`FeatureMatrix`], so sparse
 //! text never has to be densified whole.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 use crate::sparse::CsrMatrix;
 
@@ -29,6 +29,24 @@ impl FeatureMatrix {
             FeatureMatrix::Sparse(m) => m.n_cols(),
         }
     }
+
+    /// Row and column of the first NaN or infinity in row order (for a sparse matrix, among
+    /// the stored values), or `None` when every value is finite.
+    pub fn first_non_finite(&self) -> Option<(usize, usize)> {
+        match self {
+            FeatureMatrix::Dense(m) => first_non_finite(&m.view()),
+            FeatureMatrix::Sparse(m) => m.first_non_finite(),
+        }
+    }
+}
+
+/// Row and column of the first NaN or infinity of `m` in row order, or `None` when every value
+/// is finite. The fusion and ranking stages use it to name the offending entry in their errors.
+pub fn first_non_finite(m: &ArrayView2<f32>) -> Option<(usize, usize)> {
+    m.rows()
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, row)| Some((i, row.iter().position(|v| !v.is_finite())?)))
 }
 
 impl From<Array2<f32>> for FeatureMatrix {
@@ -40,5 +58,26 @@ impl From<Array2<f32>> for FeatureMatrix {
 impl From<CsrMatrix> for FeatureMatrix {
     fn from(m: CsrMatrix) -> Self {
         FeatureMatrix::Sparse(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn first_non_finite_names_the_first_entry_in_row_order() {
+        let dense = array![
+            [1.0, 2.0, 3.0],
+            [4.0, 5.0, f32::INFINITY],
+            [f32::NAN, 0.0, 0.0]
+        ];
+        assert_eq!(first_non_finite(&dense.view()), Some((1, 2)));
+        assert_eq!(first_non_finite(&array![[0.0f32, 1.0]].view()), None);
+        // Sparse: the column is the stored entry's column, not its position in the row.
+        let sparse = CsrMatrix::from_rows(vec![vec![(4, 1.0)], vec![(1, 2.0), (3, f32::NAN)]], 5);
+        assert_eq!(FeatureMatrix::from(sparse).first_non_finite(), Some((1, 3)));
+        assert_eq!(FeatureMatrix::from(dense).first_non_finite(), Some((1, 2)));
     }
 }

@@ -142,6 +142,16 @@ impl CsrMatrix {
         (&self.indices[start..end], &self.data[start..end])
     }
 
+    /// Row and column of the first stored NaN or infinity in row order, or `None` when every
+    /// stored value is finite (an absent entry is a zero, which is).
+    pub fn first_non_finite(&self) -> Option<(usize, usize)> {
+        (0..self.n_rows()).find_map(|i| {
+            let (cols, values) = self.row(i);
+            let p = values.iter().position(|v| !v.is_finite())?;
+            Some((i, cols[p] as usize))
+        })
+    }
+
     /// Mutable values of row `i` (the sparsity pattern stays fixed).
     pub fn row_values_mut(&mut self, i: usize) -> &mut [f32] {
         let (start, end) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);

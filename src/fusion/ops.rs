@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::FusionError;
-use crate::matrix::FeatureMatrix;
+use crate::matrix::{FeatureMatrix, first_non_finite};
 use crate::sparse::CsrMatrix;
 
 /// Rows per block of the blocked products: large enough for good GEMM throughput, small enough
@@ -27,39 +27,24 @@ pub(crate) type ViewName = &'static str;
 
 /// Checks that every stored value is finite; names the first offending row and column.
 pub(crate) fn check_finite(x: &FeatureMatrix, view: ViewName) -> Result<(), FusionError> {
-    match x {
-        FeatureMatrix::Dense(m) => check_finite_dense(&m.view(), view),
-        FeatureMatrix::Sparse(m) => check_finite_sparse(m, view),
-    }
+    non_finite_error(x.first_non_finite(), view)
 }
 
 /// [`check_finite`] for a dense view.
 pub(crate) fn check_finite_dense(m: &ArrayView2<f32>, view: ViewName) -> Result<(), FusionError> {
-    for (i, row) in m.rows().into_iter().enumerate() {
-        if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-            return Err(FusionError::NonFinite {
-                view,
-                row: i,
-                col: j,
-            });
-        }
-    }
-    Ok(())
+    non_finite_error(first_non_finite(m), view)
 }
 
 /// [`check_finite`] for a sparse matrix (only the stored values can be non-finite).
 pub(crate) fn check_finite_sparse(m: &CsrMatrix, view: ViewName) -> Result<(), FusionError> {
-    for i in 0..m.n_rows() {
-        let (cols, values) = m.row(i);
-        if let Some(p) = values.iter().position(|v| !v.is_finite()) {
-            return Err(FusionError::NonFinite {
-                view,
-                row: i,
-                col: cols[p] as usize,
-            });
-        }
+    non_finite_error(m.first_non_finite(), view)
+}
+
+fn non_finite_error(at: Option<(usize, usize)>, view: ViewName) -> Result<(), FusionError> {
+    match at {
+        Some((row, col)) => Err(FusionError::NonFinite { view, row, col }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Column means in `f64` accumulation, returned as `f32`.

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::RetrievalError;
+use crate::matrix::first_non_finite;
 
 /// Options of the ranking (serializable, for a pipeline TOML section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,14 +109,8 @@ pub(crate) fn check_inputs(
         });
     }
     for (what, m) in [("query", queries.view()), ("gallery", gallery.view())] {
-        for (i, r) in m.rows().into_iter().enumerate() {
-            if let Some(j) = r.iter().position(|v| !v.is_finite()) {
-                return Err(RetrievalError::NonFinite {
-                    what,
-                    row: i,
-                    col: j,
-                });
-            }
+        if let Some((row, col)) = first_non_finite(&m) {
+            return Err(RetrievalError::NonFinite { what, row, col });
         }
     }
     Ok(())
