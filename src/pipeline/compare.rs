@@ -519,7 +519,10 @@ pub fn render_markdown(datasets: &[DatasetRows], command: &str, plot: Option<&st
          for CCA, the MLP fusion and the profiles the feature stages' time per item and\n\
          partition, vocabulary fitting included; for the dual encoder the forward pass, without\n\
          the one-off decode to 72 px. Timings are wall-clock on the machine that ran them, which\n\
-         was running other jobs too: read them as upper bounds.\n"
+         may have been running other jobs too: read them as upper bounds. Every row is\n\
+         reproducible for a fixed seed on one machine; the neural rows are trained by matrix\n\
+         kernels chosen for the CPU, so on another CPU they can round differently and move a\n\
+         little (docs/results.md).\n"
     );
     if let Some(plot) = plot {
         let _ = writeln!(s, "![R@10 of every measured method]({plot})\n");
