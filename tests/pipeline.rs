@@ -509,6 +509,28 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     );
     assert!(err.contains("include_validation"), "{err}");
 
+    // A learning curve: the model learns on about half the images (with their captions).
+    let half = [&refit[..], &["--set", "fit.pairs_fraction=0.5"]].concat();
+    let log = ok(ws.path(), &half);
+    assert_eq!(
+        ran(&log),
+        vec!["fit", "embed", "rank", "evaluate", "submit"],
+        "{log}"
+    );
+    let halved = pairs(&ws);
+    assert!(
+        halved > with_validation / 4 && halved < with_validation * 3 / 4,
+        "{halved} of {with_validation}"
+    );
+    let err = fails(
+        ws.path(),
+        &["fit", "pipeline.toml", "--set", "fit.pairs_fraction=1.5"],
+    );
+    assert!(
+        err.contains("pairs_fraction must be in (0, 1], got 1.5"),
+        "{err}"
+    );
+
     // Mirrored copies of every image outside the test part: one more pair per caption (one
     // caption per image here), and the block-weight search stacks them too.
     let hflip = [&refit[..], &["--set", "image_features.hflip_training=true"]].concat();

@@ -9,7 +9,11 @@
 //! that view's `mean_*`/`proj_*` then start from the map's output (with one map per image
 //! block, `[fit.kernel_x] per_block`, those four files per block in `kernel_x/block-<i>/`; the
 //! same for text blocks with `[fit.kernel_y] per_block`, in `kernel_y/block-<i>/`).
-//! `[fit] include_validation` adds the validation part's pairs. An image with several
+//! `[fit] include_validation` adds the validation part's pairs. `[fit] pairs_fraction` (below 1)
+//! keeps only that fraction of the training images and their captions, drawn by a keyed hash of
+//! the image id (`pairs_seed`), the same subset in every partition and each smaller fraction's
+//! images among a larger one's: a learning curve of the fusion (the features' vocabularies
+//! still see every training image). An image with several
 //! captions gives one training pair per caption; with `[image_features] hflip_training`, each
 //! mirrored copy of a training image gives the same pairs again.
 //! `embed` writes `<p>/image_embeddings.npy` (rows `<p>/image_rows.txt`) and
@@ -24,6 +28,7 @@ use super::features::{
     image_block_widths, load_image_features, load_mirrored_image_features, load_split,
 };
 use crate::data::Part;
+use crate::data::split::unit_hash;
 use crate::error::Error;
 use crate::fusion::{CcaArrays, CcaParams, FittedCca, FittedKernelMap, GaussianMap};
 use crate::matrix::FeatureMatrix;
@@ -188,6 +193,11 @@ pub struct FitSection {
     /// n-grams, sentence vectors, those weighted above 0). Their widths depend on each
     /// partition's vocabulary, so [`FitSection::cca_for`] fills them in.
     pub text_per_block: bool,
+    /// `pairs_fraction` in (0, 1]: the fraction of the training images (with their captions)
+    /// the model learns on; 1 keeps them all.
+    pub pairs_fraction: f64,
+    /// `pairs_seed`: the key of the hash that draws them.
+    pub pairs_seed: u64,
 }
 
 impl FitSection {
@@ -207,6 +217,30 @@ impl FitSection {
             Some(other) => Err(bad(format!("{key} must be true or false, got {other}"))),
         };
         let include_validation = flag(&mut table, "include_validation")?;
+        let pairs_fraction = match table.remove("pairs_fraction") {
+            None => 1.0,
+            Some(toml::Value::Float(f)) => f,
+            Some(toml::Value::Integer(i)) => i as f64,
+            Some(other) => {
+                return Err(bad(format!("pairs_fraction must be a number, got {other}")).into());
+            }
+        };
+        if !(pairs_fraction > 0.0 && pairs_fraction <= 1.0) {
+            return Err(bad(format!(
+                "pairs_fraction must be in (0, 1], got {pairs_fraction}"
+            ))
+            .into());
+        }
+        let pairs_seed = match table.remove("pairs_seed") {
+            None => 0,
+            Some(toml::Value::Integer(i)) if i >= 0 => i as u64,
+            Some(other) => {
+                return Err(bad(format!(
+                    "pairs_seed must be a non-negative integer, got {other}"
+                ))
+                .into());
+            }
+        };
         let mut per_block = false;
         if let Some(toml::Value::Table(kernel_x)) = table.get_mut("kernel_x") {
             per_block = flag(kernel_x, "per_block")?;
@@ -233,6 +267,8 @@ impl FitSection {
             cca,
             include_validation,
             text_per_block,
+            pairs_fraction,
+            pairs_seed,
         })
     }
 
@@ -255,12 +291,23 @@ impl FitSection {
         }
     }
 
-    /// The stage parameters recorded in the manifest (`include_validation` only when set, so
-    /// that older work folders stay fresh).
+    /// Whether the model learns on the pairs of image `id` (always, unless `pairs_fraction`
+    /// is below 1).
+    pub fn learns_on(&self, id: &str) -> bool {
+        self.pairs_fraction >= 1.0
+            || unit_hash(self.pairs_seed, "pairs-fraction", id) < self.pairs_fraction
+    }
+
+    /// The stage parameters recorded in the manifest (`include_validation` and the pairs'
+    /// fraction only when set, so that older work folders stay fresh).
     fn to_json(&self) -> serde_json::Value {
         let mut value = self.cca_json();
         if self.include_validation {
             value["include_validation"] = true.into();
+        }
+        if self.pairs_fraction < 1.0 {
+            value["pairs_fraction"] = self.pairs_fraction.into();
+            value["pairs_seed"] = self.pairs_seed.into();
         }
         value
     }
@@ -310,6 +357,7 @@ impl Stage for FitStage {
                 .training_parts()
                 .iter()
                 .flat_map(|&part| pairs_in(&split, partition, &image_rows, part))
+                .filter(|&(r, _)| section.learns_on(&image_rows[r]))
                 .collect();
             let (images, pairs) = with_mirrored(ctx, p, images, &image_rows, pairs)?;
             let x_rows: Vec<usize> = pairs.iter().map(|&(r, _)| r).collect();
@@ -549,6 +597,25 @@ pub fn load_embeddings(ctx: &Context, p: &str) -> Result<Embeddings, PipelineErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_smaller_pairs_fraction_keeps_a_subset_of_a_larger_ones_images() {
+        let section = |pairs_fraction| FitSection {
+            cca: CcaParams::default(),
+            include_validation: false,
+            text_per_block: false,
+            pairs_fraction,
+            pairs_seed: 7,
+        };
+        let ids: Vec<String> = (0..2000).map(|i| format!("img-{i}")).collect();
+        let kept = |f| -> Vec<bool> { ids.iter().map(|id| section(f).learns_on(id)).collect() };
+        let (quarter, half, all) = (kept(0.25), kept(0.5), kept(1.0));
+        assert!(all.iter().all(|&k| k));
+        assert!(quarter.iter().zip(&half).all(|(&q, &h)| !q || h));
+        let share = |k: &[bool]| k.iter().filter(|&&b| b).count() as f64 / ids.len() as f64;
+        assert!((share(&quarter) - 0.25).abs() < 0.04, "{}", share(&quarter));
+        assert!((share(&half) - 0.5).abs() < 0.04, "{}", share(&half));
+    }
 
     #[test]
     fn mirrored_pairs_repeat_each_caption_for_the_copy() {
