@@ -201,6 +201,37 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         .count();
     assert_eq!(blocks, 6, "one map per image block");
     assert!(!fit_dir.join("landmarks.npy").exists());
+    assert!(!fit_dir.join("weight.npy").exists() && !fit_dir.join("block-0/weight.npy").exists());
+    // The blocks' kernels weighted by their alignment with the captions' kernel: each block's
+    // weight and alignment saved, the weights adding up to the number of blocks, and the
+    // weighted map read back by `embed` and `submit`.
+    let aligned = [
+        &per_block[..],
+        &["--set", "fit.kernel_x.block_weighting=\"alignment\""],
+    ]
+    .concat();
+    let log = ok(ws.path(), &aligned);
+    assert_eq!(
+        ran(&log),
+        vec!["fit", "embed", "rank", "evaluate", "submit"],
+        "{log}"
+    );
+    assert!(log.contains("kernel_x: block alignments"), "{log}");
+    let scalar = |path: std::path::PathBuf| -> f32 {
+        let a: ndarray::Array2<f32> =
+            ndarray_npy::read_npy(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        a[[0, 0]]
+    };
+    let weights: Vec<f32> = (0..blocks)
+        .map(|i| scalar(fit_dir.join(format!("block-{i}/weight.npy"))))
+        .collect();
+    let total: f32 = weights.iter().sum();
+    assert!((total - blocks as f32).abs() < 1e-3, "{weights:?}");
+    assert!(weights.iter().all(|&w| w >= 0.0), "{weights:?}");
+    for i in 0..blocks {
+        let a = scalar(fit_dir.join(format!("block-{i}/alignment.npy")));
+        assert!((-1.0..=1.0).contains(&a), "block {i}: alignment {a}");
+    }
     // The same on the text side: with the word TF-IDF weighted in beside the character
     // n-grams, one map per text block, each as wide as that partition's vocabulary.
     let text_blocks = [

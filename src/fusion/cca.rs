@@ -27,7 +27,9 @@ use ndarray_linalg::{Eigh, JobSvd, SVDDC, UPLO};
 use serde::{Deserialize, Serialize};
 
 use super::FusionError;
-use super::kernel_map::{FittedKernelMap, KernelMapParams, KernelMapValidParams};
+use super::kernel_map::{
+    BlockWeighting, FittedKernelMap, KernelMapParams, KernelMapValidParams, centred_alignment,
+};
 use super::ops::{self, Centred, ViewName};
 use super::pca::{self, PcaMethod, PcaParams};
 use crate::matrix::FeatureMatrix;
@@ -266,9 +268,23 @@ impl CcaValidParams {
         if n < 3 {
             return Err(FusionError::TooFewRows { rows: n, needed: 3 });
         }
+        let mut fitted_x = fit_view(&self.kernel_x, x, x_rows, "x", progress)?;
+        let mut fitted_y = fit_view(&self.kernel_y, y, y_rows, "y", progress)?;
+        let aligned = |k: &KernelMapValidParams| {
+            k.params().enabled() && k.params().block_weighting == BlockWeighting::Alignment
+        };
+        if aligned(&self.kernel_x) || aligned(&self.kernel_y) {
+            let pairs = alignment_sample(n, self.kernel_x.params().seed);
+            if aligned(&self.kernel_x) {
+                align_blocks(&mut fitted_x, &fitted_y, "kernel_x", &pairs)?;
+            }
+            if aligned(&self.kernel_y) {
+                align_blocks(&mut fitted_y, &fitted_x, "kernel_y", &pairs)?;
+            }
+        }
         Ok(MappedPairs {
-            x: map_view(&self.kernel_x, x, x_rows, "x", progress)?,
-            y: map_view(&self.kernel_y, y, y_rows, "y", progress)?,
+            x: fitted_x.into_mapped(),
+            y: fitted_y.into_mapped(),
             kernel_params: (
                 self.kernel_x.params().clone(),
                 self.kernel_y.params().clone(),
@@ -405,30 +421,136 @@ struct MappedView<'a> {
     map: Option<FittedKernelMap>,
 }
 
-/// A view through its kernel map, fitted on the distinct rows of the pairs; without a map,
-/// the view as it is (borrowed).
-fn map_view<'a>(
+/// A view's kernel map fitted on the distinct rows of the pairs, its output not yet computed,
+/// so that the blocks' weights can be set first; without a map, the view as it is.
+struct FittedView<'a> {
+    view: &'a FeatureMatrix,
+    /// Each pair's row: among the distinct rows when there is a map, else in `view`.
+    rows: Vec<usize>,
+    /// The map (every block's weight 1 until [`align_blocks`]) and each block's distinct
+    /// training rows reduced.
+    map: Option<(FittedKernelMap, Vec<Array2<f32>>)>,
+}
+
+fn fit_view<'a>(
     kernel: &KernelMapValidParams,
     x: &'a FeatureMatrix,
     rows: &[usize],
     view: ViewName,
     progress: &ProgressBar,
-) -> Result<MappedView<'a>, FusionError> {
+) -> Result<FittedView<'a>, FusionError> {
     if !kernel.params().enabled() {
-        return Ok(MappedView {
-            view: Cow::Borrowed(x),
+        return Ok(FittedView {
+            view: x,
             rows: rows.to_vec(),
             map: None,
         });
     }
     let rows = DistinctRows::of(rows, x.n_rows(), view)?;
     let sub = select_rows(x, &rows.distinct);
-    let (map, mapped) = kernel.fit_transform(&sub, view, progress)?;
-    Ok(MappedView {
-        view: Cow::Owned(FeatureMatrix::Dense(mapped)),
+    let map = kernel.fit_reduced(&sub, view, progress)?;
+    Ok(FittedView {
+        view: x,
         rows: rows.at,
         map: Some(map),
     })
+}
+
+impl<'a> FittedView<'a> {
+    /// The map's output on the distinct training rows (with the blocks' weights as set).
+    fn into_mapped(self) -> MappedView<'a> {
+        match self.map {
+            None => MappedView {
+                view: Cow::Borrowed(self.view),
+                rows: self.rows,
+                map: None,
+            },
+            Some((map, reduced)) => MappedView {
+                view: Cow::Owned(FeatureMatrix::Dense(map.values_of_reduced(&reduced))),
+                rows: self.rows,
+                map: Some(map),
+            },
+        }
+    }
+
+    /// The map's kernel (its blocks' weighted sum) between the rows of the pairs `pairs`;
+    /// `None` without a map.
+    fn gram(&self, pairs: &[usize]) -> Option<Array2<f64>> {
+        let (map, reduced) = self.map.as_ref()?;
+        let rows: Vec<usize> = pairs.iter().map(|&p| self.rows[p]).collect();
+        map.blocks
+            .iter()
+            .zip(reduced)
+            .map(|(block, z)| {
+                block.gram_of_reduced(&z.select(Axis(0), &rows)) * block.weight as f64
+            })
+            .reduce(|sum, g| sum + g)
+    }
+}
+
+/// At most this many training pairs, drawn with the kernel map's seed, are used to compute
+/// the blocks' alignments (`s x s` kernel matrices per block).
+const ALIGNMENT_PAIRS: usize = 2000;
+
+/// The pairs the alignments are computed on: all of them, or a seeded draw of
+/// [`ALIGNMENT_PAIRS`], in increasing order.
+fn alignment_sample(n: usize, seed: u64) -> Vec<usize> {
+    use rand::SeedableRng;
+    if n <= ALIGNMENT_PAIRS {
+        return (0..n).collect();
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut pairs = rand::seq::index::sample(&mut rng, n, ALIGNMENT_PAIRS).into_vec();
+    pairs.sort_unstable();
+    pairs
+}
+
+/// `block_weighting = "alignment"`: weights the blocks of `view`'s map by the centred alignment
+/// of each block's kernel with `other`'s kernel on the pairs `pairs`
+/// ([`FittedKernelMap::set_alignment_weights`]). A map of one block is left as it is. With both
+/// views weighted, the image view goes first, against the text kernel with its blocks equal;
+/// the text view then aligns with the weighted image kernel.
+fn align_blocks(
+    view: &mut FittedView<'_>,
+    other: &FittedView<'_>,
+    name: &'static str,
+    pairs: &[usize],
+) -> Result<(), FusionError> {
+    let FittedView { rows, map, .. } = view;
+    let Some((map, reduced)) = map.as_mut() else {
+        return Ok(());
+    };
+    if map.blocks.len() < 2 {
+        return Ok(());
+    }
+    let target = other.gram(pairs).ok_or(FusionError::InvalidParam {
+        name,
+        value: "block_weighting = \"alignment\", and the other view has no kernel map".into(),
+        expected: "a kernel map on the other view (its landmarks > 0)",
+    })?;
+    let rows: Vec<usize> = pairs.iter().map(|&p| rows[p]).collect();
+    let alignments: Vec<f64> = map
+        .blocks
+        .iter()
+        .zip(reduced.iter())
+        .map(|(block, z)| {
+            let gram = block.gram_of_reduced(&z.select(Axis(0), &rows));
+            centred_alignment(&gram, &target).unwrap_or(0.0)
+        })
+        .collect();
+    map.set_alignment_weights(&alignments);
+    log::info!(
+        "{name}: block alignments {:?}, weights {:?}",
+        alignments
+            .iter()
+            .map(|a| format!("{a:.4}"))
+            .collect::<Vec<_>>(),
+        map.blocks
+            .iter()
+            .map(|b| format!("{:.3}", b.weight))
+            .collect::<Vec<_>>()
+    );
+    Ok(())
 }
 
 /// The distinct rows among pair rows, in first-seen order, with each pair's position among
@@ -1026,6 +1148,7 @@ mod tests {
             gamma_scale: 2.0,
             seed: 1,
             block_widths: Vec::new(),
+            block_weighting: crate::fusion::BlockWeighting::Equal,
         };
         let mapped = CcaParams {
             kernel_x: kernel.clone(),
@@ -1086,6 +1209,76 @@ mod tests {
             .fit_mapped(&once, &hidden)
             .unwrap_err();
         assert!(err.to_string().contains("mapped with"), "{err}");
+    }
+
+    #[test]
+    fn alignment_weighting_favours_the_block_that_shares_the_signal() {
+        use crate::fusion::{BlockWeighting, KernelMapParams};
+        // x = [the planted view | as many columns of noise, independent of y]: the first
+        // block's kernel agrees with y's, the second's with nothing.
+        let n = 400;
+        let (signal, y) = planted(n, 4, 4, 5);
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let noise = ops::gaussian(n, 4, &mut rng);
+        let x = FeatureMatrix::Dense(ndarray::concatenate![Axis(1), signal, noise]);
+        let y = FeatureMatrix::Dense(y);
+        let kernel_x = KernelMapParams {
+            landmarks: 100,
+            input_dims: 8,
+            gamma_scale: 1.0,
+            seed: 2,
+            block_widths: vec![4, 4],
+            block_weighting: BlockWeighting::Alignment,
+        };
+        let kernel_y = KernelMapParams {
+            block_widths: Vec::new(),
+            block_weighting: BlockWeighting::Equal,
+            ..kernel_x.clone()
+        };
+        let params = CcaParams {
+            kernel_x: kernel_x.clone(),
+            kernel_y,
+            ..CcaParams::new(2).ridge(0.1)
+        }
+        .check()
+        .unwrap();
+        let rows: Vec<usize> = (0..n).collect();
+        let mapped = params
+            .map_pairs(&x, &rows, &y, &rows, &ProgressBar::hidden())
+            .unwrap();
+        let map = mapped.x.map.as_ref().unwrap();
+        let (shared, unrelated) = (&map.blocks[0], &map.blocks[1]);
+        let (a_shared, a_unrelated) = (shared.alignment.unwrap(), unrelated.alignment.unwrap());
+        assert!(a_shared > 0.1, "alignment of the shared block {a_shared}");
+        assert!(
+            a_unrelated.abs() < 0.05,
+            "alignment of the noise {a_unrelated}"
+        );
+        assert!(shared.weight > 1.7 && unrelated.weight < 0.3, "{map:?}");
+        assert!((shared.weight + unrelated.weight - 2.0).abs() < 1e-5);
+        // The fit learns on the weighted kernel values, and the model applies the same map.
+        let again = map.transform(&x, "x").unwrap();
+        let FeatureMatrix::Dense(values) = mapped.x.view.as_ref() else {
+            panic!("a mapped view is dense")
+        };
+        let worst = (&again - values)
+            .mapv(f32::abs)
+            .fold(0.0f32, |a, &b| a.max(b));
+        assert!(worst < 1e-5, "largest difference {worst}");
+        let fitted = params.fit_mapped(&mapped, &ProgressBar::hidden()).unwrap();
+        assert_eq!(fitted.kernel_x(), Some(map));
+        assert_eq!(FittedCca::from_arrays(fitted.to_arrays()).unwrap(), fitted);
+        // The other view without a kernel map: refused, naming the view and the setting.
+        let err = CcaParams {
+            kernel_x,
+            ..CcaParams::new(2)
+        }
+        .check()
+        .unwrap()
+        .fit(&x, &y)
+        .unwrap_err();
+        assert!(err.to_string().contains("kernel_x"), "{err}");
+        assert!(err.to_string().contains("alignment"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,15 @@
 //! kernel's features, and a sum of per-block Gaussians keeps one block's large distances from
 //! drowning the others', which a single Gaussian over the whole row does not.
 //!
+//! By default every block's kernel counts once in the sum. With `block_weighting =
+//! "alignment"` each block's kernel is weighted by its centred alignment with the other view's
+//! kernel on the training pairs, the `align` method of Cortes, Mohri and Rostamizadeh
+//! ("Algorithms for learning kernels based on centered alignment", JMLR 13, 2012): a block whose
+//! similarities between training images agree with the similarities between their captions
+//! counts for more, one that agrees with nothing drops out. The weights are learned from the
+//! training pairs alone, with no grid to search; the CCA computes them
+//! ([`super::cca::CcaValidParams::map_pairs`]), because it is the one that has both views.
+//!
 //! `KernelMapParams { landmarks, .. }` → `.check()?` → `.fit(&x)?` → [`FittedKernelMap`] with
 //! `transform`; `from_parts` rebuilds one from saved arrays.
 
@@ -57,6 +66,28 @@ pub struct KernelMapParams {
     /// kernels, one per block, instead of one Gaussian over the whole row. Empty: one block.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub block_widths: Vec<usize>,
+    /// How the blocks' kernels are weighted in the sum (only read with several blocks).
+    #[serde(skip_serializing_if = "BlockWeighting::is_equal")]
+    pub block_weighting: BlockWeighting,
+}
+
+/// How the kernels of a map's blocks are weighted in their sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockWeighting {
+    /// Every block's kernel counts once.
+    #[default]
+    Equal,
+    /// Each block's kernel weighted by its centred alignment with the other view's kernel on
+    /// the training pairs (negative alignments count 0), the weights scaled to add up to the
+    /// number of blocks. Needs a kernel map on the other view.
+    Alignment,
+}
+
+impl BlockWeighting {
+    fn is_equal(&self) -> bool {
+        *self == Self::Equal
+    }
 }
 
 impl Default for KernelMapParams {
@@ -67,6 +98,7 @@ impl Default for KernelMapParams {
             gamma_scale: 1.0,
             seed: 0,
             block_widths: Vec::new(),
+            block_weighting: BlockWeighting::Equal,
         }
     }
 }
@@ -118,7 +150,7 @@ pub struct FittedKernelMap {
     pub blocks: Vec<GaussianMap>,
 }
 
-/// The map of one block: `x ↦ exp(-γ ‖unit((x - μ) V) - lⱼ‖²)` for each landmark `lⱼ`.
+/// The map of one block: `x ↦ w · exp(-γ ‖unit((x - μ) V) - lⱼ‖²)` for each landmark `lⱼ`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GaussianMap {
     /// `d` column means of the view.
@@ -128,6 +160,11 @@ pub struct GaussianMap {
     /// `m x k` landmarks, unit rows.
     pub landmarks: Array2<f32>,
     pub gamma: f32,
+    /// The block's weight `w` in the sum of kernels (1 unless `block_weighting` set it).
+    pub weight: f32,
+    /// The centred alignment of the block's kernel with the other view's on the training
+    /// pairs, when `block_weighting = "alignment"` computed it.
+    pub alignment: Option<f32>,
 }
 
 impl KernelMapValidParams {
@@ -156,15 +193,22 @@ impl KernelMapValidParams {
         view: &'static str,
         progress: &ProgressBar,
     ) -> Result<(FittedKernelMap, Array2<f32>), FusionError> {
-        let mut blocks = self.fit_blocks(x, view, progress)?.into_iter();
-        let (first, z) = blocks.next().expect("at least one block");
-        let mut values = first.kernel_values_of_reduced(&z);
-        let mut maps = vec![first];
-        for (map, z) in blocks {
-            values += &map.kernel_values_of_reduced(&z);
-            maps.push(map);
-        }
-        Ok((FittedKernelMap { blocks: maps }, values))
+        let (map, reduced) = self.fit_reduced(x, view, progress)?;
+        let values = map.values_of_reduced(&reduced);
+        Ok((map, values))
+    }
+
+    /// [`Self::fit`] (every block's weight 1), with each block's training rows reduced (unit
+    /// rows of `(x - μ) V`), from which [`FittedKernelMap::values_of_reduced`] gives the map's
+    /// output once the weights are set.
+    pub fn fit_reduced(
+        &self,
+        x: &FeatureMatrix,
+        view: &'static str,
+        progress: &ProgressBar,
+    ) -> Result<(FittedKernelMap, Vec<Array2<f32>>), FusionError> {
+        let (maps, reduced) = self.fit_blocks(x, view, progress)?.into_iter().unzip();
+        Ok((FittedKernelMap { blocks: maps }, reduced))
     }
 
     /// Each block's map with the block's training rows reduced (unit rows of `(x - μ) V`).
@@ -231,6 +275,8 @@ impl KernelMapValidParams {
             basis,
             landmarks,
             gamma: (p.gamma_scale / median) as f32,
+            weight: 1.0,
+            alignment: None,
         };
         Ok((map, reduced))
     }
@@ -345,6 +391,46 @@ impl FittedKernelMap {
         Ok(sum)
     }
 
+    /// The map's output from each block's rows reduced by [`reduce`] (one array per block, as
+    /// [`KernelMapValidParams::fit_reduced`] returns them): the blocks' weighted kernel values,
+    /// summed.
+    pub fn values_of_reduced(&self, reduced: &[Array2<f32>]) -> Array2<f32> {
+        assert_eq!(
+            reduced.len(),
+            self.blocks.len(),
+            "one reduced array per block"
+        );
+        let mut blocks = self.blocks.iter().zip(reduced);
+        let (first, z) = blocks.next().expect("at least one block");
+        let mut values = first.kernel_values_of_reduced(z);
+        for (block, z) in blocks {
+            values += &block.kernel_values_of_reduced(z);
+        }
+        values
+    }
+
+    /// Sets the blocks' weights from their alignments (one per block, in block order): each
+    /// weight proportional to its alignment (a negative one counts 0), scaled so that the
+    /// weights add up to the number of blocks. When no alignment is positive the weights stay
+    /// equal. The alignments are kept with the blocks, to be saved and reported.
+    pub fn set_alignment_weights(&mut self, alignments: &[f64]) {
+        assert_eq!(
+            alignments.len(),
+            self.blocks.len(),
+            "one alignment per block"
+        );
+        let total: f64 = alignments.iter().map(|a| a.max(0.0)).sum();
+        let n = self.blocks.len() as f64;
+        for (block, &a) in self.blocks.iter_mut().zip(alignments) {
+            block.weight = if total > 0.0 {
+                (a.max(0.0) * n / total) as f32
+            } else {
+                1.0
+            };
+            block.alignment = Some(a as f32);
+        }
+    }
+
     /// Checks that the blocks agree (same number of landmarks, at least one block).
     pub fn from_blocks(blocks: Vec<GaussianMap>) -> Result<Self, FusionError> {
         let m = blocks.first().map(GaussianMap::output_dims);
@@ -374,33 +460,55 @@ impl GaussianMap {
         self.kernel_values_of_reduced(&reduce(&self.mean, self.basis.as_ref(), x))
     }
 
-    /// Kernel values of rows already reduced by [`reduce`] with this block's mean and basis.
+    /// Weighted kernel values of rows already reduced by [`reduce`] with this block's mean and
+    /// basis.
     fn kernel_values_of_reduced(&self, z: &Array2<f32>) -> Array2<f32> {
         let mut k = ops::dense_dot(&z.view(), &self.landmarks.t());
-        let gamma = self.gamma;
+        let (gamma, weight) = (self.gamma, self.weight);
         k.axis_iter_mut(Axis(0))
             .into_par_iter()
             .zip(z.axis_iter(Axis(0)).into_par_iter())
             .for_each(|(mut row, zr)| {
                 let zz = zr.dot(&zr);
                 // ‖z - l‖² = ‖z‖² + 1 - 2 z·l for unit landmarks (clamped: rounding).
-                row.mapv_inplace(|s| (-gamma * (zz + 1.0 - 2.0 * s).max(0.0)).exp());
+                row.mapv_inplace(|s| weight * (-gamma * (zz + 1.0 - 2.0 * s).max(0.0)).exp());
             });
         k
     }
 
-    /// Checks shapes and values of arrays loaded from disk.
+    /// The block's Gaussian kernel (unweighted) between the rows of `z`, reduced by
+    /// [`reduce`]: an `s x s` Gram matrix, for the alignment of the blocks.
+    pub fn gram_of_reduced(&self, z: &Array2<f32>) -> Array2<f64> {
+        let dots = ops::dense_dot(&z.view(), &z.t());
+        let norms: Vec<f64> = (0..z.nrows()).map(|i| dots[[i, i]] as f64).collect();
+        let gamma = self.gamma as f64;
+        Array2::from_shape_fn(dots.dim(), |(i, j)| {
+            let d2 = (norms[i] + norms[j] - 2.0 * dots[[i, j]] as f64).max(0.0);
+            (-gamma * d2).exp()
+        })
+    }
+
+    /// Checks shapes and values of arrays loaded from disk (`weight` 1 and no alignment for an
+    /// equally weighted block).
     pub fn from_parts(
         mean: Array1<f32>,
         basis: Option<Array2<f32>>,
         landmarks: Array2<f32>,
         gamma: f32,
+        weight: f32,
+        alignment: Option<f32>,
     ) -> Result<Self, FusionError> {
         let k = basis.as_ref().map_or(mean.len(), |b| b.ncols());
         let basis_ok = basis.as_ref().is_none_or(|b| b.nrows() == mean.len());
-        if !basis_ok || landmarks.ncols() != k || !(gamma.is_finite() && gamma > 0.0) {
+        let valid = basis_ok
+            && landmarks.ncols() == k
+            && gamma.is_finite()
+            && gamma > 0.0
+            && weight.is_finite()
+            && weight >= 0.0;
+        if !valid {
             return Err(FusionError::BadArrays(format!(
-                "kernel map: mean {}, basis {:?}, landmarks {:?}, gamma {gamma}",
+                "kernel map: mean {}, basis {:?}, landmarks {:?}, gamma {gamma}, weight {weight}",
                 mean.len(),
                 basis.as_ref().map(|b| b.dim()),
                 landmarks.dim()
@@ -411,8 +519,45 @@ impl GaussianMap {
             basis,
             landmarks,
             gamma,
+            weight,
+            alignment,
         })
     }
+}
+
+/// The centred alignment of two kernel matrices on the same rows (Cortes, Mohri and
+/// Rostamizadeh 2012), taken off the diagonal: `⟨Kc, Lc⟩ / (‖Kc‖ ‖Lc‖)` over the entries
+/// `i ≠ j`, with `Kc` the kernel's off-diagonal entries with their row and column means
+/// removed (`centre_off_diagonal`). In [-1, 1]. The diagonal is left out because a narrow
+/// Gaussian kernel is close to the identity, and two near-identity kernels align almost
+/// perfectly whatever their off-diagonal entries, which are what ranks one item against
+/// others. `None` when either centred kernel is zero (a kernel constant off the diagonal aligns
+/// with nothing).
+pub fn centred_alignment(k: &Array2<f64>, l: &Array2<f64>) -> Option<f64> {
+    assert_eq!(k.dim(), l.dim(), "kernels on the same rows");
+    let kc = centre_off_diagonal(k);
+    let lc = centre_off_diagonal(l);
+    let kl: f64 = kc.iter().zip(lc.iter()).map(|(a, b)| a * b).sum();
+    let kk: f64 = kc.iter().map(|a| a * a).sum();
+    let ll: f64 = lc.iter().map(|a| a * a).sum();
+    let scale = (kk * ll).sqrt();
+    (scale > 1e-12 * k.len() as f64).then(|| kl / scale)
+}
+
+/// A symmetric kernel matrix's off-diagonal entries with their means removed:
+/// `K_ij - r_i - r_j + g` for `i ≠ j`, `r_i` the mean of row `i` off the diagonal and `g` the
+/// mean of every off-diagonal entry; the diagonal set to 0. (A kernel that is constant off the
+/// diagonal becomes 0.)
+fn centre_off_diagonal(k: &Array2<f64>) -> Array2<f64> {
+    let n = k.nrows();
+    assert!(n >= 2, "at least two rows");
+    let mut k = k.clone();
+    k.diag_mut().fill(0.0);
+    let rows = k.sum_axis(Axis(1)) / (n - 1) as f64;
+    let all = rows.sum() / n as f64;
+    let mut c = Array2::from_shape_fn(k.dim(), |(i, j)| k[[i, j]] - rows[i] - rows[j] + all);
+    c.diag_mut().fill(0.0);
+    c
 }
 
 #[cfg(test)]
@@ -445,6 +590,7 @@ mod tests {
                 gamma_scale: 0.7,
                 seed: 3,
                 block_widths: Vec::new(),
+                block_weighting: BlockWeighting::Equal,
             },
             &x,
         );
@@ -480,6 +626,7 @@ mod tests {
             gamma_scale: 1.0,
             seed: 9,
             block_widths: Vec::new(),
+            block_weighting: BlockWeighting::Equal,
         };
         let a = fit(p.clone(), &x);
         let b = fit(p.clone(), &x);
@@ -507,6 +654,7 @@ mod tests {
             gamma_scale: 1.5,
             seed: 7,
             block_widths: vec![4, 5],
+            block_weighting: BlockWeighting::Equal,
         };
         let map = fit(p.clone(), &x);
         assert_eq!(
@@ -572,6 +720,88 @@ mod tests {
     }
 
     #[test]
+    fn centred_alignment_ignores_the_diagonal_and_the_scale() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let gram = |z: &Array2<f32>| {
+            Array2::from_shape_fn((z.nrows(), z.nrows()), |(i, j)| {
+                let d2: f32 = (&z.row(i) - &z.row(j)).mapv(|v| v * v).sum();
+                (-0.5 * d2 as f64).exp()
+            })
+        };
+        let z = gaussian(120, 3, &mut rng);
+        let k = gram(&z);
+        let same = centred_alignment(&k, &k).unwrap();
+        assert!((same - 1.0).abs() < 1e-9, "{same}");
+        // Scaled, with a different diagonal: the same off-diagonal ranking, alignment 1.
+        let mut l = &k * 3.0;
+        l.diag_mut().mapv_inplace(|v| v + 7.0);
+        assert!((centred_alignment(&k, &l).unwrap() - 1.0).abs() < 1e-9);
+        let opposite = centred_alignment(&k, &(-&k)).unwrap();
+        assert!((opposite + 1.0).abs() < 1e-9, "{opposite}");
+        // Two narrow kernels of unrelated points are both close to the identity; off the
+        // diagonal they agree on nothing.
+        let narrow = |z: &Array2<f32>| gram(z).mapv(|v| v.powi(40));
+        let other = gaussian(120, 3, &mut rng);
+        let unrelated = centred_alignment(&narrow(&z), &narrow(&other)).unwrap();
+        assert!(unrelated.abs() < 0.1, "{unrelated}");
+        // A kernel that is constant off the diagonal aligns with nothing.
+        let flat = Array2::from_shape_fn((120, 120), |(i, j)| if i == j { 1.0 } else { 0.3 });
+        assert_eq!(centred_alignment(&k, &flat), None);
+    }
+
+    #[test]
+    fn alignment_weights_are_proportional_and_add_up_to_the_blocks() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let x = gaussian(50, 9, &mut rng);
+        let p = KernelMapParams {
+            landmarks: 10,
+            input_dims: 3,
+            gamma_scale: 1.0,
+            seed: 1,
+            block_widths: vec![3, 3, 3],
+            block_weighting: BlockWeighting::Alignment,
+        };
+        let equal = fit(p, &x);
+        let mut map = equal.clone();
+        map.set_alignment_weights(&[0.2, 0.1, -0.1]);
+        let weights: Vec<f32> = map.blocks.iter().map(|b| b.weight).collect();
+        let want = [2.0, 1.0, 0.0];
+        assert!(
+            weights.iter().zip(want).all(|(w, v)| (w - v).abs() < 1e-6),
+            "{weights:?}"
+        );
+        assert_eq!(map.blocks[2].alignment, Some(-0.1));
+        // The weights are applied by transform: each block's kernel values times its weight.
+        let view = FeatureMatrix::Dense(x.clone());
+        let mut by_block = Vec::new();
+        for (i, block) in equal.blocks.iter().enumerate() {
+            let one = FittedKernelMap::from_blocks(vec![block.clone()]).unwrap();
+            let cols = FeatureMatrix::Dense(x.slice(s![.., 3 * i..3 * i + 3]).to_owned());
+            by_block.push(one.transform(&cols, "x").unwrap());
+        }
+        let expected = &by_block[0] * 2.0 + &by_block[1];
+        let worst = (&map.transform(&view, "x").unwrap() - &expected)
+            .mapv(f32::abs)
+            .fold(0.0f32, |a, &b| a.max(b));
+        assert!(worst < 1e-5, "largest difference {worst}");
+        // No positive alignment: the weights stay equal.
+        map.set_alignment_weights(&[-0.1, 0.0, -0.3]);
+        assert!(map.blocks.iter().all(|b| b.weight == 1.0));
+        // A negative weight read from disk is refused.
+        let b = &equal.blocks[0];
+        let err = GaussianMap::from_parts(
+            b.mean.clone(),
+            b.basis.clone(),
+            b.landmarks.clone(),
+            b.gamma,
+            -1.0,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("weight -1"), "{err}");
+    }
+
+    #[test]
     fn block_maps_of_a_sparse_view_match_its_dense_copy() {
         // The text view is sparse: each block (word TF-IDF, character n-grams, …) is cut out
         // of the CSR matrix without densifying the whole view.
@@ -597,6 +827,7 @@ mod tests {
             gamma_scale: 1.0,
             seed: 3,
             block_widths: vec![7, 3],
+            block_weighting: BlockWeighting::Equal,
         };
         let dense_map = fit(p.clone(), &x);
         let (sparse_map, values) = p

@@ -18,7 +18,7 @@ pub mod profiles;
 pub mod tune;
 
 pub use cca::{CcaArrays, CcaParams, CcaValidParams, FittedCca, MappedPairs};
-pub use kernel_map::{FittedKernelMap, GaussianMap, KernelMapParams};
+pub use kernel_map::{BlockWeighting, FittedKernelMap, GaussianMap, KernelMapParams};
 pub use pca::{FittedPca, PcaMethod, PcaParams, PcaValidParams};
 pub use profiles::{FittedProfiles, ProfileParams};
 

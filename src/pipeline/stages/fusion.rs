@@ -8,7 +8,8 @@
 //! `<p>/kernel_x/` (or `kernel_y/`): `mean.npy`, `basis.npy`, `landmarks.npy`, `gamma.npy`, and
 //! that view's `mean_*`/`proj_*` then start from the map's output (with one map per image
 //! block, `[fit.kernel_x] per_block`, those four files per block in `kernel_x/block-<i>/`; the
-//! same for text blocks with `[fit.kernel_y] per_block`, in `kernel_y/block-<i>/`).
+//! same for text blocks with `[fit.kernel_y] per_block`, in `kernel_y/block-<i>/`; with
+//! `block_weighting = "alignment"`, each block's `weight.npy` and `alignment.npy` as well).
 //! `[fit] include_validation` adds the validation part's pairs. `[fit] pairs_fraction` (below 1)
 //! keeps only that fraction of the training images and their captions, drawn by a keyed hash of
 //! the image id (`pairs_seed`), the same subset in every partition and each smaller fraction's
@@ -463,7 +464,22 @@ fn write_gaussian_map(
         &Array2::from_elem((1, 1), map.gamma),
         None,
         "kernel map: Gaussian kernel width γ",
-    )
+    )?;
+    if let Some(alignment) = map.alignment {
+        out.dense(
+            &format!("{prefix}/weight.npy"),
+            &Array2::from_elem((1, 1), map.weight),
+            None,
+            "kernel map: the block's weight in the sum of kernels",
+        )?;
+        out.dense(
+            &format!("{prefix}/alignment.npy"),
+            &Array2::from_elem((1, 1), alignment),
+            None,
+            "kernel map: centred alignment of the block's kernel with the other view's",
+        )?;
+    }
+    Ok(())
 }
 
 /// Reads a kernel map written by [`write_kernel_map`].
@@ -487,11 +503,22 @@ fn read_gaussian_map(dir: &std::path::Path) -> Result<GaussianMap, Error> {
     } else {
         None
     };
+    // Written only for blocks weighted by their alignment; otherwise weight 1.
+    let scalar = |name: &str| -> Result<Option<f32>, Error> {
+        let path = dir.join(name);
+        Ok(if path.exists() {
+            Some(read_dense(&path)?[[0, 0]])
+        } else {
+            None
+        })
+    };
     Ok(GaussianMap::from_parts(
         read_dense(&dir.join("mean.npy"))?.row(0).to_owned(),
         basis,
         read_dense(&dir.join("landmarks.npy"))?,
         read_dense(&dir.join("gamma.npy"))?[[0, 0]],
+        scalar("weight.npy")?.unwrap_or(1.0),
+        scalar("alignment.npy")?,
     )?)
 }
 
