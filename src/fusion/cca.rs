@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use super::FusionError;
 use super::kernel_map::{
-    BlockWeighting, FittedKernelMap, KernelMapParams, KernelMapValidParams, centred_alignment,
+    BlockWeighting, FittedKernelMap, GaussianMap, KernelMapParams, KernelMapValidParams,
+    centred_alignment,
 };
 use super::ops::{self, Centred, ViewName};
 use super::pca::{self, PcaMethod, PcaParams};
@@ -473,23 +474,31 @@ impl<'a> FittedView<'a> {
         }
     }
 
+    /// Each block of the map with its kernel (unweighted) between the rows of the pairs
+    /// `pairs`, one block at a time; nothing without a map.
+    fn block_grams<'s>(
+        &'s self,
+        pairs: &[usize],
+    ) -> impl Iterator<Item = (&'s GaussianMap, Array2<f64>)> + 's {
+        let rows: Vec<usize> = pairs.iter().map(|&p| self.rows[p]).collect();
+        self.map
+            .iter()
+            .flat_map(|(map, reduced)| map.blocks.iter().zip(reduced))
+            .map(move |(block, z)| (block, block.gram_of_reduced(&z.select(Axis(0), &rows))))
+    }
+
     /// The map's kernel (its blocks' weighted sum) between the rows of the pairs `pairs`;
     /// `None` without a map.
     fn gram(&self, pairs: &[usize]) -> Option<Array2<f64>> {
-        let (map, reduced) = self.map.as_ref()?;
-        let rows: Vec<usize> = pairs.iter().map(|&p| self.rows[p]).collect();
-        map.blocks
-            .iter()
-            .zip(reduced)
-            .map(|(block, z)| {
-                block.gram_of_reduced(&z.select(Axis(0), &rows)) * block.weight as f64
-            })
+        self.block_grams(pairs)
+            .map(|(block, gram)| gram * block.weight as f64)
             .reduce(|sum, g| sum + g)
     }
 }
 
-/// At most this many training pairs, drawn with the kernel map's seed, are used to compute
-/// the blocks' alignments (`s x s` kernel matrices per block).
+/// At most this many training pairs, drawn with the image view's kernel map's seed
+/// (`kernel_x.seed`, for either view's weights), are used to compute the blocks' alignments
+/// (`s x s` kernel matrices, one block at a time).
 const ALIGNMENT_PAIRS: usize = 2000;
 
 /// The pairs the alignments are computed on: all of them, or a seeded draw of
@@ -516,11 +525,8 @@ fn align_blocks(
     name: &'static str,
     pairs: &[usize],
 ) -> Result<(), FusionError> {
-    let FittedView { rows, map, .. } = view;
-    let Some((map, reduced)) = map.as_mut() else {
-        return Ok(());
-    };
-    if map.blocks.len() < 2 {
+    let blocks = view.map.as_ref().map_or(0, |(map, _)| map.blocks.len());
+    if blocks < 2 {
         return Ok(());
     }
     let target = other.gram(pairs).ok_or(FusionError::InvalidParam {
@@ -528,16 +534,11 @@ fn align_blocks(
         value: "block_weighting = \"alignment\", and the other view has no kernel map".into(),
         expected: "a kernel map on the other view (its landmarks > 0)",
     })?;
-    let rows: Vec<usize> = pairs.iter().map(|&p| rows[p]).collect();
-    let alignments: Vec<f64> = map
-        .blocks
-        .iter()
-        .zip(reduced.iter())
-        .map(|(block, z)| {
-            let gram = block.gram_of_reduced(&z.select(Axis(0), &rows));
-            centred_alignment(&gram, &target).unwrap_or(0.0)
-        })
+    let alignments: Vec<f64> = view
+        .block_grams(pairs)
+        .map(|(_, gram)| centred_alignment(&gram, &target).unwrap_or(0.0))
         .collect();
+    let (map, _) = view.map.as_mut().expect("a map of several blocks");
     map.set_alignment_weights(&alignments);
     log::info!(
         "{name}: block alignments {:?}, weights {:?}",
