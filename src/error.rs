@@ -28,23 +28,24 @@ pub enum Error {
     Io(#[from] IoError),
 }
 
-/// An I/O error together with the path it happened on.
+/// An I/O error together with the path it happened on. The operating system's message is part
+/// of this error's own message and deliberately not its `source()`, so that an error chain
+/// printed with `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {}: {source}", path.display())]
+#[error("{action} {}: {cause}", path.display())]
 pub struct IoError {
     pub action: &'static str,
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 impl IoError {
     /// Wraps `source` with what was being done (`"reading"`, `"writing"`, ...) and where.
-    pub fn new(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn new(action: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Self {
             action,
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

@@ -152,6 +152,32 @@ fn bad_input_gives_a_clear_error_and_nonzero_exit() {
         err.starts_with("error: loading pipeline missing.toml: reading missing.toml"),
         "{err}"
     );
+    assert_eq!(
+        err.matches("os error 2").count(),
+        1,
+        "the operating system's message is said once: {err}"
+    );
+    // A mistake in a later stage's section is caught before the first stage runs, and names
+    // the key inside the section.
+    for (set, expected) in [
+        ("fit.ridgex=0.1", "[fit] ridgex: unknown field `ridgex`"),
+        (
+            "fit.dims=\"many\"",
+            "[fit] dims: invalid type: string \"many\"",
+        ),
+        (
+            "image_features.sift.bow.kk=3",
+            "[image_features] sift.bow.kk: unknown field `kk`",
+        ),
+        ("evaluate.ks=[0]", "every K must be at least 1"),
+    ] {
+        let err = fails(ws.path(), &["run", "pipeline.toml", "--set", set]);
+        assert!(err.contains(expected), "{set}: {err}");
+        assert!(
+            !ws.path().join("work").exists(),
+            "{set}: no stage ran before the error"
+        );
+    }
     std::fs::write(
         ws.path().join("data/ImageWordData.csv"),
         "image_id,text\na.jpg,x\n",
@@ -165,7 +191,8 @@ fn bad_input_gives_a_clear_error_and_nonzero_exit() {
 fn clean_removes_the_stage() {
     let ws = Workspace::new(10, &["--no-bad-cases"], "");
     ok(ws.path(), &["split", "pipeline.toml"]);
-    let out = ok(ws.path(), &["clean", "pipeline.toml"]);
+    // Cleaning needs the work folder only, not the data.
+    let out = ok(ws.path(), &["clean", "pipeline.toml", "--data", "nowhere"]);
     assert!(out.contains("removed"), "{out}");
     assert!(!ws.stage("split").exists());
 }

@@ -52,7 +52,7 @@ struct PipelineArgs {
 struct StageArgs {
     #[command(flatten)]
     pipeline: PipelineArgs,
-    /// Rerun this stage even when it is up to date.
+    /// Rerun this stage even when it is up to date (with `run`: every stage).
     #[arg(long)]
     force: bool,
 }
@@ -106,8 +106,9 @@ enum Command {
         #[arg(long, value_name = "TXT")]
         text_ids: PathBuf,
     },
-    /// Train or update every model of each pipeline (CCA, dual encoder, MLP fusion), then write
-    /// the side-by-side table (Markdown) and an SVG plot of R@10.
+    /// Train or update every model of each pipeline (CCA and its variants, dual encoder, MLP
+    /// fusion, profiles), then write the side-by-side table (Markdown) and an SVG plot of R@10.
+    /// Each pipeline uses its own `data` and default work folder.
     Comparison {
         /// Pipeline files (each with its `data` folder), e.g. pipeline/flickr8k-cn.toml.
         #[arg(required = true)]
@@ -155,6 +156,9 @@ enum Command {
         /// Leave out the bad cases (GIF and PNG named .jpg, truncated, empty, missing, ...).
         #[arg(long)]
         no_bad_cases: bool,
+        /// Largest image size, WIDTHxHEIGHT; sizes are drawn between half of it and it.
+        #[arg(long, value_name = "WxH", default_value = "320x240", value_parser = parse_size)]
+        max_size: (u32, u32),
     },
     /// Print what an artifact holds: a .npy / .npz matrix, a stage folder or a manifest.
     Inspect {
@@ -169,6 +173,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
     },
+}
+
+/// Parses `WIDTHxHEIGHT` (e.g. `800x600`), the form of `make-fixture --max-size`.
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let parsed = text
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)));
+    parsed.ok_or_else(|| format!("expected WIDTHxHEIGHT in pixels, e.g. 800x600, got '{text}'"))
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -248,6 +260,12 @@ pub fn run() -> Result<()> {
             for (k, recall) in &report.recall {
                 println!("R@{k}: {:.4}", recall);
             }
+            for k in &report.beyond_depth {
+                println!(
+                    "R@{k}: n/a (the results hold at most {} per query)",
+                    report.depth
+                );
+            }
             println!("queries: {}", report.queries);
             if !report.missing.is_empty() {
                 println!(
@@ -266,7 +284,8 @@ pub fn run() -> Result<()> {
         Command::Run(args) => make(&args, None, show_progress),
         Command::Status(args) => status(&args),
         Command::Clean { pipeline, stage } => {
-            let pipeline = open(&pipeline, false)?;
+            // Cleaning touches the work folder only: the data folder need not exist.
+            let pipeline = open_with(&pipeline, false, false)?;
             let removed = pipeline.clean(stage.as_deref())?;
             if removed.is_empty() {
                 println!("nothing to clean");
@@ -282,11 +301,13 @@ pub fn run() -> Result<()> {
             seed,
             gbk,
             no_bad_cases,
+            max_size: (width, height),
         } => {
             let mut params = SyntheticParams::new()
                 .n_images(images)
                 .seed(seed)
-                .bad_cases(!no_bad_cases);
+                .bad_cases(!no_bad_cases)
+                .size_range((width / 2, height / 2), (width, height));
             if gbk {
                 params = params.csv_encoding(CsvEncoding::Gbk).crlf(true);
             }
@@ -319,8 +340,13 @@ pub fn run() -> Result<()> {
     }
 }
 
-/// Loads the pipeline file with the command line's overrides.
+/// Loads the pipeline file with the command line's overrides; the data folder must exist.
 fn open(args: &PipelineArgs, show_progress: bool) -> Result<Pipeline> {
+    open_with(args, show_progress, true)
+}
+
+/// [`open`], checking that the data folder exists only when `need_data`.
+fn open_with(args: &PipelineArgs, show_progress: bool, need_data: bool) -> Result<Pipeline> {
     let mut config = PipelineConfig::load(&args.pipeline)
         .with_context(|| format!("loading pipeline {}", args.pipeline.display()))?;
     for assignment in &args.overrides {
@@ -333,7 +359,7 @@ fn open(args: &PipelineArgs, show_progress: bool) -> Result<Pipeline> {
         .data
         .clone()
         .unwrap_or_else(|| config.pipeline.data.clone());
-    if !data_dir.is_dir() {
+    if need_data && !data_dir.is_dir() {
         anyhow::bail!(
             "data folder {} does not exist (set `data` in {} or pass --data DIR)",
             data_dir.display(),
@@ -352,51 +378,55 @@ fn open(args: &PipelineArgs, show_progress: bool) -> Result<Pipeline> {
 
 fn make(args: &StageArgs, target: Option<&str>, show_progress: bool) -> Result<()> {
     let pipeline = open(&args.pipeline, show_progress)?;
-    let reports = pipeline.make(target, args.force, |stage, reasons| {
-        log::info!("{stage}: running ({})", reasons.join("; "));
-    })?;
-    for report in reports {
-        let m = &report.manifest;
-        match &report.ran_because {
-            None => log::info!("{}: up to date", report.name),
-            Some(_) => {
-                let skipped: Vec<String> = m
-                    .skipped_counts
-                    .iter()
-                    .map(|(reason, n)| format!("{n} {reason}"))
-                    .collect();
-                let skipped = if skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!(", skipped {}", skipped.join(", "))
-                };
-                log::info!("{}: done in {:.2} s{skipped}", report.name, m.wall_seconds);
-                const SHOWN: usize = 10;
-                for skip in m.skipped.iter().take(SHOWN) {
-                    log::warn!(
-                        "{}: skipped {}{} — {}",
-                        report.name,
-                        skip.id,
-                        skip.path
-                            .as_deref()
-                            .map(|p| format!(" ({p})"))
-                            .unwrap_or_default(),
-                        skip.reason
-                    );
-                }
-                if m.skipped.len() > SHOWN {
-                    log::warn!(
-                        "{}: … and {} more skipped; `crossmodal inspect {}` lists them",
-                        report.name,
-                        m.skipped.len() - SHOWN,
-                        pipeline.context().stage_dir(report.name).display()
-                    );
-                }
-            }
-        }
-    }
+    pipeline.make_with(
+        target,
+        args.force,
+        |stage, reasons| log::info!("{stage}: running ({})", reasons.join("; ")),
+        |report| log_report(&pipeline, report),
+    )?;
     log::info!("artifacts in {}", pipeline.context().work_dir.display());
     Ok(())
+}
+
+/// Logs how a stage ended, as soon as it has: its time and the items it skipped.
+fn log_report(pipeline: &Pipeline, report: &crossmodal::pipeline::StageReport) {
+    let m = &report.manifest;
+    if report.ran_because.is_none() {
+        log::info!("{}: up to date", report.name);
+        return;
+    }
+    let skipped: Vec<String> = m
+        .skipped_counts
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    let skipped = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(", skipped {}", skipped.join(", "))
+    };
+    log::info!("{}: done in {:.2} s{skipped}", report.name, m.wall_seconds);
+    const SHOWN: usize = 10;
+    for skip in m.skipped.iter().take(SHOWN) {
+        log::warn!(
+            "{}: skipped {}{} — {}",
+            report.name,
+            skip.id,
+            skip.path
+                .as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
+            skip.reason
+        );
+    }
+    if m.skipped.len() > SHOWN {
+        log::warn!(
+            "{}: … and {} more skipped; `crossmodal inspect {}` lists them",
+            report.name,
+            m.skipped.len() - SHOWN,
+            pipeline.context().stage_dir(report.name).display()
+        );
+    }
 }
 
 fn status(args: &PipelineArgs) -> Result<()> {

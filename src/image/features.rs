@@ -5,7 +5,8 @@
 //! image's dense RootSIFT / HOG descriptors and learns the vocabularies (k-means for bags of
 //! words and VLAD, PCA + diagonal GMM for Fisher vectors; Perronnin et al. 2010, Jégou et al.
 //! 2010). Transforming describes each image independently (parallel over images with rayon,
-//! in chunks so memory does not grow with the number of images beyond the output matrix) into
+//! in chunks; [`FittedImageFeatures::transform_chunked`] hands each chunk over as it is done, so
+//! the features of 50,000 images, about 10 GB, can go to disk without being held at once) into
 //! named blocks: encodings of the local descriptors over a spatial pyramid, HSV histograms,
 //! GIST, optionally a global HOG. Each block is normalised on its own; `combined` is the
 //! concatenation of the blocks times their weights. An image that cannot be decoded is
@@ -566,6 +567,16 @@ pub struct ImageFeatures {
     pub skipped: Vec<SkippedImage>,
 }
 
+/// The rows of a few images, as [`FittedImageFeatures::transform_chunked`] hands them over.
+#[derive(Debug, Clone)]
+pub struct ImageFeatureChunk {
+    /// For each row, the index into the input paths.
+    pub rows: Vec<usize>,
+    /// One matrix per block, in [`FittedImageFeatures::block_layout`] order, one row per
+    /// entry of `rows`.
+    pub blocks: Vec<Array2<f32>>,
+}
+
 /// Vocabularies of one kind of local descriptor.
 #[derive(Debug, Clone, PartialEq)]
 struct LocalModel {
@@ -911,8 +922,52 @@ impl FittedImageFeatures {
         progress: &ProgressBar,
     ) -> Result<ImageFeatures, ImageError> {
         let layout = self.block_layout();
-        let mut data: Vec<Vec<f32>> = vec![Vec::new(); layout.len()];
-        let mut rows = Vec::new();
+        let mut data: Vec<Vec<f32>> = layout
+            .iter()
+            .map(|(_, width, _)| Vec::with_capacity(paths.len() * width))
+            .collect();
+        let mut rows = Vec::with_capacity(paths.len());
+        let skipped = self.transform_chunked(paths, orientation, progress, |chunk| {
+            for (buf, block) in data.iter_mut().zip(&chunk.blocks) {
+                buf.extend(block.iter());
+            }
+            rows.extend(chunk.rows);
+            Ok::<(), ImageError>(())
+        })?;
+        let n = rows.len();
+        let mut blocks = Vec::with_capacity(layout.len());
+        for (buf, (name, width, _)) in data.into_iter().zip(&layout) {
+            let m = Array2::from_shape_vec((n, *width), buf).map_err(|e| ImageError::Fit {
+                what: format!("block {name}"),
+                reason: e.to_string(),
+            })?;
+            blocks.push((name.clone(), m));
+        }
+        let combined = self.combine(blocks.iter().map(|(_, m)| m));
+        Ok(ImageFeatures {
+            blocks,
+            combined,
+            rows,
+            skipped,
+        })
+    }
+
+    /// Describes every image in `paths` a chunk at a time (`chunk_size` images, in parallel)
+    /// and hands each chunk's rows to `sink`, in the order of `paths`, so that the features of
+    /// more images than fit in memory can be written out as they come. Returns the images that
+    /// could not be described; `progress.inc(1)` per image.
+    pub fn transform_chunked<E, F>(
+        &self,
+        paths: &[PathBuf],
+        orientation: Orientation,
+        progress: &ProgressBar,
+        mut sink: F,
+    ) -> Result<Vec<SkippedImage>, E>
+    where
+        E: From<ImageError>,
+        F: FnMut(ImageFeatureChunk) -> Result<(), E>,
+    {
+        let layout = self.block_layout();
         let mut skipped = Vec::new();
         let indices: Vec<usize> = (0..paths.len()).collect();
         for chunk in indices.chunks(self.params.chunk_size) {
@@ -924,6 +979,11 @@ impl FittedImageFeatures {
                     r
                 })
                 .collect();
+            let mut data: Vec<Vec<f32>> = layout
+                .iter()
+                .map(|(_, width, _)| Vec::with_capacity(chunk.len() * width))
+                .collect();
+            let mut rows = Vec::with_capacity(chunk.len());
             for (&i, r) in chunk.iter().zip(results) {
                 match r {
                     Ok(blocks) => {
@@ -933,7 +993,8 @@ impl FittedImageFeatures {
                                 return Err(ImageError::Fit {
                                     what: format!("block {name}"),
                                     reason: format!("expected {width} values, got {}", b.len()),
-                                });
+                                }
+                                .into());
                             }
                             buf.extend(b);
                         }
@@ -949,31 +1010,39 @@ impl FittedImageFeatures {
                     }
                 }
             }
+            let n = rows.len();
+            let blocks = data
+                .into_iter()
+                .zip(&layout)
+                .map(|(buf, (name, width, _))| {
+                    Array2::from_shape_vec((n, *width), buf).map_err(|e| ImageError::Fit {
+                        what: format!("block {name}"),
+                        reason: e.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            sink(ImageFeatureChunk { rows, blocks })?;
         }
-        let n = rows.len();
-        let mut blocks = Vec::with_capacity(layout.len());
-        for (buf, (name, width, _)) in data.into_iter().zip(&layout) {
-            let m = Array2::from_shape_vec((n, *width), buf).map_err(|e| ImageError::Fit {
-                what: format!("block {name}"),
-                reason: e.to_string(),
-            })?;
-            blocks.push((name.clone(), m));
-        }
+        Ok(skipped)
+    }
+
+    /// The concatenation of `blocks` (one matrix per block, in [`Self::block_layout`] order,
+    /// the same rows), each times its weight: the rows of [`ImageFeatures::combined`].
+    pub fn combine<'a>(&self, blocks: impl IntoIterator<Item = &'a Array2<f32>>) -> Array2<f32> {
+        let layout = self.block_layout();
+        let blocks: Vec<&Array2<f32>> = blocks.into_iter().collect();
+        assert_eq!(blocks.len(), layout.len(), "one matrix per block");
+        let n = blocks.first().map_or(0, |m| m.nrows());
         let total: usize = layout.iter().map(|l| l.1).sum();
         let mut combined = Array2::<f32>::zeros((n, total));
         let mut off = 0;
-        for ((_, m), (_, width, weight)) in blocks.iter().zip(&layout) {
+        for (m, (_, width, weight)) in blocks.into_iter().zip(&layout) {
             combined
                 .slice_mut(ndarray::s![.., off..off + width])
-                .assign(&(m * *weight));
+                .zip_mut_with(m, |c, &v| *c = v * weight);
             off += width;
         }
-        Ok(ImageFeatures {
-            blocks,
-            combined,
-            rows,
-            skipped,
-        })
+        combined
     }
 
     /// The learnt arrays, named `"<kind>.<encoding>.<part>"`, for saving as `.npy` files.

@@ -21,6 +21,22 @@ use crate::error::IoError;
 use crate::pipeline::PipelineError;
 use crate::sparse::CsrMatrix;
 
+/// A temporary file in `dir`, to be renamed over an artifact. It is created with the mode an
+/// ordinary new file gets (0666 less the umask, so usually 0644) rather than the 0600 of a
+/// temporary file, which the rename would otherwise pass on to every artifact.
+pub fn temporary_file_in(dir: &Path) -> Result<tempfile::NamedTempFile, IoError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
+        .tempfile_in(dir)
+        .map_err(|e| IoError::new("creating a temporary file in", dir, e))
+}
+
 /// Writes `path` through `write`, atomically: temporary file in the same folder, then rename.
 pub fn atomic_write<F>(path: &Path, write: F) -> Result<(), PipelineError>
 where
@@ -31,10 +47,7 @@ where
         _ => Path::new("."),
     };
     std::fs::create_dir_all(parent).map_err(|e| IoError::new("creating", parent, e))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(parent)
-        .map_err(|e| IoError::new("creating a temporary file in", parent, e))?;
+    let mut temp = temporary_file_in(parent)?;
     {
         let mut writer = BufWriter::new(temp.as_file_mut());
         write(&mut writer)
@@ -64,6 +77,121 @@ pub fn write_dense(path: &Path, matrix: &Array2<f32>) -> Result<(), PipelineErro
             .write_npy(w)
             .map_err(|e| std::io::Error::other(e.to_string()))
     })
+}
+
+/// Length of the `.npy` header [`DenseRowWriter`] writes: magic, version, header length and the
+/// dictionary padded with spaces, 128 bytes in all (a multiple of 64, as the format asks), room
+/// for any row and column count.
+const ROW_WRITER_HEADER_BYTES: usize = 128;
+
+/// A dense float32 `.npy` matrix written a block of rows at a time, so that a matrix larger than
+/// memory is never held whole (the image features of 50,000 images are about 10 GB). The rows go
+/// to a temporary file in the destination folder; [`DenseRowWriter::finish`] writes the row
+/// count into the header, syncs and renames, so an interrupted stage never leaves a
+/// half-written matrix under the final name.
+pub struct DenseRowWriter {
+    path: std::path::PathBuf,
+    temp: tempfile::NamedTempFile,
+    writer: BufWriter<File>,
+    cols: usize,
+    rows: usize,
+    bytes: Vec<u8>,
+}
+
+impl DenseRowWriter {
+    /// Starts `path`, a matrix of `cols` columns.
+    pub fn create(path: &Path, cols: usize) -> Result<Self, PipelineError> {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(parent).map_err(|e| IoError::new("creating", parent, e))?;
+        let temp = temporary_file_in(parent)?;
+        let file = temp
+            .as_file()
+            .try_clone()
+            .map_err(|e| IoError::new("opening", temp.path(), e))?;
+        let mut writer = BufWriter::with_capacity(1 << 20, file);
+        writer
+            .write_all(&npy_header(0, cols))
+            .map_err(|e| IoError::new("writing", path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            temp,
+            writer,
+            cols,
+            rows: 0,
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Appends the rows of `block`, which must have the matrix's column count.
+    pub fn append(&mut self, block: &Array2<f32>) -> Result<(), PipelineError> {
+        if block.ncols() != self.cols {
+            return Err(npy_error(
+                &self.path,
+                format!(
+                    "a block of {} columns appended to a matrix of {}",
+                    block.ncols(),
+                    self.cols
+                ),
+            ));
+        }
+        self.bytes.clear();
+        self.bytes.reserve(block.len() * 4);
+        for v in block.iter() {
+            self.bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        self.writer
+            .write_all(&self.bytes)
+            .map_err(|e| IoError::new("writing", &self.path, e))?;
+        self.rows += block.nrows();
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Writes the header with the final shape, syncs and renames into place; returns the shape.
+    pub fn finish(self) -> Result<(usize, usize), PipelineError> {
+        use std::io::{Seek, SeekFrom};
+        let Self {
+            path,
+            temp,
+            writer,
+            cols,
+            rows,
+            ..
+        } = self;
+        let mut file = writer
+            .into_inner()
+            .map_err(|e| IoError::new("writing", &path, e.into_error()))?;
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(&npy_header(rows, cols)))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| IoError::new("writing", &path, e))?;
+        temp.persist(&path)
+            .map_err(|e| IoError::new("renaming into", &path, e.error))?;
+        Ok((rows, cols))
+    }
+}
+
+/// The `.npy` (version 1.0) header of a little-endian float32 C-order matrix, padded to
+/// [`ROW_WRITER_HEADER_BYTES`].
+fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
+    let mut dict =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let room = ROW_WRITER_HEADER_BYTES - 10 - 1;
+    assert!(dict.len() <= room, "npy header too long: {dict}");
+    dict.extend(std::iter::repeat_n(' ', room - dict.len()));
+    dict.push('\n');
+    let mut header = Vec::with_capacity(ROW_WRITER_HEADER_BYTES);
+    header.extend_from_slice(b"\x93NUMPY\x01\x00");
+    header.extend_from_slice(&((ROW_WRITER_HEADER_BYTES - 10) as u16).to_le_bytes());
+    header.extend_from_slice(dict.as_bytes());
+    header
 }
 
 /// Reads a dense float32 matrix from `.npy`.
@@ -229,6 +357,74 @@ mod tests {
         assert_eq!(read_dense(&path).unwrap(), m);
         // Only the artifact is left: no temporary file.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn dense_rows_written_in_blocks_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.npy");
+        let m = Array2::from_shape_fn((7, 3), |(i, j)| (i * 3 + j) as f32 - 4.5);
+        let mut writer = DenseRowWriter::create(&path, 3).unwrap();
+        for rows in [0..2, 2..2, 2..7] {
+            writer
+                .append(&m.slice(ndarray::s![rows, ..]).to_owned())
+                .unwrap();
+        }
+        assert_eq!(writer.rows(), 7);
+        assert!(!path.exists(), "nothing under the final name before finish");
+        assert_eq!(writer.finish().unwrap(), (7, 3));
+        assert_eq!(read_dense(&path).unwrap(), m);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // The header is the advertised length, aligned to 64 bytes.
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), ROW_WRITER_HEADER_BYTES + 7 * 3 * 4);
+        assert_eq!(bytes[ROW_WRITER_HEADER_BYTES - 1], b'\n');
+
+        // No rows at all is a valid 0 x 3 matrix.
+        let empty = dir.path().join("empty.npy");
+        DenseRowWriter::create(&empty, 3).unwrap().finish().unwrap();
+        assert_eq!(read_dense(&empty).unwrap().dim(), (0, 3));
+    }
+
+    #[test]
+    fn dense_rows_refuse_a_block_of_another_width_and_leave_nothing_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.npy");
+        let mut writer = DenseRowWriter::create(&path, 3).unwrap();
+        let err = writer.append(&Array2::zeros((2, 4))).unwrap_err();
+        assert!(
+            err.to_string().contains("4 columns") && err.to_string().contains("m.npy"),
+            "{err}"
+        );
+        writer.append(&Array2::zeros((2, 3))).unwrap();
+        drop(writer);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "an unfinished matrix leaves no file"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn artifacts_get_the_mode_of_an_ordinary_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ordinary = dir.path().join("ordinary");
+        std::fs::write(&ordinary, b"x").unwrap();
+        let expected = std::fs::metadata(&ordinary).unwrap().permissions().mode() & 0o777;
+        write_dense(&dir.path().join("m.npy"), &Array2::zeros((1, 1))).unwrap();
+        let mut rows = DenseRowWriter::create(&dir.path().join("r.npy"), 1).unwrap();
+        rows.append(&Array2::zeros((1, 1))).unwrap();
+        rows.finish().unwrap();
+        for file in ["m.npy", "r.npy"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, expected, "{file}: {mode:o} against {expected:o}");
+        }
     }
 
     #[test]

@@ -39,6 +39,26 @@ pub struct PipelineSection {
     pub description: Option<String>,
 }
 
+/// Parses section `name`'s table into `T`; the error message names the key inside the section
+/// (`[fit] kernel_x.gamma_scale: invalid type: ...`), not just the section, for an unknown key
+/// and for a value of the wrong type alike.
+pub fn deserialize_section<T: serde::de::DeserializeOwned>(
+    name: &str,
+    value: toml::Value,
+) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(
+        |e: serde_path_to_error::Error<toml::de::Error>| {
+            let key = e.path().to_string();
+            let at = if key.is_empty() || key == "." {
+                String::new()
+            } else {
+                format!(" {key}")
+            };
+            format!("[{name}]{at}: {}", e.inner().message())
+        },
+    )
+}
+
 /// A parsed pipeline file with its overrides applied.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -104,8 +124,17 @@ impl PipelineConfig {
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(raw.to_string()));
         if path[0] == "pipeline" {
+            // Its paths have their own options; the caption set is the one other key a run
+            // may want to change.
+            if path == ["pipeline", "captions"] {
+                self.pipeline.captions = Some(match value {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                });
+                return Ok(());
+            }
             return Err(bad(
-                "use --data and --work to change [pipeline] paths".to_string()
+                "use --data and --work to change [pipeline] paths (of [pipeline], only captions can be set)".to_string()
             ));
         }
         let mut node = self
@@ -133,15 +162,12 @@ impl PipelineConfig {
     ) -> Result<T, PipelineError> {
         match self.sections.get(name) {
             None => Ok(T::default()),
-            Some(value) => {
-                value
-                    .clone()
-                    .try_into()
-                    .map_err(|e: toml::de::Error| PipelineError::BadConfig {
-                        path: self.path.clone(),
-                        message: format!("[{name}]: {}", e.message()),
-                    })
-            }
+            Some(value) => deserialize_section(name, value.clone()).map_err(|message| {
+                PipelineError::BadConfig {
+                    path: self.path.clone(),
+                    message,
+                }
+            }),
         }
     }
 

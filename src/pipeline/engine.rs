@@ -188,6 +188,37 @@ impl StageWriter {
         })
     }
 
+    /// Starts a dense float32 matrix of `cols` columns to be written a block of rows at a time
+    /// (for matrices too large to hold whole); hand it back to [`StageWriter::finish_dense`].
+    pub fn dense_rows(
+        &self,
+        file: &str,
+        cols: usize,
+    ) -> Result<artifacts::DenseRowWriter, PipelineError> {
+        artifacts::DenseRowWriter::create(&self.dir.join(file), cols)
+    }
+
+    /// Finishes a matrix started with [`StageWriter::dense_rows`] and records it, as
+    /// [`StageWriter::dense`] does.
+    pub fn finish_dense(
+        &mut self,
+        file: &str,
+        writer: artifacts::DenseRowWriter,
+        rows: Option<&str>,
+        description: &str,
+    ) -> Result<(), PipelineError> {
+        let (n, cols) = writer.finish()?;
+        self.push(OutputRecord {
+            file: file.to_string(),
+            kind: "dense".to_string(),
+            dtype: Some("float32".to_string()),
+            shape: vec![n, cols],
+            bytes: 0,
+            rows: rows.map(str::to_string),
+            description: description.to_string(),
+        })
+    }
+
     /// Writes a sparse matrix in scipy's CSR `.npz` layout.
     pub fn sparse(
         &mut self,
@@ -515,11 +546,29 @@ impl Pipeline {
         &self,
         target: Option<&str>,
         force: bool,
-        mut on_start: impl FnMut(&str, &[String]),
+        on_start: impl FnMut(&str, &[String]),
     ) -> Result<Vec<StageReport>, Error> {
+        self.make_with(target, force, on_start, |_| {})
+    }
+
+    /// [`Self::make`], with `on_finish` called as each stage is made or found up to date, so
+    /// that a caller can report it at once rather than after the last stage. Every stage's
+    /// parameters are checked before the first one runs: a typo in `[fit]` is reported before
+    /// hours of image features, not after.
+    pub fn make_with(
+        &self,
+        target: Option<&str>,
+        force: bool,
+        mut on_start: impl FnMut(&str, &[String]),
+        mut on_finish: impl FnMut(&StageReport),
+    ) -> Result<Vec<StageReport>, Error> {
+        let stages = self.closure(target)?;
+        for stage in &stages {
+            stage.params(&self.ctx)?;
+        }
         let mut prints: BTreeMap<&str, Option<String>> = BTreeMap::new();
         let mut reports = Vec::new();
-        for stage in self.closure(target)? {
+        for stage in stages {
             let mut planned = self
                 .plan(stage, &prints)?
                 .expect("upstream stages have just been made");
@@ -545,11 +594,13 @@ impl Pipeline {
                 self.run_stage(stage, &planned)?
             };
             prints.insert(stage.name(), Some(manifest.fingerprint.clone()));
-            reports.push(StageReport {
+            let report = StageReport {
                 name: stage.name(),
                 ran_because: (!reasons.is_empty()).then_some(reasons),
                 manifest,
-            });
+            };
+            on_finish(&report);
+            reports.push(report);
         }
         Ok(reports)
     }

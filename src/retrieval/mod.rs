@@ -65,6 +65,17 @@ pub enum RetrievalError {
         line: u64,
         message: String,
     },
+    #[error(
+        "none of the queries of {} is in {} (results ask about e.g. {result_example}, the gold file about e.g. {gold_example}): is it the gold file of the other task?",
+        results.display(),
+        gold.display()
+    )]
+    NothingToScore {
+        results: PathBuf,
+        gold: PathBuf,
+        result_example: String,
+        gold_example: String,
+    },
     #[error(transparent)]
     Io(#[from] crate::error::IoError),
     #[error("drawing the recall curve: {0}")]

@@ -81,56 +81,76 @@ pub fn write_report_json(
     write_atomically(path, text.as_bytes())
 }
 
-/// The `report.md` text: a table of both directions (mean ± std over folds) and chance levels.
+/// The `report.md` text: a table of both directions (mean ± std over folds; with one fold, the
+/// values alone) and chance levels, one column per recall level the evaluation measured.
 pub fn report_markdown(summary: &Summary, title: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# {title}\n");
+    let several = summary.folds > 1;
     let _ = writeln!(
         md,
-        "Folds: {}. Recall@K in %, mean ± std over folds; ranks are 1-based (first relevant item).\n",
-        summary.folds
+        "Folds: {}. Recall@K in %{}; ranks are 1-based (first relevant item).\n",
+        summary.folds,
+        if several {
+            ", mean ± std over folds"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(
-        md,
-        "| direction | queries | gallery | R@1 | R@5 | R@10 | median rank | mean rank |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (name, d) in [
+    let directions = [
         ("text → image", &summary.text_to_image),
         ("image → text", &summary.image_to_text),
-    ] {
-        let cell = |k: usize| {
-            d.recall.get(&k).map_or("–".to_string(), |m| {
-                format!("{:.2} ± {:.2}", 100.0 * m.mean, 100.0 * m.std)
+    ];
+    let ks: std::collections::BTreeSet<usize> = directions
+        .iter()
+        .flat_map(|(_, d)| d.recall.keys().copied())
+        .collect();
+    let headers: Vec<String> = ks.iter().map(|k| format!("R@{k}")).collect();
+    let _ = writeln!(
+        md,
+        "| direction | queries | gallery | {} | median rank | mean rank |",
+        headers.join(" | ")
+    );
+    let _ = writeln!(md, "|---|---:|---:|{}---:|---:|", "---:|".repeat(ks.len()));
+    let spread = |mean: f64, std: f64, digits: usize| {
+        if several {
+            format!("{mean:.digits$} ± {std:.digits$}")
+        } else {
+            format!("{mean:.digits$}")
+        }
+    };
+    for (name, d) in directions {
+        let cells: Vec<String> = ks
+            .iter()
+            .map(|k| {
+                d.recall.get(k).map_or("–".to_string(), |m| {
+                    spread(100.0 * m.mean, 100.0 * m.std, 2)
+                })
             })
-        };
+            .collect();
         let _ = writeln!(
             md,
-            "| {name} | {} | {} | {} | {} | {} | {:.1} ± {:.1} | {:.1} ± {:.1} |",
+            "| {name} | {} | {} | {} | {} | {} |",
             d.queries,
             d.gallery,
-            cell(1),
-            cell(5),
-            cell(10),
-            d.median_rank.mean,
-            d.median_rank.std,
-            d.mean_rank.mean,
-            d.mean_rank.std
+            cells.join(" | "),
+            spread(d.median_rank.mean, d.median_rank.std, 1),
+            spread(d.mean_rank.mean, d.mean_rank.std, 1),
         );
     }
     let _ = writeln!(md, "\nChance level (random ranking), %:\n");
-    let _ = writeln!(md, "| direction | R@1 | R@5 | R@10 |");
-    let _ = writeln!(md, "|---|---:|---:|---:|");
-    for (name, d) in [
-        ("text → image", &summary.text_to_image),
-        ("image → text", &summary.image_to_text),
-    ] {
-        let c = |k: usize| {
-            d.chance
-                .get(&k)
-                .map_or("–".to_string(), |v| format!("{:.3}", 100.0 * v))
-        };
-        let _ = writeln!(md, "| {name} | {} | {} | {} |", c(1), c(5), c(10));
+    let _ = writeln!(md, "| direction | {} |", headers.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---:|".repeat(ks.len()));
+    for (name, d) in directions {
+        let cells: Vec<String> = ks
+            .iter()
+            .map(|k| {
+                d.chance
+                    .get(k)
+                    .map_or("–".to_string(), |v| format!("{:.3}", 100.0 * v))
+            })
+            .collect();
+        let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
     }
     let _ = writeln!(
         md,
@@ -510,10 +530,8 @@ mod tests {
                 .unwrap();
         assert_eq!(json["folds"], json!(1));
         let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
-        assert!(
-            md.contains("| text → image | 8 | 4 | 50.00 ± 0.00 |"),
-            "{md}"
-        );
+        assert!(md.contains("| text → image | 8 | 4 | 50.00 |"), "{md}");
+        assert!(!md.contains("±"), "one fold has no spread: {md}");
         let png = image::open(dir.path().join("recall_curve.png"))
             .unwrap()
             .to_rgb8();

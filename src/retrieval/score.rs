@@ -2,10 +2,13 @@
 //!
 //! A gold file is a CSV with a header whose first two columns are a query id and an id relevant
 //! to it (one row per pair; several rows per query when several items are relevant, as for an
-//! image with five captions). A query hits at K if any relevant id is among its results ranked
-//! 1..=K (the recall@K of Hodosh et al. 2013). Gold queries absent from the result file count as
-//! misses and are listed; result queries absent from the gold file are listed and ignored. With
-//! 5 results per query, R@10 equals R@5.
+//! image with five captions). A query hits at K if any relevant id is among its results whose
+//! rank (the file's second column, not the row order) is at most K (the recall@K of Hodosh et
+//! al. 2013). Gold queries absent from the result file count as misses and are listed; result
+//! queries absent from the gold file are listed and ignored. R@K is reported only for the K the
+//! results reach: the contest's files hold 5 per query, so they give R@1 and R@5, and R@10 is
+//! left out rather than reported equal to R@5. A result file that answers none of the gold
+//! queries is refused: it is the wrong file, not a score of 0.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -53,17 +56,34 @@ impl Gold {
     }
 }
 
-/// Results per query: the ids at ranks 1, 2, ...
+/// Results per query: (rank, id), by increasing rank.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Results {
     pub queries: Vec<String>,
-    pub ranked: HashMap<String, Vec<String>>,
+    pub ranked: HashMap<String, Vec<(usize, String)>>,
+}
+
+impl Results {
+    /// The deepest rank of any query: R@K is measurable for K up to it.
+    pub fn depth(&self) -> usize {
+        self.ranked
+            .values()
+            .filter_map(|v| v.last().map(|(rank, _)| *rank))
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// R@K of a result file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreReport {
+    /// R@K for each asked K up to the results' depth.
     pub recall: BTreeMap<usize, f64>,
+    /// The deepest rank in the result file (5 for the contest's files).
+    pub depth: usize,
+    /// Asked K beyond `depth`: not measurable from these results, so not in `recall`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub beyond_depth: Vec<usize>,
     /// Gold queries scored (the denominator).
     pub queries: usize,
     /// Gold queries with no result rows (counted as misses).
@@ -156,7 +176,7 @@ pub fn read_results(path: &Path) -> Result<Results, RetrievalError> {
         .into_iter()
         .map(|(q, mut v)| {
             v.sort_by_key(|(r, _)| *r);
-            (q, v.into_iter().map(|(_, id)| id).collect())
+            (q, v)
         })
         .collect();
     Ok(Results {
@@ -165,7 +185,8 @@ pub fn read_results(path: &Path) -> Result<Results, RetrievalError> {
     })
 }
 
-/// Recall@K for `ks` of `results` against `gold`.
+/// Recall@K for `ks` of `results` against `gold`; K beyond the results' depth are listed in
+/// [`ScoreReport::beyond_depth`] instead.
 pub fn score(results: &Results, gold: &Gold, ks: &[usize]) -> ScoreReport {
     let mut missing = Vec::new();
     let mut first_hit: Vec<Option<usize>> = Vec::with_capacity(gold.queries.len());
@@ -177,7 +198,11 @@ pub fn score(results: &Results, gold: &Gold, ks: &[usize]) -> ScoreReport {
             }
             Some(list) => {
                 let rel = &gold.relevant[q];
-                first_hit.push(list.iter().position(|id| rel.contains(id)).map(|p| p + 1));
+                first_hit.push(
+                    list.iter()
+                        .find(|(_, id)| rel.contains(id))
+                        .map(|(rank, _)| *rank),
+                );
             }
         }
     }
@@ -188,7 +213,10 @@ pub fn score(results: &Results, gold: &Gold, ks: &[usize]) -> ScoreReport {
         .cloned()
         .collect();
     let n = gold.queries.len();
-    let recall = ks
+    let depth = results.depth();
+    let (measurable, beyond_depth): (Vec<usize>, Vec<usize>) =
+        ks.iter().partition(|&&k| k <= depth);
+    let recall = measurable
         .iter()
         .map(|&k| {
             let hits = first_hit
@@ -200,19 +228,37 @@ pub fn score(results: &Results, gold: &Gold, ks: &[usize]) -> ScoreReport {
         .collect();
     ScoreReport {
         recall,
+        depth,
+        beyond_depth,
         queries: n,
         missing,
         unknown,
     }
 }
 
-/// Reads both files and scores R@1, R@5, R@10.
+/// Reads both files and scores R@1, R@5, R@10 (those the results reach). Refuses an empty gold
+/// file, and a result file that answers none of its queries (the wrong pair of files).
 pub fn score_files(results: &Path, gold: &Path) -> Result<ScoreReport, RetrievalError> {
-    Ok(score(
-        &read_results(results)?,
-        &read_gold(gold)?,
-        &[1, 5, 10],
-    ))
+    let answers = read_results(results)?;
+    let truth = read_gold(gold)?;
+    if truth.queries.is_empty() {
+        return Err(bad(
+            gold,
+            0,
+            "the gold file has no (query, relevant) rows".into(),
+        ));
+    }
+    let report = score(&answers, &truth, &[1, 5, 10]);
+    if report.missing.len() == report.queries {
+        let example = |ids: &[String]| ids.first().map_or("none".to_string(), |q| format!("{q:?}"));
+        return Err(RetrievalError::NothingToScore {
+            results: results.to_path_buf(),
+            gold: gold.to_path_buf(),
+            result_example: example(&answers.queries),
+            gold_example: example(&truth.queries),
+        });
+    }
+    Ok(report)
 }
 
 /// Paths of the two result files in `dir`.
@@ -268,7 +314,13 @@ mod tests {
             );
         }
         assert!(report.recall[&5] > report.recall[&1]);
-        assert_eq!(report.recall[&10], report.recall[&5]);
+        assert_eq!(report.depth, 5);
+        assert_eq!(
+            report.beyond_depth,
+            vec![10],
+            "R@10 is not measurable from top-5 files"
+        );
+        assert!(!report.recall.contains_key(&10));
         assert_eq!(report.queries, 21);
         assert_eq!(report.missing, vec!["T999".to_string()]);
         assert!(report.unknown.is_empty());
@@ -282,8 +334,11 @@ mod tests {
         let results = Results {
             queries: vec!["a".into(), "b".into(), "zz".into()],
             ranked: [
-                ("a".to_string(), vec!["t9".to_string(), "t2".to_string()]),
-                ("b".to_string(), vec!["t1".to_string()]),
+                (
+                    "a".to_string(),
+                    vec![(1, "t9".to_string()), (2, "t2".to_string())],
+                ),
+                ("b".to_string(), vec![(1, "t1".to_string())]),
                 ("zz".to_string(), vec![]),
             ]
             .into_iter()
@@ -293,6 +348,58 @@ mod tests {
         assert_eq!(r.recall[&1], 0.0);
         assert_eq!(r.recall[&2], 0.5);
         assert_eq!(r.unknown, vec!["zz".to_string()]);
+    }
+
+    #[test]
+    fn the_rank_column_counts_not_the_row_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.csv");
+        let gold = dir.path().join("g.csv");
+        std::fs::write(&gold, "text_id,image_id\nt1,a\nt2,b\n").unwrap();
+        // t1's only row is its right answer at rank 7; t2's rows come in reverse order.
+        std::fs::write(
+            &results,
+            "text_id,similarity_ranking,result_image_id\nt1,7,a\nt2,3,b\nt2,2,x\nt2,1,y\n",
+        )
+        .unwrap();
+        let report = score_files(&results, &gold).unwrap();
+        assert_eq!(report.depth, 7);
+        assert_eq!(report.recall[&1], 0.0);
+        assert_eq!(report.recall[&5], 0.5, "t2 hits at rank 3");
+        assert_eq!(report.beyond_depth, vec![10]);
+        let report = score(
+            &read_results(&results).unwrap(),
+            &read_gold(&gold).unwrap(),
+            &[7],
+        );
+        assert_eq!(report.recall[&7], 1.0);
+    }
+
+    #[test]
+    fn results_that_answer_no_gold_query_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.csv");
+        let gold = dir.path().join("g.csv");
+        std::fs::write(
+            &results,
+            "text_id,similarity_ranking,result_image_id\nt1,1,a\n",
+        )
+        .unwrap();
+        std::fs::write(&gold, "image_id,text_id\na,t1\n").unwrap();
+        let err = score_files(&results, &gold).unwrap_err().to_string();
+        assert!(
+            err.contains("r.csv")
+                && err.contains("g.csv")
+                && err.contains("\"t1\"")
+                && err.contains("\"a\""),
+            "{err}"
+        );
+        std::fs::write(&gold, "image_id,text_id\n").unwrap();
+        let err = score_files(&results, &gold).unwrap_err().to_string();
+        assert!(
+            err.contains("g.csv") && err.contains("no (query, relevant) rows"),
+            "{err}"
+        );
     }
 
     #[test]

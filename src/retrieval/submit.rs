@@ -131,8 +131,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Retrieva
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| IoError::new("creating a temporary file in", dir, e))?;
+    let mut tmp = crate::pipeline::artifacts::temporary_file_in(dir)?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| IoError::new("writing", tmp.path(), e))?;

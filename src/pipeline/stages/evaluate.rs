@@ -311,6 +311,28 @@ impl Stage for RankStage {
     }
 }
 
+/// Refuses a K of 0, and scoring the validation part with a model that learnt on it; called
+/// when the stage is planned, so `run` says so before any stage runs.
+fn check_evaluate(ctx: &Context, params: &EvaluateParams) -> Result<(), Error> {
+    let bad = |message: String| -> Error {
+        PipelineError::BadConfig {
+            path: ctx.config.path.clone(),
+            message,
+        }
+        .into()
+    };
+    if params.ks.contains(&0) {
+        return Err(bad(format!(
+            "evaluate.ks: every K must be at least 1, got {:?}",
+            params.ks
+        )));
+    }
+    if params.part == Part::Validation && FitSection::load(ctx)?.include_validation {
+        return Err(bad("evaluate.part = validation, but [fit] include_validation = true: the model has learnt on the validation part; set fit.include_validation=false to score it".into()));
+    }
+    Ok(())
+}
+
 /// Options of `evaluate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -359,19 +381,14 @@ impl Stage for EvaluateStage {
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
         let evaluate: EvaluateParams = ctx.config.section("evaluate")?;
         let rank: RankStageParams = ctx.config.section("rank")?;
+        check_evaluate(ctx, &evaluate)?;
         Ok(serde_json::json!({ "evaluate": evaluate, "csls_k": rank.rank.csls_k }))
     }
 
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
         let params: EvaluateParams = ctx.config.section("evaluate")?;
         let rank: RankStageParams = ctx.config.section("rank")?;
-        if params.part == Part::Validation && FitSection::load(ctx)?.include_validation {
-            return Err(PipelineError::BadConfig {
-                path: ctx.config.path.clone(),
-                message: "evaluate.part = validation, but [fit] include_validation = true: the model has learnt on the validation part; set fit.include_validation=false to score it".into(),
-            }
-            .into());
-        }
+        check_evaluate(ctx, &params)?;
         let split = load_split(ctx, self.name())?;
         let mut evaluations: Vec<Evaluation> = Vec::new();
         let mut per_partition = serde_json::Map::new();

@@ -23,7 +23,7 @@ use super::split::SplitArtifacts;
 use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{Layout, Part};
 use crate::error::{Error, IoError};
-use crate::image::{FittedImageFeatures, ImageFeatureParams, ImageFeatures, Orientation};
+use crate::image::{FittedImageFeatures, ImageFeatureParams, Orientation, SkippedImage};
 use crate::pipeline::artifacts::{read_dense, read_ids};
 use crate::pipeline::manifest::InputFingerprint;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
@@ -75,20 +75,23 @@ impl Stage for ImageFeaturesStage {
             bar.finish_and_clear();
             let bar = ctx.bar(split.image_paths.len() as u64, &format!("{p}: describing"));
             let started = std::time::Instant::now();
-            let features = fitted.transform(&split.image_paths, &bar)?;
+            let described = describe_to_disk(
+                out,
+                &fitted,
+                &split.image_paths,
+                Orientation::AsIs,
+                &bar,
+                p,
+                |i| &split.image_ids[i],
+                "",
+            )?;
             bar.finish_and_clear();
             throughput.push(split.image_paths.len() as f64 / started.elapsed().as_secs_f64());
-            for skip in &features.skipped {
+            for skip in &described.skipped {
                 skipped
                     .entry(skip.index)
                     .or_insert_with(|| skip.reason.clone());
             }
-            let rows: Vec<&str> = features
-                .rows
-                .iter()
-                .map(|&i| split.image_ids[i].as_str())
-                .collect();
-            write_image_features(out, p, &features, &rows, "")?;
             for (name, array) in fitted.to_arrays() {
                 out.dense(
                     &format!("{p}/model/{name}.npy"),
@@ -97,8 +100,8 @@ impl Stage for ImageFeaturesStage {
                     "fitted image model",
                 )?;
             }
-            out.summary(&format!("{p}_dims"), features.combined.ncols());
-            out.summary(&format!("{p}_rows"), features.combined.nrows());
+            out.summary(&format!("{p}_dims"), described.dims);
+            out.summary(&format!("{p}_rows"), described.rows);
             if params.hflip_training {
                 let outside_test: Vec<usize> = (0..split.image_paths.len())
                     .filter(|&i| partition.parts[i] != Part::Test)
@@ -108,21 +111,18 @@ impl Stage for ImageFeaturesStage {
                     .map(|&i| split.image_paths[i].clone())
                     .collect();
                 let bar = ctx.bar(paths.len() as u64, &format!("{p}: describing mirrored"));
-                let mirrored = fitted.transform_oriented(&paths, Orientation::Mirrored, &bar)?;
-                bar.finish_and_clear();
-                let rows: Vec<&str> = mirrored
-                    .rows
-                    .iter()
-                    .map(|&r| split.image_ids[outside_test[r]].as_str())
-                    .collect();
-                write_image_features(
+                let mirrored = describe_to_disk(
                     out,
+                    &fitted,
+                    &paths,
+                    Orientation::Mirrored,
+                    &bar,
                     &format!("{p}/hflip"),
-                    &mirrored,
-                    &rows,
+                    |r| &split.image_ids[outside_test[r]],
                     "non-test images mirrored left to right: ",
                 )?;
-                out.summary(&format!("{p}_mirrored_rows"), mirrored.combined.nrows());
+                bar.finish_and_clear();
+                out.summary(&format!("{p}_mirrored_rows"), mirrored.rows);
             }
         }
         for (index, reason) in skipped {
@@ -137,36 +137,76 @@ impl Stage for ImageFeaturesStage {
     }
 }
 
-/// Writes `<dir>/image_rows.txt`, `<dir>/image_features.npy` and `<dir>/block_<name>.npy`;
-/// `what` prefixes each artifact's description.
-fn write_image_features(
+/// What [`describe_to_disk`] wrote.
+struct Described {
+    rows: usize,
+    dims: usize,
+    skipped: Vec<SkippedImage>,
+}
+
+/// Describes `paths` with `fitted` and writes `<dir>/image_features.npy` (the blocks, each times
+/// its weight), one `<dir>/block_<name>.npy` per block and `<dir>/image_rows.txt` (`id_of` each
+/// described path's index), a chunk of images at a time: memory holds one chunk, never the
+/// whole matrix (10 GB for the 50,000 images of the contest's attachment 1, twice that with
+/// the blocks). `what` prefixes each artifact's description.
+#[allow(clippy::too_many_arguments)]
+fn describe_to_disk<'a>(
     out: &mut StageWriter,
+    fitted: &FittedImageFeatures,
+    paths: &[PathBuf],
+    orientation: Orientation,
+    bar: &indicatif::ProgressBar,
     dir: &str,
-    features: &ImageFeatures,
-    rows: &[&str],
+    id_of: impl Fn(usize) -> &'a str,
     what: &str,
-) -> Result<(), PipelineError> {
+) -> Result<Described, Error> {
+    let layout = fitted.block_layout();
+    let dims: usize = layout.iter().map(|(_, width, _)| width).sum();
+    let combined_file = format!("{dir}/image_features.npy");
+    let block_files: Vec<String> = layout
+        .iter()
+        .map(|(name, _, _)| format!("{dir}/block_{name}.npy"))
+        .collect();
+    let mut combined = out.dense_rows(&combined_file, dims)?;
+    let mut blocks = layout
+        .iter()
+        .zip(&block_files)
+        .map(|((_, width, _), file)| out.dense_rows(file, *width))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ids: Vec<&str> = Vec::new();
+    let skipped = fitted.transform_chunked(paths, orientation, bar, |chunk| {
+        combined.append(&fitted.combine(&chunk.blocks))?;
+        for (writer, block) in blocks.iter_mut().zip(&chunk.blocks) {
+            writer.append(block)?;
+        }
+        ids.extend(chunk.rows.iter().map(|&i| id_of(i)));
+        Ok::<(), Error>(())
+    })?;
     let rows_file = format!("{dir}/image_rows.txt");
     out.ids(
         &rows_file,
-        rows,
+        &ids,
         &format!("{what}ids of the image feature rows"),
     )?;
-    out.dense(
-        &format!("{dir}/image_features.npy"),
-        &features.combined,
+    out.finish_dense(
+        &combined_file,
+        combined,
         Some(&rows_file),
         &format!("{what}all blocks, each times its weight"),
     )?;
-    for (name, block) in &features.blocks {
-        out.dense(
-            &format!("{dir}/block_{name}.npy"),
-            block,
+    for (((name, _, _), file), writer) in layout.iter().zip(&block_files).zip(blocks) {
+        out.finish_dense(
+            file,
+            writer,
             Some(&rows_file),
             &format!("{what}block {name}, normalised on its own"),
         )?;
     }
-    Ok(())
+    Ok(Described {
+        rows: ids.len(),
+        dims,
+        skipped,
+    })
 }
 
 /// Loads the fitted image model of partition `p` from a committed `image-features` folder.

@@ -250,9 +250,12 @@ impl FitSection {
         if let Some(toml::Value::Table(kernel_y)) = table.get_mut("kernel_y") {
             text_per_block = flag(kernel_y, "per_block")?;
         }
-        let mut cca: CcaParams = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+        let mut cca: CcaParams =
+            crate::pipeline::config::deserialize_section("fit", toml::Value::Table(table))
+                .map_err(|message| PipelineError::BadConfig {
+                    path: ctx.config.path.clone(),
+                    message,
+                })?;
         if per_block {
             if !cca.kernel_x.block_widths.is_empty() {
                 return Err(

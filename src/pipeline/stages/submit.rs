@@ -19,7 +19,7 @@ use crate::data::contest::{HeldOutImage, carve};
 use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{ImageEntry, Layout, Part, TextEntry};
 use crate::error::Error;
-use crate::image::FittedImageFeatures;
+use crate::image::{FittedImageFeatures, Orientation};
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::{Context, Stage, StageWriter};
 use crate::retrieval::score::score_files;
@@ -41,9 +41,14 @@ pub struct SubmitParams {
 /// The `submit` stage.
 pub struct SubmitStage;
 
-/// Describes images with the fitted model and projects them; rows of images that cannot be
-/// described are zero (they then rank nothing first and are ranked last), and their ids are
-/// returned.
+/// How many described images are projected at once: enough rows for the matrix products to run
+/// at speed, few enough that a gallery of 50,000 images is never held as features (10 GB)
+/// but only as projections.
+const PROJECT_ROWS: usize = 1024;
+
+/// Describes images with the fitted model and projects them, [`PROJECT_ROWS`] at a time; rows
+/// of images that cannot be described are zero (they then rank nothing first and are ranked
+/// last), and their ids are returned.
 fn embed_images(
     ctx: &Context,
     model: &FittedImageFeatures,
@@ -53,15 +58,37 @@ fn embed_images(
 ) -> Result<(Array2<f32>, Vec<usize>), Error> {
     let paths: Vec<_> = images.iter().map(|i| i.path.clone()).collect();
     let bar = ctx.bar(paths.len() as u64, label);
-    let features = model.transform(&paths, &bar)?;
+    let mut all = Array2::<f32>::zeros((images.len(), cca.dims()));
+    let mut pending: Vec<crate::image::ImageFeatureChunk> = Vec::new();
+    let mut project = |pending: &mut Vec<crate::image::ImageFeatureChunk>| -> Result<(), Error> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<usize> = pending.iter().flat_map(|c| c.rows.clone()).collect();
+        let blocks: Vec<Array2<f32>> = (0..pending[0].blocks.len())
+            .map(|b| {
+                let views: Vec<_> = pending.iter().map(|c| c.blocks[b].view()).collect();
+                ndarray::concatenate(Axis(0), &views).expect("blocks of one width")
+            })
+            .collect();
+        pending.clear();
+        let mut projected = cca.transform_x(&FeatureMatrix::Dense(model.combine(&blocks)))?;
+        l2_normalize_rows(&mut projected);
+        for (row, &index) in rows.iter().enumerate() {
+            all.row_mut(index).assign(&projected.row(row));
+        }
+        Ok(())
+    };
+    let skipped = model.transform_chunked(&paths, Orientation::AsIs, &bar, |chunk| {
+        pending.push(chunk);
+        if pending.iter().map(|c| c.rows.len()).sum::<usize>() >= PROJECT_ROWS {
+            project(&mut pending)?;
+        }
+        Ok::<(), Error>(())
+    })?;
+    project(&mut pending)?;
     bar.finish_and_clear();
-    let mut projected = cca.transform_x(&FeatureMatrix::Dense(features.combined))?;
-    l2_normalize_rows(&mut projected);
-    let mut all = Array2::<f32>::zeros((images.len(), projected.ncols()));
-    for (row, &index) in features.rows.iter().enumerate() {
-        all.row_mut(index).assign(&projected.row(row));
-    }
-    Ok((all, features.skipped.iter().map(|s| s.index).collect()))
+    Ok((all, skipped.iter().map(|s| s.index).collect()))
 }
 
 fn embed_texts(
