@@ -132,6 +132,19 @@ fn inspect_prints_shape_statistics_and_rows() {
     let out = ok(ws.path(), &["inspect", "work/split"]);
     assert!(out.contains("stage `split` of pipeline `t`"), "{out}");
     assert!(out.contains("partitions.csv"), "{out}");
+    let err = fails(ws.path(), &["inspect", "pipeline.toml"]);
+    assert!(
+        err.contains("pipeline.toml") && err.contains("not something inspect reads"),
+        "{err}"
+    );
+
+    // The optional stages are told apart from stale ones.
+    let status = ok(ws.path(), &["status", "pipeline.toml"]);
+    assert!(
+        status.contains("dual-encoder     not run (optional: `crossmodal dual-encoder` runs it")
+            && status.contains("image-features   stale: never run"),
+        "{status}"
+    );
 }
 
 #[test]
@@ -178,6 +191,11 @@ fn bad_input_gives_a_clear_error_and_nonzero_exit() {
             "{set}: no stage ran before the error"
         );
     }
+    let err = fails(ws.path(), &["make-fixture", "data", "--images", "20"]);
+    assert!(
+        err.contains("ImageData already holds images"),
+        "no fixture is written over another: {err}"
+    );
     std::fs::write(
         ws.path().join("data/ImageWordData.csv"),
         "image_id,text\na.jpg,x\n",

@@ -303,6 +303,14 @@ pub fn run() -> Result<()> {
             no_bad_cases,
             max_size: (width, height),
         } => {
+            // Images of an earlier, larger fixture would stay beside the new CSV unlisted.
+            let image_dir = dir.join("ImageData");
+            if std::fs::read_dir(&image_dir).is_ok_and(|mut entries| entries.next().is_some()) {
+                anyhow::bail!(
+                    "{} already holds images; remove it or choose an empty folder",
+                    image_dir.display()
+                );
+            }
             let mut params = SyntheticParams::new()
                 .n_images(images)
                 .seed(seed)
@@ -434,6 +442,13 @@ fn status(args: &PipelineArgs) -> Result<()> {
     for (stage, status) in pipeline.stages().zip(pipeline.status()?) {
         match status.freshness {
             Freshness::Fresh => println!("{:<16} fresh", stage.name()),
+            Freshness::Stale(reasons) if !stage.in_full_run() && reasons == ["never run"] => {
+                println!(
+                    "{:<16} not run (optional: `crossmodal {}` runs it; `run` leaves it out)",
+                    stage.name(),
+                    stage.name()
+                )
+            }
             Freshness::Stale(reasons) => {
                 println!("{:<16} stale: {}", stage.name(), reasons.join("; "))
             }

@@ -60,7 +60,7 @@ pub fn inspect(path: &Path, options: &InspectOptions) -> Result<String, Pipeline
                 extra,
             )
         }
-        _ => {
+        Some("npy") => {
             let dense = read_dense(path)?;
             let zeros = dense.iter().filter(|&&v| v == 0.0).count();
             let extra = format!(
@@ -72,6 +72,12 @@ pub fn inspect(path: &Path, options: &InspectOptions) -> Result<String, Pipeline
                 "float32 (.npy, C order)",
                 extra,
             )
+        }
+        _ => {
+            return Err(PipelineError::BadArtifact {
+                path: path.to_path_buf(),
+                message: "not something inspect reads: give a .npy or .npz matrix, a stage folder or its manifest.json".into(),
+            });
         }
     };
     let mut out = String::new();
