@@ -448,7 +448,15 @@ fn fit_view<'a>(
         });
     }
     let rows = DistinctRows::of(rows, x.n_rows(), view)?;
-    let sub = select_rows(x, &rows.distinct);
+    // A view that holds exactly the distinct rows, in order of first use (as `fit` hands over
+    // the image view), is used as it is: no copy of a matrix that may be gigabytes.
+    let identity =
+        rows.distinct.len() == x.n_rows() && rows.distinct.iter().enumerate().all(|(i, &r)| i == r);
+    let sub = if identity {
+        Cow::Borrowed(x)
+    } else {
+        Cow::Owned(select_rows(x, &rows.distinct))
+    };
     let map = kernel.fit_reduced(&sub, view, progress)?;
     Ok(FittedView {
         view: x,

@@ -200,6 +200,75 @@ pub fn read_dense(path: &Path) -> Result<Array2<f32>, PipelineError> {
     Array2::<f32>::read_npy(BufReader::new(file)).map_err(|e| npy_error(path, e))
 }
 
+/// Reads only `rows` of a dense float32 `.npy` matrix (as [`write_dense`] and
+/// [`DenseRowWriter`] write it: little-endian, C order), in the order given, seeking to each, so
+/// that a stage that needs a subset of a matrix larger than memory never reads it whole.
+pub fn read_dense_rows(path: &Path, rows: &[usize]) -> Result<Array2<f32>, PipelineError> {
+    use std::io::{Seek, SeekFrom};
+    let file = File::open(path).map_err(|e| IoError::new("opening", path, e))?;
+    let mut reader = BufReader::new(file);
+    let io = |e| IoError::new("reading", path, e);
+    let mut preamble = [0u8; 8];
+    reader.read_exact(&mut preamble).map_err(io)?;
+    if &preamble[..6] != b"\x93NUMPY" {
+        return Err(npy_error(path, "not a .npy file (no magic string)"));
+    }
+    let header_len = if preamble[6] == 1 {
+        let mut len = [0u8; 2];
+        reader.read_exact(&mut len).map_err(io)?;
+        u16::from_le_bytes(len) as usize
+    } else {
+        let mut len = [0u8; 4];
+        reader.read_exact(&mut len).map_err(io)?;
+        u32::from_le_bytes(len) as usize
+    };
+    let mut header = vec![0u8; header_len];
+    reader.read_exact(&mut header).map_err(io)?;
+    let header = String::from_utf8_lossy(&header);
+    if !header.contains("'descr': '<f4'") || !header.contains("'fortran_order': False") {
+        return Err(npy_error(
+            path,
+            format!("expected little-endian float32 in C order, got the header {header:?}"),
+        ));
+    }
+    let shape: Vec<usize> = header
+        .split_once("'shape': (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(dims, _)| {
+            dims.split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(|d| d.parse().unwrap_or(usize::MAX))
+                .collect()
+        })
+        .unwrap_or_default();
+    let [n_rows, n_cols] = shape[..] else {
+        return Err(npy_error(
+            path,
+            format!("expected a 2-d shape, got {header:?}"),
+        ));
+    };
+    if let Some(&bad) = rows.iter().find(|&&r| r >= n_rows) {
+        return Err(npy_error(
+            path,
+            format!("row {bad} asked of a matrix of {n_rows} rows"),
+        ));
+    }
+    let data_start = (preamble.len() + if preamble[6] == 1 { 2 } else { 4 } + header_len) as u64;
+    let mut out = Array2::<f32>::zeros((rows.len(), n_cols));
+    let mut bytes = vec![0u8; n_cols * 4];
+    for (mut target, &row) in out.rows_mut().into_iter().zip(rows) {
+        reader
+            .seek(SeekFrom::Start(data_start + (row * n_cols * 4) as u64))
+            .and_then(|_| reader.read_exact(&mut bytes))
+            .map_err(io)?;
+        for (value, chunk) in target.iter_mut().zip(bytes.chunks_exact(4)) {
+            *value = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        }
+    }
+    Ok(out)
+}
+
 /// Writes row ids, one per line. Ids may not contain line breaks.
 pub fn write_ids<S: AsRef<str>>(path: &Path, ids: &[S]) -> Result<(), PipelineError> {
     if let Some(bad) = ids.iter().find(|id| id.as_ref().contains(['\n', '\r'])) {
@@ -424,6 +493,27 @@ mod tests {
                 .mode()
                 & 0o777;
             assert_eq!(mode, expected, "{file}: {mode:o} against {expected:o}");
+        }
+    }
+
+    #[test]
+    fn chosen_rows_read_back_in_the_order_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Array2::from_shape_fn((6, 3), |(i, j)| (10 * i + j) as f32);
+        let chosen = [4, 0, 5, 4];
+        let expected = m.select(ndarray::Axis(0), &chosen);
+        // Both writers' headers (numpy's own padding and the row writer's fixed one).
+        let whole = dir.path().join("whole.npy");
+        write_dense(&whole, &m).unwrap();
+        let by_rows = dir.path().join("rows.npy");
+        let mut writer = DenseRowWriter::create(&by_rows, 3).unwrap();
+        writer.append(&m).unwrap();
+        writer.finish().unwrap();
+        for path in [&whole, &by_rows] {
+            assert_eq!(read_dense_rows(path, &chosen).unwrap(), expected);
+            assert_eq!(read_dense_rows(path, &[]).unwrap().dim(), (0, 3));
+            let err = read_dense_rows(path, &[6]).unwrap_err().to_string();
+            assert!(err.contains("row 6") && err.contains("6 rows"), "{err}");
         }
     }
 

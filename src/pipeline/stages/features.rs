@@ -24,7 +24,7 @@ use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{Layout, Part};
 use crate::error::{Error, IoError};
 use crate::image::{FittedImageFeatures, ImageFeatureParams, Orientation, SkippedImage};
-use crate::pipeline::artifacts::{read_dense, read_ids};
+use crate::pipeline::artifacts::{read_dense, read_dense_rows, read_ids};
 use crate::pipeline::manifest::InputFingerprint;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::text::{FittedTextFeatures, TextFeatureParams};
@@ -260,7 +260,31 @@ pub fn load_image_features(ctx: &Context, p: &str) -> Result<RowsWithIds, Pipeli
     read_image_features(&ctx.stage_dir("image-features").join(p))
 }
 
-/// What [`write_image_features`] wrote in `dir`: the combined features and their row ids.
+/// The row ids of partition `p`'s image features.
+pub fn load_image_row_ids(ctx: &Context, p: &str) -> Result<Vec<String>, PipelineError> {
+    read_ids(
+        &ctx.stage_dir("image-features")
+            .join(p)
+            .join("image_rows.txt"),
+    )
+}
+
+/// Rows `rows` (indices into [`load_image_row_ids`]) of partition `p`'s image features, read
+/// without reading the rest.
+pub fn load_image_feature_rows(
+    ctx: &Context,
+    p: &str,
+    rows: &[usize],
+) -> Result<Array2<f32>, PipelineError> {
+    read_dense_rows(
+        &ctx.stage_dir("image-features")
+            .join(p)
+            .join("image_features.npy"),
+        rows,
+    )
+}
+
+/// What [`describe_to_disk`] wrote in `dir`: the combined features and their row ids.
 fn read_image_features(dir: &Path) -> Result<RowsWithIds, PipelineError> {
     Ok((
         read_dense(&dir.join("image_features.npy"))?,

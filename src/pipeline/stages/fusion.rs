@@ -26,12 +26,14 @@ use std::collections::HashMap;
 use ndarray::{Array1, Array2, Axis};
 
 use super::features::{
-    image_block_widths, load_image_features, load_mirrored_image_features, load_split,
+    image_block_widths, load_image_feature_rows, load_image_features, load_image_row_ids,
+    load_mirrored_image_features, load_split,
 };
 use crate::data::Part;
 use crate::data::split::unit_hash;
 use crate::error::Error;
 use crate::fusion::{CcaArrays, CcaParams, FittedCca, FittedKernelMap, GaussianMap};
+use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
@@ -108,6 +110,24 @@ pub fn pairs_in(
 
 /// Image features (one row per image or mirrored copy) and the (image row, caption row) pairs.
 pub type ViewsAndPairs = (Array2<f32>, Vec<(usize, usize)>);
+
+/// The image rows `pairs` use, in order of first use, and the pairs with their image index
+/// replaced by its position in that list.
+fn compact_pairs(pairs: Vec<(usize, usize)>) -> (Vec<usize>, Vec<(usize, usize)>) {
+    let mut position = std::collections::HashMap::new();
+    let mut rows = Vec::new();
+    let pairs = pairs
+        .into_iter()
+        .map(|(image, text)| {
+            let at = *position.entry(image).or_insert_with(|| {
+                rows.push(image);
+                rows.len() - 1
+            });
+            (at, text)
+        })
+        .collect();
+    (rows, pairs)
+}
 
 /// The training views of a partition with the mirrored images appended: the image features
 /// stacked over their mirrored copies (when the pipeline has them, `[image_features]
@@ -355,7 +375,7 @@ impl Stage for FitStage {
         for partition in &split.partitions {
             let p = &partition.name;
             let checked = section.cca_for(ctx, p)?.check()?;
-            let (images, image_rows) = load_image_features(ctx, p)?;
+            let image_rows = load_image_row_ids(ctx, p)?;
             let (texts, _) = load_text_features(ctx, p)?;
             let pairs: Vec<(usize, usize)> = section
                 .training_parts()
@@ -363,7 +383,20 @@ impl Stage for FitStage {
                 .flat_map(|&part| pairs_in(&split, partition, &image_rows, part))
                 .filter(|&(r, _)| section.learns_on(&image_rows[r]))
                 .collect();
-            let (images, pairs) = with_mirrored(ctx, p, images, &image_rows, pairs)?;
+            let (images, pairs) = if ctx
+                .config
+                .section::<ImageFeatureParams>("image_features")?
+                .hflip_training
+            {
+                let (images, _) = load_image_features(ctx, p)?;
+                with_mirrored(ctx, p, images, &image_rows, pairs)?
+            } else {
+                // Only the training images' rows are read (in order of first use, which is the
+                // order the CCA takes them in): the matrix of every image is 10 GB at the
+                // contest's 50,000.
+                let (rows, pairs) = compact_pairs(pairs);
+                (load_image_feature_rows(ctx, p, &rows)?, pairs)
+            };
             let x_rows: Vec<usize> = pairs.iter().map(|&(r, _)| r).collect();
             let y_rows: Vec<usize> = pairs.iter().map(|&(_, t)| t).collect();
             let x = FeatureMatrix::Dense(images);
