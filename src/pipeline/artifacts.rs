@@ -234,11 +234,11 @@ pub fn read_dense_rows(path: &Path, rows: &[usize]) -> Result<Array2<f32>, Pipel
     let shape: Vec<usize> = header
         .split_once("'shape': (")
         .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(dims, _)| {
+        .and_then(|(dims, _)| {
             dims.split(',')
                 .map(str::trim)
                 .filter(|d| !d.is_empty())
-                .map(|d| d.parse().unwrap_or(usize::MAX))
+                .map(|d| d.parse().ok())
                 .collect()
         })
         .unwrap_or_default();
@@ -515,6 +515,13 @@ mod tests {
             let err = read_dense_rows(path, &[6]).unwrap_err().to_string();
             assert!(err.contains("row 6") && err.contains("6 rows"), "{err}");
         }
+        // A header whose shape does not parse is refused, not trusted.
+        let mut bytes = std::fs::read(&by_rows).unwrap();
+        let at = bytes.windows(4).position(|w| w == b"(6, ").unwrap();
+        bytes[at + 1] = b'x';
+        std::fs::write(&by_rows, &bytes).unwrap();
+        let err = read_dense_rows(&by_rows, &[0]).unwrap_err().to_string();
+        assert!(err.contains("expected a 2-d shape"), "{err}");
     }
 
     #[test]
