@@ -562,6 +562,25 @@ fn align_blocks(
     Ok(())
 }
 
+/// The distinct values of `rows` in order of first use, and for each entry of `rows` its
+/// position among them. The CCA takes a view's training rows in this order, so a caller that
+/// hands over a matrix of exactly these rows (as `fit` does with the image view) spares the CCA
+/// a copy of it.
+pub fn first_use_order(rows: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut position = std::collections::HashMap::new();
+    let mut distinct = Vec::new();
+    let at = rows
+        .iter()
+        .map(|&r| {
+            *position.entry(r).or_insert_with(|| {
+                distinct.push(r);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (distinct, at)
+}
+
 /// The distinct rows among pair rows, in first-seen order, with each pair's position among
 /// them and each distinct row's multiplicity.
 struct DistinctRows {
@@ -580,20 +599,11 @@ impl DistinctRows {
                 rows: n_rows,
             });
         }
-        let mut position = std::collections::HashMap::new();
-        let (mut distinct, mut weight) = (Vec::new(), Vec::<f64>::new());
-        let at = rows
-            .iter()
-            .map(|&r| {
-                let i = *position.entry(r).or_insert_with(|| {
-                    distinct.push(r);
-                    weight.push(0.0);
-                    distinct.len() - 1
-                });
-                weight[i] += 1.0;
-                i
-            })
-            .collect();
+        let (distinct, at) = first_use_order(rows);
+        let mut weight = vec![0.0f64; distinct.len()];
+        for &i in &at {
+            weight[i] += 1.0;
+        }
         Ok(Self {
             distinct,
             at,

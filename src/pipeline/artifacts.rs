@@ -37,17 +37,23 @@ pub fn temporary_file_in(dir: &Path) -> Result<tempfile::NamedTempFile, IoError>
         .map_err(|e| IoError::new("creating a temporary file in", dir, e))
 }
 
-/// Writes `path` through `write`, atomically: temporary file in the same folder, then rename.
-pub fn atomic_write<F>(path: &Path, write: F) -> Result<(), PipelineError>
-where
-    F: FnOnce(&mut BufWriter<&mut File>) -> std::io::Result<()>,
-{
+/// A temporary file in the folder `path` will be in (created if need be), to be renamed over
+/// it.
+fn temporary_file_beside(path: &Path) -> Result<tempfile::NamedTempFile, IoError> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(parent).map_err(|e| IoError::new("creating", parent, e))?;
-    let mut temp = temporary_file_in(parent)?;
+    temporary_file_in(parent)
+}
+
+/// Writes `path` through `write`, atomically: temporary file in the same folder, then rename.
+pub fn atomic_write<F>(path: &Path, write: F) -> Result<(), PipelineError>
+where
+    F: FnOnce(&mut BufWriter<&mut File>) -> std::io::Result<()>,
+{
+    let mut temp = temporary_file_beside(path)?;
     {
         let mut writer = BufWriter::new(temp.as_file_mut());
         write(&mut writer)
@@ -101,12 +107,7 @@ pub struct DenseRowWriter {
 impl DenseRowWriter {
     /// Starts `path`, a matrix of `cols` columns.
     pub fn create(path: &Path, cols: usize) -> Result<Self, PipelineError> {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(parent).map_err(|e| IoError::new("creating", parent, e))?;
-        let temp = temporary_file_in(parent)?;
+        let temp = temporary_file_beside(path)?;
         let file = temp
             .as_file()
             .try_clone()
@@ -213,15 +214,11 @@ pub fn read_dense_rows(path: &Path, rows: &[usize]) -> Result<Array2<f32>, Pipel
     if &preamble[..6] != b"\x93NUMPY" {
         return Err(npy_error(path, "not a .npy file (no magic string)"));
     }
-    let header_len = if preamble[6] == 1 {
-        let mut len = [0u8; 2];
-        reader.read_exact(&mut len).map_err(io)?;
-        u16::from_le_bytes(len) as usize
-    } else {
-        let mut len = [0u8; 4];
-        reader.read_exact(&mut len).map_err(io)?;
-        u32::from_le_bytes(len) as usize
-    };
+    // Version 1 stores the header's length in 2 bytes, versions 2 and 3 in 4.
+    let length_bytes = if preamble[6] == 1 { 2 } else { 4 };
+    let mut length = [0u8; 4];
+    reader.read_exact(&mut length[..length_bytes]).map_err(io)?;
+    let header_len = u32::from_le_bytes(length) as usize;
     let mut header = vec![0u8; header_len];
     reader.read_exact(&mut header).map_err(io)?;
     let header = String::from_utf8_lossy(&header);
@@ -254,7 +251,7 @@ pub fn read_dense_rows(path: &Path, rows: &[usize]) -> Result<Array2<f32>, Pipel
             format!("row {bad} asked of a matrix of {n_rows} rows"),
         ));
     }
-    let data_start = (preamble.len() + if preamble[6] == 1 { 2 } else { 4 } + header_len) as u64;
+    let data_start = (preamble.len() + length_bytes + header_len) as u64;
     let mut out = Array2::<f32>::zeros((rows.len(), n_cols));
     let mut bytes = vec![0u8; n_cols * 4];
     for (mut target, &row) in out.rows_mut().into_iter().zip(rows) {

@@ -177,11 +177,22 @@ impl StageWriter {
         description: &str,
     ) -> Result<(), PipelineError> {
         artifacts::write_dense(&self.dir.join(file), matrix)?;
+        self.record_dense(file, [matrix.nrows(), matrix.ncols()], rows, description)
+    }
+
+    /// Records a dense float32 matrix of `shape` written to `file`.
+    fn record_dense(
+        &mut self,
+        file: &str,
+        shape: [usize; 2],
+        rows: Option<&str>,
+        description: &str,
+    ) -> Result<(), PipelineError> {
         self.push(OutputRecord {
             file: file.to_string(),
             kind: "dense".to_string(),
             dtype: Some("float32".to_string()),
-            shape: vec![matrix.nrows(), matrix.ncols()],
+            shape: shape.to_vec(),
             bytes: 0,
             rows: rows.map(str::to_string),
             description: description.to_string(),
@@ -208,15 +219,7 @@ impl StageWriter {
         description: &str,
     ) -> Result<(), PipelineError> {
         let (n, cols) = writer.finish()?;
-        self.push(OutputRecord {
-            file: file.to_string(),
-            kind: "dense".to_string(),
-            dtype: Some("float32".to_string()),
-            shape: vec![n, cols],
-            bytes: 0,
-            rows: rows.map(str::to_string),
-            description: description.to_string(),
-        })
+        self.record_dense(file, [n, cols], rows, description)
     }
 
     /// Writes a sparse matrix in scipy's CSR `.npz` layout.

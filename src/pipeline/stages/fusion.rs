@@ -32,6 +32,7 @@ use super::features::{
 use crate::data::Part;
 use crate::data::split::unit_hash;
 use crate::error::Error;
+use crate::fusion::cca::first_use_order;
 use crate::fusion::{CcaArrays, CcaParams, FittedCca, FittedKernelMap, GaussianMap};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
@@ -111,20 +112,15 @@ pub fn pairs_in(
 /// Image features (one row per image or mirrored copy) and the (image row, caption row) pairs.
 pub type ViewsAndPairs = (Array2<f32>, Vec<(usize, usize)>);
 
-/// The image rows `pairs` use, in order of first use, and the pairs with their image index
-/// replaced by its position in that list.
+/// The image rows `pairs` use, in order of first use ([`first_use_order`], the order the CCA
+/// takes them in), and the pairs with their image index replaced by its position in that list.
 fn compact_pairs(pairs: Vec<(usize, usize)>) -> (Vec<usize>, Vec<(usize, usize)>) {
-    let mut position = std::collections::HashMap::new();
-    let mut rows = Vec::new();
-    let pairs = pairs
+    let images: Vec<usize> = pairs.iter().map(|&(image, _)| image).collect();
+    let (rows, at) = first_use_order(&images);
+    let pairs = at
         .into_iter()
-        .map(|(image, text)| {
-            let at = *position.entry(image).or_insert_with(|| {
-                rows.push(image);
-                rows.len() - 1
-            });
-            (at, text)
-        })
+        .zip(pairs)
+        .map(|(image, (_, text))| (image, text))
         .collect();
     (rows, pairs)
 }

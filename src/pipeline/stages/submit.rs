@@ -59,34 +59,34 @@ fn embed_images(
     let paths: Vec<_> = images.iter().map(|i| i.path.clone()).collect();
     let bar = ctx.bar(paths.len() as u64, label);
     let mut all = Array2::<f32>::zeros((images.len(), cca.dims()));
-    let mut pending: Vec<crate::image::ImageFeatureChunk> = Vec::new();
-    let mut project = |pending: &mut Vec<crate::image::ImageFeatureChunk>| -> Result<(), Error> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<usize> = pending.iter().flat_map(|c| c.rows.clone()).collect();
-        let blocks: Vec<Array2<f32>> = (0..pending[0].blocks.len())
-            .map(|b| {
-                let views: Vec<_> = pending.iter().map(|c| c.blocks[b].view()).collect();
-                ndarray::concatenate(Axis(0), &views).expect("blocks of one width")
-            })
-            .collect();
-        pending.clear();
-        let mut projected = cca.transform_x(&FeatureMatrix::Dense(model.combine(&blocks)))?;
-        l2_normalize_rows(&mut projected);
-        for (row, &index) in rows.iter().enumerate() {
-            all.row_mut(index).assign(&projected.row(row));
-        }
-        Ok(())
-    };
+    // Each chunk's combined rows wait here until PROJECT_ROWS of them are projected together.
+    let mut pending_rows: Vec<usize> = Vec::new();
+    let mut pending: Vec<Array2<f32>> = Vec::new();
+    let mut project =
+        |rows: &mut Vec<usize>, pending: &mut Vec<Array2<f32>>| -> Result<(), Error> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let views: Vec<_> = pending.iter().map(|m| m.view()).collect();
+            let combined = ndarray::concatenate(Axis(0), &views).expect("rows of one width");
+            let mut projected = cca.transform_x(&FeatureMatrix::Dense(combined))?;
+            l2_normalize_rows(&mut projected);
+            for (row, &index) in rows.iter().enumerate() {
+                all.row_mut(index).assign(&projected.row(row));
+            }
+            rows.clear();
+            pending.clear();
+            Ok(())
+        };
     let skipped = model.transform_chunked(&paths, Orientation::AsIs, &bar, |chunk| {
-        pending.push(chunk);
-        if pending.iter().map(|c| c.rows.len()).sum::<usize>() >= PROJECT_ROWS {
-            project(&mut pending)?;
+        pending.push(model.combine(&chunk.blocks));
+        pending_rows.extend(chunk.rows);
+        if pending_rows.len() >= PROJECT_ROWS {
+            project(&mut pending_rows, &mut pending)?;
         }
         Ok::<(), Error>(())
     })?;
-    project(&mut pending)?;
+    project(&mut pending_rows, &mut pending)?;
     bar.finish_and_clear();
     Ok((all, skipped.iter().map(|s| s.index).collect()))
 }
