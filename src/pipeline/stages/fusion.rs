@@ -579,6 +579,11 @@ pub fn load_cca(ctx: &Context, p: &str) -> Result<FittedCca, Error> {
     })?)
 }
 
+/// How many image rows are projected at once, by `embed` and `submit`: enough for the matrix
+/// products to run at speed, few enough that a gallery of 50,000 images is never held as
+/// features (10 GB) but only as projections.
+pub const PROJECT_ROWS: usize = 1024;
+
 /// The `embed` stage.
 pub struct EmbedStage;
 
@@ -609,20 +614,29 @@ impl Stage for EmbedStage {
         for partition in &split.partitions {
             let p = &partition.name;
             let cca = load_cca(ctx, p)?;
-            let (images, image_rows) = load_image_features(ctx, p)?;
-            let (texts, _) = load_text_features(ctx, p)?;
-            let mut image_embeddings = cca.transform_x(&FeatureMatrix::Dense(images))?;
-            let mut text_embeddings = cca.transform_y(&FeatureMatrix::Sparse(texts))?;
-            l2_normalize_rows(&mut image_embeddings);
-            l2_normalize_rows(&mut text_embeddings);
+            let image_rows = load_image_row_ids(ctx, p)?;
             let rows_file = format!("{p}/image_rows.txt");
             out.ids(&rows_file, &image_rows, "ids of the image embedding rows")?;
-            out.dense(
-                &format!("{p}/image_embeddings.npy"),
-                &image_embeddings,
+            // The image features are read and projected PROJECT_ROWS at a time, so that only
+            // the model and one batch of them are ever in memory.
+            let embeddings_file = format!("{p}/image_embeddings.npy");
+            let mut image_embeddings = out.dense_rows(&embeddings_file, cca.dims())?;
+            let all_rows: Vec<usize> = (0..image_rows.len()).collect();
+            for rows in all_rows.chunks(PROJECT_ROWS) {
+                let images = load_image_feature_rows(ctx, p, rows)?;
+                let mut projected = cca.transform_x(&FeatureMatrix::Dense(images))?;
+                l2_normalize_rows(&mut projected);
+                image_embeddings.append(&projected)?;
+            }
+            out.finish_dense(
+                &embeddings_file,
+                image_embeddings,
                 Some(&rows_file),
                 "images in the shared space, L2-normalised",
             )?;
+            let (texts, _) = load_text_features(ctx, p)?;
+            let mut text_embeddings = cca.transform_y(&FeatureMatrix::Sparse(texts))?;
+            l2_normalize_rows(&mut text_embeddings);
             out.dense(
                 &format!("{p}/text_embeddings.npy"),
                 &text_embeddings,

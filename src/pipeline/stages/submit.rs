@@ -14,7 +14,7 @@ use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::features::{load_image_model, load_split, load_text_model};
-use super::fusion::{distinct_images, load_cca, load_embeddings, pairs_in};
+use super::fusion::{PROJECT_ROWS, distinct_images, load_cca, load_embeddings, pairs_in};
 use crate::data::contest::{HeldOutImage, carve};
 use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{ImageEntry, Layout, Part, TextEntry};
@@ -40,11 +40,6 @@ pub struct SubmitParams {
 
 /// The `submit` stage.
 pub struct SubmitStage;
-
-/// How many described images are projected at once: enough rows for the matrix products to run
-/// at speed, few enough that a gallery of 50,000 images is never held as features (10 GB)
-/// but only as projections.
-const PROJECT_ROWS: usize = 1024;
 
 /// Describes images with the fitted model and projects them, [`PROJECT_ROWS`] at a time; rows
 /// of images that cannot be described are zero (they then rank nothing first and are ranked
