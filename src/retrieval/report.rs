@@ -318,6 +318,40 @@ pub fn write_recall_curve_png(path: &Path, summary: &Summary) -> Result<(), Retr
     write_atomically(path, bytes.get_ref())
 }
 
+/// The link from a page in folder `page_dir` to the file `target`: a relative URL (each path
+/// segment percent-encoded), so the report still shows its thumbnails when the work folder and
+/// the data are moved or copied together, or served by a web server; a `file://` URL where no
+/// relative path exists (folders that cannot be resolved).
+pub fn image_href(page_dir: &Path, target: &Path) -> String {
+    let resolved = (page_dir.canonicalize(), target.canonicalize());
+    let (Ok(from), Ok(to)) = resolved else {
+        return format!("file://{}", percent_encode_path(&target.to_string_lossy()));
+    };
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut segments: Vec<String> = vec!["..".to_string(); from.len() - common];
+    segments.extend(
+        to[common..]
+            .iter()
+            .map(|c| percent_encode_path(&c.as_os_str().to_string_lossy())),
+    );
+    segments.join("/")
+}
+
+/// `text` with every byte outside RFC 3986's unreserved characters and `/` percent-encoded.
+fn percent_encode_path(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// What `report.html` shows. `text_to_image` / `image_to_text` hold the top-K (K >= 1; up to
 /// 5 shown) of every text / image query; `image_hrefs` are paths relative to the HTML file.
 #[derive(Debug, Clone, Copy)]
@@ -476,6 +510,32 @@ pub fn write_reports(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn image_hrefs_are_relative_and_percent_encoded() {
+        let root = tempfile::tempdir().unwrap();
+        let page = root.path().join("work/evaluate");
+        let images = root.path().join("data/Image Data");
+        std::fs::create_dir_all(&page).unwrap();
+        std::fs::create_dir_all(&images).unwrap();
+        let image = images.join("图#1.jpg");
+        std::fs::write(&image, b"").unwrap();
+        assert_eq!(
+            super::image_href(&page, &image),
+            "../../data/Image%20Data/%E5%9B%BE%231.jpg"
+        );
+        // Through a relative path with `..` in it, the same link.
+        let indirect = page.join("../../data/Image Data/图#1.jpg");
+        assert_eq!(
+            super::image_href(&page, &indirect),
+            super::image_href(&page, &image)
+        );
+        // A file that does not exist cannot be resolved: an absolute file:// URL.
+        let missing = images.join("missing file.jpg");
+        let href = super::image_href(&page, &missing);
+        assert!(href.starts_with("file:///"), "{href}");
+        assert!(href.ends_with("/Image%20Data/missing%20file.jpg"), "{href}");
+    }
+
     use super::*;
     use crate::retrieval::evaluate::{EvalOptions, evaluate};
     use ndarray::Array2;

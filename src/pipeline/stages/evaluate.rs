@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::pipeline::artifacts::atomic_write;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::retrieval::evaluate::{EvalOptions, Evaluation, Summary};
-use crate::retrieval::report::{HtmlExamples, write_report_html, write_reports};
+use crate::retrieval::report::{HtmlExamples, image_href, write_report_html, write_reports};
 use crate::retrieval::{RankParams, TopK, evaluate};
 
 /// The held-out (or training) items of one partition, in the shared space.
@@ -64,9 +64,7 @@ fn part_embeddings(
         image_paths: unique
             .iter()
             .map(|&r| {
-                let path = &split.image_paths[image_index[image_rows[r].as_str()]];
-                std::fs::canonicalize(path)
-                    .unwrap_or_else(|_| path.clone())
+                split.image_paths[image_index[image_rows[r].as_str()]]
                     .display()
                     .to_string()
             })
@@ -403,15 +401,19 @@ impl Stage for EvaluateStage {
                 let train = part_embeddings(&split, partition, &embeddings, Part::Train);
                 let (t2i, i2t) = rank_both(&rank.rank, &test, &train, 5)?;
                 let title = format!("{} — {p}", ctx.config.pipeline.name);
+                let page = out.path("report.html");
+                // The staging folder sits beside the stage's final folder, at the same depth,
+                // so links relative to it stay right after the rename.
+                let page_dir = page.parent().expect("a file in the staging folder");
                 write_report_html(
-                    &out.path("report.html"),
+                    &page,
                     &HtmlExamples {
                         title: &title,
                         image_ids: &test.image_ids,
                         image_hrefs: &test
                             .image_paths
                             .iter()
-                            .map(|p| format!("file://{p}"))
+                            .map(|image| image_href(page_dir, std::path::Path::new(image)))
                             .collect::<Vec<_>>(),
                         text_ids: &test.text_ids,
                         texts: &test.captions,
