@@ -211,14 +211,51 @@ pub(crate) fn record_reports(
 /// The `rank` stage.
 pub struct RankStage;
 
-/// Options of `rank`.
+/// Options of `rank`. Read through [`RankSection`], whose plain fields let an unknown key's
+/// error list the expected ones (serde cannot with a flattened struct).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "RankSection", into = "RankSection")]
 pub struct RankStageParams {
     /// How many results to keep per query.
     pub k: usize,
-    #[serde(flatten)]
     pub rank: RankParams,
+}
+
+/// The `[rank]` section as written in a pipeline file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RankSection {
+    k: usize,
+    block_rows: usize,
+    csls_k: usize,
+}
+
+impl Default for RankSection {
+    fn default() -> Self {
+        RankStageParams::default().into()
+    }
+}
+
+impl From<RankSection> for RankStageParams {
+    fn from(section: RankSection) -> Self {
+        Self {
+            k: section.k,
+            rank: RankParams {
+                block_rows: section.block_rows,
+                csls_k: section.csls_k,
+            },
+        }
+    }
+}
+
+impl From<RankStageParams> for RankSection {
+    fn from(params: RankStageParams) -> Self {
+        Self {
+            k: params.k,
+            block_rows: params.rank.block_rows,
+            csls_k: params.rank.csls_k,
+        }
+    }
 }
 
 impl Default for RankStageParams {
@@ -449,5 +486,34 @@ impl Stage for EvaluateStage {
             "",
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::config::deserialize_section;
+
+    #[test]
+    fn the_rank_section_reads_its_keys_and_names_them_for_an_unknown_one() {
+        let value: toml::Value = toml::from_str("k = 5\ncsls_k = 10").unwrap();
+        let params: RankStageParams = deserialize_section("rank", value).unwrap();
+        assert_eq!(params.k, 5);
+        assert_eq!(params.rank.csls_k, 10);
+        assert_eq!(params.rank.block_rows, RankParams::default().block_rows);
+        // Written back flat, as the manifest's parameters have always been.
+        let json = serde_json::to_value(&params).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"k": 5, "block_rows": 256, "csls_k": 10})
+        );
+
+        let typo: toml::Value = toml::from_str("cls_k = 10").unwrap();
+        let message = deserialize_section::<RankStageParams>("rank", typo).unwrap_err();
+        assert!(message.contains("cls_k"), "{message}");
+        assert!(
+            message.contains("expected one of `k`, `block_rows`, `csls_k`"),
+            "{message}"
+        );
     }
 }
