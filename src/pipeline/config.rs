@@ -41,11 +41,13 @@ pub struct PipelineSection {
 
 /// Parses section `name`'s table into `T`; the error message names the key inside the section
 /// (`[fit] kernel_x.gamma_scale: invalid type: ...`), not just the section, for an unknown key
-/// and for a value of the wrong type alike.
-pub fn deserialize_section<T: serde::de::DeserializeOwned>(
-    name: &str,
-    value: toml::Value,
-) -> Result<T, String> {
+/// and for a value of the wrong type alike. An unknown key's message lists the keys `T` takes;
+/// serde lists them itself except for a struct with a flattened part, whose keys are then
+/// read off `T::default()`.
+pub fn deserialize_section<T>(name: &str, value: toml::Value) -> Result<T, String>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Default,
+{
     serde_path_to_error::deserialize(value).map_err(
         |e: serde_path_to_error::Error<toml::de::Error>| {
             let key = e.path().to_string();
@@ -54,7 +56,15 @@ pub fn deserialize_section<T: serde::de::DeserializeOwned>(
             } else {
                 format!(" {key}")
             };
-            format!("[{name}]{at}: {}", e.inner().message())
+            let mut message = e.inner().message().to_string();
+            let top_level = at.is_empty() || !key.contains('.');
+            if top_level && message.starts_with("unknown field") && !message.contains("expected") {
+                if let Ok(serde_json::Value::Object(keys)) = serde_json::to_value(T::default()) {
+                    let keys: Vec<String> = keys.keys().map(|k| format!("`{k}`")).collect();
+                    message = format!("{message}, expected one of {}", keys.join(", "));
+                }
+            }
+            format!("[{name}]{at}: {message}")
         },
     )
 }
@@ -156,7 +166,7 @@ impl PipelineConfig {
     }
 
     /// Parses section `name` into `T` (its defaults where the file says nothing).
-    pub fn section<T: serde::de::DeserializeOwned + Default>(
+    pub fn section<T: serde::de::DeserializeOwned + serde::Serialize + Default>(
         &self,
         name: &str,
     ) -> Result<T, PipelineError> {

@@ -211,51 +211,14 @@ pub(crate) fn record_reports(
 /// The `rank` stage.
 pub struct RankStage;
 
-/// Options of `rank`. Read through [`RankSection`], whose plain fields let an unknown key's
-/// error list the expected ones (serde cannot with a flattened struct).
+/// Options of `rank`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "RankSection", into = "RankSection")]
+#[serde(default, deny_unknown_fields)]
 pub struct RankStageParams {
     /// How many results to keep per query.
     pub k: usize,
+    #[serde(flatten)]
     pub rank: RankParams,
-}
-
-/// The `[rank]` section as written in a pipeline file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RankSection {
-    k: usize,
-    block_rows: usize,
-    csls_k: usize,
-}
-
-impl Default for RankSection {
-    fn default() -> Self {
-        RankStageParams::default().into()
-    }
-}
-
-impl From<RankSection> for RankStageParams {
-    fn from(section: RankSection) -> Self {
-        Self {
-            k: section.k,
-            rank: RankParams {
-                block_rows: section.block_rows,
-                csls_k: section.csls_k,
-            },
-        }
-    }
-}
-
-impl From<RankStageParams> for RankSection {
-    fn from(params: RankStageParams) -> Self {
-        Self {
-            k: params.k,
-            block_rows: params.rank.block_rows,
-            csls_k: params.rank.csls_k,
-        }
-    }
 }
 
 impl Default for RankStageParams {
@@ -501,7 +464,7 @@ mod tests {
         assert_eq!(params.k, 5);
         assert_eq!(params.rank.csls_k, 10);
         assert_eq!(params.rank.block_rows, RankParams::default().block_rows);
-        // Written back flat, as the manifest's parameters have always been.
+        // Written flat: the shape of the manifest's parameters.
         let json = serde_json::to_value(&params).unwrap();
         assert_eq!(
             json,
@@ -512,7 +475,7 @@ mod tests {
         let message = deserialize_section::<RankStageParams>("rank", typo).unwrap_err();
         assert!(message.contains("cls_k"), "{message}");
         assert!(
-            message.contains("expected one of `k`, `block_rows`, `csls_k`"),
+            message.contains("expected one of `block_rows`, `csls_k`, `k`"),
             "{message}"
         );
     }
