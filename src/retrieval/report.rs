@@ -325,7 +325,11 @@ pub fn write_recall_curve_png(path: &Path, summary: &Summary) -> Result<(), Retr
 pub fn image_href(page_dir: &Path, target: &Path) -> String {
     let resolved = (page_dir.canonicalize(), target.canonicalize());
     let (Ok(from), Ok(to)) = resolved else {
-        return format!("file://{}", percent_encode_path(&target.to_string_lossy()));
+        let absolute = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
+        return format!(
+            "file://{}",
+            percent_encode_path(&absolute.to_string_lossy())
+        );
     };
     let from: Vec<_> = from.components().collect();
     let to: Vec<_> = to.components().collect();
@@ -510,6 +514,10 @@ pub fn write_reports(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::retrieval::evaluate::{EvalOptions, evaluate};
+    use ndarray::Array2;
+
     #[test]
     fn image_hrefs_are_relative_and_percent_encoded() {
         let root = tempfile::tempdir().unwrap();
@@ -534,11 +542,11 @@ mod tests {
         let href = super::image_href(&page, &missing);
         assert!(href.starts_with("file:///"), "{href}");
         assert!(href.ends_with("/Image%20Data/missing%20file.jpg"), "{href}");
+        // A relative one is made absolute first.
+        let href = super::image_href(&page, Path::new("no-such-folder/missing.jpg"));
+        assert!(href.starts_with("file:///"), "{href}");
+        assert!(href.ends_with("/no-such-folder/missing.jpg"), "{href}");
     }
-
-    use super::*;
-    use crate::retrieval::evaluate::{EvalOptions, evaluate};
-    use ndarray::Array2;
 
     fn summary() -> Summary {
         let images = Array2::<f32>::eye(4);
