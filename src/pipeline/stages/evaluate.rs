@@ -30,7 +30,7 @@ struct PartEmbeddings {
     /// Image rows, one per image with at least one caption in the part.
     images: Array2<f32>,
     image_ids: Vec<String>,
-    image_paths: Vec<String>,
+    image_paths: Vec<std::path::PathBuf>,
     texts: Array2<f32>,
     text_ids: Vec<String>,
     captions: Vec<String>,
@@ -63,11 +63,7 @@ fn part_embeddings(
         image_ids: unique.iter().map(|&r| image_rows[r].clone()).collect(),
         image_paths: unique
             .iter()
-            .map(|&r| {
-                split.image_paths[image_index[image_rows[r].as_str()]]
-                    .display()
-                    .to_string()
-            })
+            .map(|&r| split.image_paths[image_index[image_rows[r].as_str()]].clone())
             .collect(),
         texts: text_emb.select(Axis(0), &texts),
         text_ids: texts.iter().map(|&t| split.text_ids[t].clone()).collect(),
@@ -413,7 +409,7 @@ impl Stage for EvaluateStage {
                         image_hrefs: &test
                             .image_paths
                             .iter()
-                            .map(|image| image_href(page_dir, std::path::Path::new(image)))
+                            .map(|image| image_href(page_dir, image))
                             .collect::<Vec<_>>(),
                         text_ids: &test.text_ids,
                         texts: &test.captions,
