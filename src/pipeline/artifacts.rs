@@ -48,8 +48,10 @@ fn temporary_file_beside(path: &Path) -> Result<tempfile::NamedTempFile, IoError
     temporary_file_in(parent)
 }
 
-/// Writes `path` through `write`, atomically: temporary file in the same folder, then rename.
-pub fn atomic_write<F>(path: &Path, write: F) -> Result<(), PipelineError>
+/// Writes `path` through `write`, atomically: a temporary file in the same folder (created if
+/// need be), flushed and synced, then renamed into place. Every area's writers share it: their
+/// error enums all take an [`IoError`].
+pub fn atomic_write<F>(path: &Path, write: F) -> Result<(), IoError>
 where
     F: FnOnce(&mut BufWriter<&mut File>) -> std::io::Result<()>,
 {
@@ -82,7 +84,8 @@ pub fn write_dense(path: &Path, matrix: &Array2<f32>) -> Result<(), PipelineErro
         standard
             .write_npy(w)
             .map_err(|e| std::io::Error::other(e.to_string()))
-    })
+    })?;
+    Ok(())
 }
 
 /// Length of the `.npy` header [`DenseRowWriter`] writes: magic, version, header length and the
@@ -279,7 +282,8 @@ pub fn write_ids<S: AsRef<str>>(path: &Path, ids: &[S]) -> Result<(), PipelineEr
             writeln!(w, "{}", id.as_ref())?;
         }
         Ok(())
-    })
+    })?;
+    Ok(())
 }
 
 /// Reads row ids written by [`write_ids`].
@@ -293,7 +297,8 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Pip
     atomic_write(path, |w| {
         serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::other)?;
         writeln!(w)
-    })
+    })?;
+    Ok(())
 }
 
 /// The `.npy` bytes of a 0-d byte-string array (numpy dtype `|S<n>`), as scipy stores `format`.
@@ -362,7 +367,8 @@ pub fn write_sparse(path: &Path, matrix: &CsrMatrix) -> Result<(), PipelineError
         }
         let cursor = zip.finish().map_err(std::io::Error::other)?;
         w.write_all(cursor.get_ref())
-    })
+    })?;
+    Ok(())
 }
 
 fn zip_member(

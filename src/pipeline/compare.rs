@@ -649,7 +649,8 @@ pub fn write_text(path: &Path, text: &str) -> Result<(), PipelineError> {
     atomic_write(path, |w| {
         use std::io::Write;
         w.write_all(text.as_bytes())
-    })
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! in both directions with their top-5 results and the true match marked.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 use image::{Rgb, RgbImage};
@@ -21,7 +22,7 @@ use serde_json::{Map, Value, json};
 use super::RetrievalError;
 use super::evaluate::{DirectionSummary, Summary};
 use super::rank::TopK;
-use super::submit::write_atomically;
+use crate::pipeline::artifacts::atomic_write;
 
 fn direction_json(d: &DirectionSummary) -> Value {
     let r = |k: usize| d.recall.get(&k).map_or(0.0, |m| m.mean);
@@ -78,7 +79,8 @@ pub fn write_report_json(
     let mut text = serde_json::to_string_pretty(&report_json(summary, extra))
         .expect("a JSON value always serializes");
     text.push('\n');
-    write_atomically(path, text.as_bytes())
+    atomic_write(path, |w| w.write_all(text.as_bytes()))?;
+    Ok(())
 }
 
 /// The `report.md` text: a table of both directions (mean ± std over folds; with one fold, the
@@ -170,7 +172,10 @@ pub fn write_report_markdown(
     summary: &Summary,
     title: &str,
 ) -> Result<(), RetrievalError> {
-    write_atomically(path, report_markdown(summary, title).as_bytes())
+    atomic_write(path, |w| {
+        w.write_all(report_markdown(summary, title).as_bytes())
+    })?;
+    Ok(())
 }
 
 const BLUE: Rgb<u8> = Rgb([31, 119, 180]);
@@ -315,7 +320,8 @@ pub fn write_recall_curve_png(path: &Path, summary: &Summary) -> Result<(), Retr
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, image::ImageFormat::Png)
         .map_err(|e| RetrievalError::Image(e.to_string()))?;
-    write_atomically(path, bytes.get_ref())
+    atomic_write(path, |w| w.write_all(bytes.get_ref()))?;
+    Ok(())
 }
 
 /// The link from a page in folder `page_dir` to the file `target`: a relative URL (each path
@@ -497,7 +503,9 @@ pub fn report_html(ex: &HtmlExamples<'_>) -> Result<String, RetrievalError> {
 }
 
 pub fn write_report_html(path: &Path, ex: &HtmlExamples<'_>) -> Result<(), RetrievalError> {
-    write_atomically(path, report_html(ex)?.as_bytes())
+    let html = report_html(ex)?;
+    atomic_write(path, |w| w.write_all(html.as_bytes()))?;
+    Ok(())
 }
 
 /// Writes `report.json`, `report.md` and `recall_curve.png` into `dir`.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::RetrievalError;
 use super::rank::TopK;
 use crate::error::IoError;
+use crate::pipeline::artifacts::atomic_write;
 
 /// Rows per query in the result files.
 pub const RESULTS_PER_QUERY: usize = 5;
@@ -98,7 +99,8 @@ pub fn write_results(
         }
         w.flush().map_err(|e| IoError::new("writing", path, e))?;
     }
-    write_atomically(path, &body)
+    atomic_write(path, |w| w.write_all(&body))?;
+    Ok(())
 }
 
 /// Writes `dir/result1.csv` (text queries against images) and returns its path.
@@ -123,21 +125,6 @@ pub fn write_result2(
     let path = dir.join(ResultKind::ImageToText.file_name());
     write_results(&path, ResultKind::ImageToText, image_ids, text_ids, top)?;
     Ok(path)
-}
-
-/// Writes `bytes` to a temporary file next to `path` and renames it over `path`.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RetrievalError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = crate::pipeline::artifacts::temporary_file_in(dir)?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| IoError::new("writing", tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| IoError::new("renaming a temporary file to", path, e.error))?;
-    Ok(())
 }
 
 #[cfg(test)]
