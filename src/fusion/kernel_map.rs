@@ -13,7 +13,8 @@
 //! save with the model), scale each row to unit length, and take the Gaussian kernel
 //! `k(z, l) = exp(-γ ‖z - l‖²)` against `landmarks` training rows drawn with a fixed seed. `γ` is
 //! `gamma_scale` over the median squared distance between landmarks, so `gamma_scale = 1` suits
-//! any view.
+//! any view (over the pairs that differ, when most landmarks are equal, as in a block that is the
+//! same for most items).
 //!
 //! With `block_widths`, the view is cut into column blocks (the image view's VLAD, Fisher, HSV,
 //! … blocks) and each gets a map of its own (its own mean, PCA and γ; the same landmark rows);
@@ -57,7 +58,8 @@ pub struct KernelMapParams {
     /// PCA size of the view before the map (a view with at most this many columns is only
     /// centred).
     pub input_dims: usize,
-    /// `γ = gamma_scale / median squared distance between landmarks`.
+    /// `γ = gamma_scale / median squared distance between landmarks` (between those that differ,
+    /// when most are equal).
     pub gamma_scale: f64,
     /// Seed of the landmark draw and of the randomized PCA.
     pub seed: u64,
@@ -327,7 +329,8 @@ fn reduce(mean: &Array1<f32>, basis: Option<&Array2<f32>>, x: &FeatureMatrix) ->
     z
 }
 
-/// Median of the squared distances between up to 20,000 random pairs of distinct rows.
+/// Median of the squared distances between up to 20,000 random pairs of distinct rows; where
+/// that is 0, the median of the non-zero ones (0 only when every row drawn is the same).
 fn median_squared_distance(rows: &Array2<f32>, rng: &mut ChaCha8Rng) -> f64 {
     use rand::Rng;
     let m = rows.nrows();
@@ -350,7 +353,16 @@ fn median_squared_distance(rows: &Array2<f32>, rng: &mut ChaCha8Rng) -> f64 {
         return 0.0;
     }
     d2.sort_by(|a, b| a.total_cmp(b));
-    d2[d2.len() / 2]
+    let median = d2[d2.len() / 2];
+    if median > 0.0 {
+        return median;
+    }
+    // Over half the pairs are equal rows: a block that is the same for most items (no face
+    // found, one file format). The width then comes from the pairs that differ.
+    let differing = d2.partition_point(|&d| d <= 0.0);
+    d2.get(differing + (d2.len() - differing) / 2)
+        .copied()
+        .unwrap_or(0.0)
 }
 
 impl FittedKernelMap {
@@ -642,6 +654,22 @@ mod tests {
         assert!((doubled.blocks[0].gamma / a.blocks[0].gamma - 2.0).abs() < 1e-5);
         // Unit rows: squared distances lie in [0, 4], so γ ≥ 1/4.
         assert!(a.blocks[0].gamma >= 0.25, "{}", a.blocks[0].gamma);
+    }
+
+    #[test]
+    fn a_view_equal_for_most_rows_takes_its_width_from_the_rows_that_differ() {
+        // 80 of 100 rows are one point, 20 another: the plain median squared distance is 0.
+        let rows =
+            Array2::from_shape_fn(
+                (100, 2),
+                |(i, j)| {
+                    if i < 80 { [1.0, 0.0][j] } else { [0.0, 1.0][j] }
+                },
+            );
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(median_squared_distance(&rows, &mut rng), 2.0);
+        let same = Array2::from_elem((10, 2), 0.5f32);
+        assert_eq!(median_squared_distance(&same, &mut rng), 0.0);
     }
 
     #[test]
