@@ -14,6 +14,7 @@
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indicatif::ProgressBar;
 use ndarray::{Array1, Array2, Axis};
@@ -31,6 +32,7 @@ use super::dsift::{
     DenseGridParams, LocalDescriptors, dense_descriptors, global_hog, grey_f32, keypoint_sift,
 };
 use super::encode::{self, Assignment, BlockNorm, FisherModel};
+use super::faces::{FACE_DIM, FaceDetector, FaceParams};
 use super::geometry::{GEOMETRY_DIM, GeometryParams, geometry};
 use super::global::{GistParams, HsvParams, gist, hsv_histograms};
 use super::vocabulary::{Codebook, DiagGmm, KMeansSettings, Pca, kmeans};
@@ -430,6 +432,9 @@ pub struct ImageFeatureParams {
     /// Shape, size, compression and format of the image file ([`super::geometry`]).
     #[serde(skip_serializing_if = "GeometryParams::is_disabled")]
     pub geometry: GeometryParams,
+    /// Frontal faces found by OpenCV's Viola–Jones cascade ([`super::faces`]).
+    #[serde(skip_serializing_if = "FaceParams::is_disabled")]
+    pub faces: FaceParams,
     pub fit: FitParams,
     /// Also describe every image outside the test part mirrored left to right, as extra
     /// training pairs with the same captions (data augmentation; the vocabularies are still
@@ -454,6 +459,7 @@ impl Default for ImageFeatureParams {
             gist: GistParams::default(),
             global_hog: GlobalHogParams::default(),
             geometry: GeometryParams::default(),
+            faces: FaceParams::default(),
             fit: FitParams::default(),
             hflip_training: false,
         }
@@ -522,6 +528,9 @@ impl ImageFeatureParams {
                     self.global_hog.size, self.global_hog.cell
                 ),
             ));
+        }
+        if self.faces.enabled {
+            self.faces.check()?;
         }
         if self.fit.max_images == 0 || self.fit.max_descriptors == 0 || self.fit.kmeans_iter == 0 {
             return Err(ImageError::param(
@@ -592,6 +601,8 @@ pub struct FittedImageFeatures {
     /// One per kind of [`ImageFeatureParams::locals`] (`None`: the kind is off).
     locals: [Option<LocalModel>; 3],
     gist_filters: Vec<Vec<f32>>,
+    /// The face cascade when the face block is on (shared by clones: it holds no fitted state).
+    faces: Option<Arc<FaceDetector>>,
 }
 
 impl CheckedImageFeatureParams {
@@ -651,6 +662,9 @@ impl CheckedImageFeatureParams {
         if p.geometry.enabled {
             v.push(("geometry".into(), GEOMETRY_DIM, p.geometry.weight));
         }
+        if p.faces.enabled {
+            v.push(("faces".into(), FACE_DIM, p.faces.weight));
+        }
         v
     }
 
@@ -661,6 +675,8 @@ impl CheckedImageFeatureParams {
         progress: &ProgressBar,
     ) -> Result<FittedImageFeatures, ImageError> {
         let p = &self.0;
+        // A missing face cascade is reported before any image is decoded.
+        let faces = face_detector(p)?;
         let n_all = paths.len();
         if n_all == 0 {
             return Err(ImageError::Fit {
@@ -745,8 +761,17 @@ impl CheckedImageFeatureParams {
             } else {
                 Vec::new()
             },
+            faces,
         })
     }
+}
+
+/// The face cascade, loaded when the face block is on.
+fn face_detector(p: &ImageFeatureParams) -> Result<Option<Arc<FaceDetector>>, ImageError> {
+    if !p.faces.enabled {
+        return Ok(None);
+    }
+    FaceDetector::new(&p.faces).map(|d| Some(Arc::new(d)))
 }
 
 fn local_descriptors(
@@ -900,6 +925,9 @@ impl FittedImageFeatures {
         }
         if p.geometry.enabled {
             out.push(geometry(&img));
+        }
+        if let Some(detector) = &self.faces {
+            out.push(detector.describe(&img.bgr)?);
         }
         Ok(out)
     }
@@ -1166,6 +1194,7 @@ impl FittedImageFeatures {
             } else {
                 Vec::new()
             },
+            faces: face_detector(&p)?,
             params: p,
             locals: models,
         })
@@ -1316,6 +1345,36 @@ mod tests {
         bad.colour.keypoints = true;
         let err = bad.check().unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn face_block_comes_after_geometry_and_counts_each_image_once() {
+        let (dir, paths) = image_dir();
+        let bar = ProgressBar::hidden();
+        let mut p = small_params();
+        p.sift.enabled = false;
+        p.hog.enabled = false;
+        p.gist.enabled = false;
+        let off = serde_json::to_value(&p).unwrap();
+        assert!(off.get("faces").is_none(), "{off}");
+        p.geometry.enabled = true;
+        p.faces.enabled = true;
+        let fitted = p.clone().check().unwrap().fit(&paths, &bar).unwrap();
+        let f = fitted.transform(&paths, &bar).unwrap();
+        let names: Vec<&str> = f.blocks.iter().map(|b| b.0.as_str()).collect();
+        assert_eq!(names, ["hsv", "geometry", "faces"]);
+        let faces = &f.blocks[2].1;
+        // Six images described, the text file named .jpg skipped.
+        assert_eq!(faces.dim(), (paths.len() - 1, FACE_DIM));
+        for r in faces.rows() {
+            // Exactly one count bin is set; the synthetic shapes hold no face.
+            assert_eq!(r.slice(ndarray::s![..5]).sum(), 1.0, "{r}");
+            assert_eq!(r[0], 1.0, "{r}");
+        }
+        // A cascade that is not there is named before any image is described.
+        p.faces.cascade = Some(dir.path().join("no-cascade.xml"));
+        let err = p.check().unwrap().fit(&paths, &bar).unwrap_err();
+        assert!(err.to_string().contains("no-cascade.xml"), "{err}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::decode::{DecodedImage, ImageFormat};
 pub const GEOMETRY_DIM: usize = 3 * BINS + 4;
 
 /// Bins of each soft histogram.
-const BINS: usize = 9;
+pub(super) const BINS: usize = 9;
 
 /// Geometry block settings (off by default; left out of the saved parameters when off, so that
 /// work folders from before this option stay fresh).
@@ -73,7 +73,7 @@ pub fn geometry(image: &DecodedImage) -> Vec<f32> {
 
 /// Appends a [`BINS`]-bin histogram of the single value `v` with bin centres `first + i *
 /// step`: its mass split between the two nearest centres in proportion to closeness.
-fn soft_bins(out: &mut Vec<f32>, v: f64, first: f64, step: f64) {
+pub(super) fn soft_bins(out: &mut Vec<f32>, v: f64, first: f64, step: f64) {
     let at = ((v - first) / step).clamp(0.0, (BINS - 1) as f64);
     let lower = (at.floor() as usize).min(BINS - 2);
     let upper_share = (at - lower as f64) as f32;

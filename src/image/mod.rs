@@ -16,6 +16,7 @@ pub mod colour;
 pub mod decode;
 pub mod dsift;
 pub mod encode;
+pub mod faces;
 pub mod features;
 pub mod geometry;
 pub mod global;
