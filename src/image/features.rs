@@ -1347,14 +1347,20 @@ mod tests {
         assert!(err.to_string().contains("colour"), "{err}");
     }
 
-    #[test]
-    fn face_block_comes_after_geometry_and_counts_each_image_once() {
-        let (dir, paths) = image_dir();
-        let bar = ProgressBar::hidden();
+    /// [`small_params`] with only the HSV block on, for tests of the blocks that follow it.
+    fn hsv_only_params() -> ImageFeatureParams {
         let mut p = small_params();
         p.sift.enabled = false;
         p.hog.enabled = false;
         p.gist.enabled = false;
+        p
+    }
+
+    #[test]
+    fn face_block_comes_after_geometry_and_counts_each_image_once() {
+        let (dir, paths) = image_dir();
+        let bar = ProgressBar::hidden();
+        let mut p = hsv_only_params();
         let off = serde_json::to_value(&p).unwrap();
         assert!(off.get("faces").is_none(), "{off}");
         p.geometry.enabled = true;
@@ -1381,10 +1387,7 @@ mod tests {
     fn geometry_block_comes_last_and_describes_the_file_not_the_pixels() {
         let (_dir, paths) = image_dir();
         let bar = ProgressBar::hidden();
-        let mut p = small_params();
-        p.sift.enabled = false;
-        p.hog.enabled = false;
-        p.gist.enabled = false;
+        let mut p = hsv_only_params();
         // Off, it is not written, so saved parameters from before it stay the same.
         let off = serde_json::to_value(&p).unwrap();
         assert!(off.get("geometry").is_none(), "{off}");
