@@ -771,6 +771,21 @@ impl FittedCca {
         self.transform(y, "y", self.kernel_y.as_ref(), &self.mean_y, &self.proj_y)
     }
 
+    /// Image-side rows in the shared space where they are ranked: [`Self::transform_x`],
+    /// then each row scaled to unit length (cosine becomes a dot product).
+    pub fn embed_x(&self, x: &FeatureMatrix) -> Result<Array2<f32>, FusionError> {
+        let mut z = self.transform_x(x)?;
+        crate::retrieval::l2_normalize_rows(&mut z);
+        Ok(z)
+    }
+
+    /// Text-side rows in the shared space: [`Self::transform_y`], rows scaled to unit length.
+    pub fn embed_y(&self, y: &FeatureMatrix) -> Result<Array2<f32>, FusionError> {
+        let mut z = self.transform_y(y)?;
+        crate::retrieval::l2_normalize_rows(&mut z);
+        Ok(z)
+    }
+
     /// As [`Self::transform_x`] for rows already passed through this model's image-side
     /// kernel map (its output, [`FittedKernelMap::transform`]): a grid whose models share
     /// one map applies it once.

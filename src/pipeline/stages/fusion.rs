@@ -38,7 +38,6 @@ use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
-use crate::retrieval::l2_normalize_rows;
 use crate::sparse::CsrMatrix;
 
 /// The combined text features of partition `p` and their row ids.
@@ -624,9 +623,7 @@ impl Stage for EmbedStage {
             let all_rows: Vec<usize> = (0..image_rows.len()).collect();
             for rows in all_rows.chunks(PROJECT_ROWS) {
                 let images = load_image_feature_rows(ctx, p, rows)?;
-                let mut projected = cca.transform_x(&FeatureMatrix::Dense(images))?;
-                l2_normalize_rows(&mut projected);
-                image_embeddings.append(&projected)?;
+                image_embeddings.append(&cca.embed_x(&FeatureMatrix::Dense(images))?)?;
             }
             out.finish_dense(
                 &embeddings_file,
@@ -635,8 +632,7 @@ impl Stage for EmbedStage {
                 "images in the shared space, L2-normalised",
             )?;
             let (texts, _) = load_text_features(ctx, p)?;
-            let mut text_embeddings = cca.transform_y(&FeatureMatrix::Sparse(texts))?;
-            l2_normalize_rows(&mut text_embeddings);
+            let text_embeddings = cca.embed_y(&FeatureMatrix::Sparse(texts))?;
             out.dense(
                 &format!("{p}/text_embeddings.npy"),
                 &text_embeddings,

@@ -22,9 +22,9 @@ use crate::error::Error;
 use crate::image::{FittedImageFeatures, Orientation};
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::{Context, Stage, StageWriter};
+use crate::retrieval::RankParams;
 use crate::retrieval::score::score_files;
 use crate::retrieval::submit::{RESULTS_PER_QUERY, write_result1, write_result2};
-use crate::retrieval::{RankParams, l2_normalize_rows};
 
 /// Options of `submit`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -64,8 +64,7 @@ fn embed_images(
             }
             let views: Vec<_> = pending.iter().map(|m| m.view()).collect();
             let combined = ndarray::concatenate(Axis(0), &views).expect("rows of one width");
-            let mut projected = cca.transform_x(&FeatureMatrix::Dense(combined))?;
-            l2_normalize_rows(&mut projected);
+            let projected = cca.embed_x(&FeatureMatrix::Dense(combined))?;
             for (row, &index) in rows.iter().enumerate() {
                 all.row_mut(index).assign(&projected.row(row));
             }
@@ -97,9 +96,7 @@ fn embed_texts(
     let bar = ctx.bar(captions.len() as u64, label);
     let features = model.transform(&captions, &bar);
     bar.finish_and_clear();
-    let mut projected = cca.transform_y(&FeatureMatrix::Sparse(features.combined))?;
-    l2_normalize_rows(&mut projected);
-    Ok(projected)
+    Ok(cca.embed_y(&FeatureMatrix::Sparse(features.combined))?)
 }
 
 impl Stage for SubmitStage {
