@@ -186,6 +186,22 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         "{report:#}"
     );
 
+    // The inverted softmax over the queries instead of plain cosine: only the ranking stages
+    // rerun; asking for CSLS as well is refused before anything runs.
+    let inverted = [
+        &kernel[..],
+        &["--set", "rank.inverted_softmax_temperature=0.1"],
+    ]
+    .concat();
+    let log = ok(ws.path(), &inverted);
+    assert_eq!(ran(&log), vec!["rank", "evaluate", "submit"], "{log}");
+    let both = [&inverted[..], &["--set", "rank.csls_k=5"]].concat();
+    let err = common::fails(ws.path(), &both);
+    assert!(
+        err.contains("choose one hubness correction") && err.contains("csls_k = 5"),
+        "{err}"
+    );
+
     // One Gaussian map per image block, their kernels summed: one folder per block, read back
     // by `embed` and `submit`.
     let per_block = [&kernel[..], &["--set", "fit.kernel_x.per_block=true"]].concat();
@@ -441,7 +457,7 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     );
 
     // k-fold cross-validation over the training and validation images: each point scored on
-    // every fold, its score the mean; CSLS is a grid axis.
+    // every fold, its score the mean; the ranking (CSLS, inverted softmax) is a grid axis.
     let log = ok(
         ws.path(),
         &[
@@ -459,6 +475,8 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
             "tune.folds=3",
             "--set",
             "tune.csls_k=[0, 3]",
+            "--set",
+            "tune.inverted_softmax=[0.1]",
         ],
     );
     assert!(log.contains("tune: running"), "{log}");
@@ -472,7 +490,21 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         .iter()
         .map(|p| p["csls_k"].as_u64().unwrap())
         .collect();
-    assert_eq!(csls, [0, 3, 0, 3], "p x csls_k, CSLS innermost");
+    assert_eq!(
+        csls,
+        [0, 3, 0, 0, 3, 0],
+        "p x ranking, the ranking innermost"
+    );
+    let temperatures: Vec<f64> = tuned["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["inverted_softmax_temperature"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert_eq!(
+        temperatures,
+        [0.0, 0.0, 0.1f32 as f64, 0.0, 0.0, 0.1f32 as f64]
+    );
     for point in tuned["points"].as_array().unwrap() {
         let folds: Vec<f64> = point["fold_scores"]
             .as_array()

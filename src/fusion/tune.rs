@@ -21,7 +21,7 @@ use super::cca::{CcaParams, FittedCca};
 use super::kernel_map::FittedKernelMap;
 use crate::matrix::FeatureMatrix;
 use crate::retrieval::evaluate::{EvalOptions, evaluate};
-use crate::retrieval::rank::Csls;
+use crate::retrieval::rank::Hubness;
 use ndarray::Array2;
 
 /// The axes of the grid.
@@ -38,6 +38,8 @@ pub struct TuneGrid {
     pub block_weights: Vec<Vec<f32>>,
     /// CSLS neighbourhood sizes tried when ranking (0: plain cosine; empty: 0 only).
     pub csls_k: Vec<usize>,
+    /// Inverted softmax temperatures tried when ranking, beside the `csls_k` points.
+    pub inverted_softmax: Vec<f32>,
 }
 
 impl Default for TuneGrid {
@@ -50,6 +52,7 @@ impl Default for TuneGrid {
             pca_dims: Vec::new(),
             block_weights: Vec::new(),
             csls_k: Vec::new(),
+            inverted_softmax: Vec::new(),
         }
     }
 }
@@ -67,6 +70,9 @@ pub struct GridPoint {
     /// CSLS neighbourhood size at ranking (0: plain cosine).
     #[serde(default)]
     pub csls_k: usize,
+    /// Inverted softmax temperature at ranking (0: off).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inverted_softmax_temperature: f32,
     /// The validation score; with cross-validation, the mean over the folds.
     pub score: f64,
     /// With cross-validation, the score on each fold (empty otherwise).
@@ -74,7 +80,22 @@ pub struct GridPoint {
     pub fold_scores: Vec<f64>,
 }
 
+fn is_zero(t: &f32) -> bool {
+    *t == 0.0
+}
+
 impl GridPoint {
+    /// The hubness correction this point ranked with.
+    pub fn hubness(&self) -> Hubness {
+        if self.inverted_softmax_temperature > 0.0 {
+            Hubness::InvertedSoftmax(self.inverted_softmax_temperature)
+        } else if self.csls_k > 0 {
+            Hubness::Csls(self.csls_k)
+        } else {
+            Hubness::None
+        }
+    }
+
     /// The same parameters (the score aside).
     fn same_setting(&self, other: &GridPoint) -> bool {
         (
@@ -85,6 +106,7 @@ impl GridPoint {
             self.pca_dims,
             self.block_weights,
             self.csls_k,
+            self.inverted_softmax_temperature,
         ) == (
             other.ridge_x,
             other.ridge_y,
@@ -93,6 +115,7 @@ impl GridPoint {
             other.pca_dims,
             other.block_weights,
             other.csls_k,
+            other.inverted_softmax_temperature,
         )
     }
 }
@@ -159,8 +182,9 @@ pub struct PairedViews {
 }
 
 /// Runs the grid. `views(w)` returns the training pairs for block weights `w` (`None` when the
-/// grid has none); `score(model, w, csls_k)` returns the validation score (higher is better)
-/// when ranking with CSLS over `csls_k` neighbours (0: plain cosine).
+/// grid has none); `score(model, w, hubness)` returns the validation score (higher is better)
+/// when ranking with the hubness correction `hubness` (the grid's `csls_k` points, then its
+/// `inverted_softmax` points).
 pub fn tune<V, S>(
     base: &CcaParams,
     grid: &TuneGrid,
@@ -169,7 +193,7 @@ pub fn tune<V, S>(
 ) -> Result<TuneResult, FusionError>
 where
     V: Fn(Option<&[f32]>) -> Result<PairedViews, String>,
-    S: Fn(&FittedCca, Option<&[f32]>, usize) -> Result<f64, String>,
+    S: Fn(&FittedCca, Option<&[f32]>, Hubness) -> Result<f64, String>,
 {
     for (name, empty) in [
         ("ridge_x", grid.ridge_x.is_empty()),
@@ -180,6 +204,17 @@ where
         if empty {
             return Err(FusionError::EmptyGrid(name));
         }
+    }
+    if let Some(&t) = grid
+        .inverted_softmax
+        .iter()
+        .find(|&&t| !(t > 0.0 && t.is_finite()))
+    {
+        return Err(FusionError::InvalidParam {
+            name: "inverted_softmax temperature",
+            expected: "positive and finite",
+            value: t.to_string(),
+        });
     }
     let max_dims = *grid.dims.iter().max().unwrap_or(&1);
     let weight_sets: Vec<Option<usize>> = if grid.block_weights.is_empty() {
@@ -197,6 +232,21 @@ where
     } else {
         grid.csls_k.clone()
     };
+    let rankings: Vec<Hubness> = csls_sizes
+        .iter()
+        .map(|&k| {
+            if k == 0 {
+                Hubness::None
+            } else {
+                Hubness::Csls(k)
+            }
+        })
+        .chain(
+            grid.inverted_softmax
+                .iter()
+                .map(|&t| Hubness::InvertedSoftmax(t)),
+        )
+        .collect();
     let mut points = Vec::new();
     for wi in weight_sets {
         let w = wi.map(|i| grid.block_weights[i].as_slice());
@@ -222,11 +272,16 @@ where
                     for &d in &grid.dims {
                         for &p in &grid.eigen_power {
                             let model = full.truncated(d).with_eigen_power(p);
-                            for &c in &csls_sizes {
-                                let s = score(&model, w, c).map_err(FusionError::Score)?;
+                            for &h in &rankings {
+                                let s = score(&model, w, h).map_err(FusionError::Score)?;
                                 log::debug!(
-                                    "tune: w {wi:?} pca {k} rx {rx} ry {ry} dims {d} p {p} csls {c} → {s:.4}"
+                                    "tune: w {wi:?} pca {k} rx {rx} ry {ry} dims {d} p {p} {h} → {s:.4}"
                                 );
+                                let (csls_k, inverted_softmax_temperature) = match h {
+                                    Hubness::None => (0, 0.0),
+                                    Hubness::Csls(k) => (k, 0.0),
+                                    Hubness::InvertedSoftmax(t) => (0, t),
+                                };
                                 points.push(GridPoint {
                                     ridge_x: rx,
                                     ridge_y: ry,
@@ -234,7 +289,8 @@ where
                                     eigen_power: p,
                                     pca_dims: k,
                                     block_weights: wi,
-                                    csls_k: c,
+                                    csls_k,
+                                    inverted_softmax_temperature,
                                     score: s,
                                     fold_scores: Vec::new(),
                                 });
@@ -251,36 +307,45 @@ where
 
 /// A scorer for [`tune`]: the mean of R@1, R@5, R@10 over both directions on validation data
 /// (`val_images` one row per image, `val_texts` one row per caption, `text_image[t]` the image
-/// row of caption `t`). CSLS (`csls_k` > 0) takes its neighbourhoods from `references`, the
-/// training images and captions, as `evaluate` does.
+/// row of caption `t`). CSLS takes its neighbourhoods from `references`, the training images
+/// and captions, as `evaluate` does; the inverted softmax takes the validation queries as its
+/// bank, as `evaluate` takes the test queries.
 pub fn mean_recall_scorer<'a>(
     val_images: &'a FeatureMatrix,
     val_texts: &'a FeatureMatrix,
     text_image: &'a [usize],
     references: Option<(&'a FeatureMatrix, &'a FeatureMatrix)>,
-) -> impl Fn(&FittedCca, Option<&[f32]>, usize) -> Result<f64, String> + 'a {
+) -> impl Fn(&FittedCca, Option<&[f32]>, Hubness) -> Result<f64, String> + 'a {
     // Grid points share their kernel maps: each matrix is mapped once per map, not once per
     // point (the map, a PCA of up to 20,480 columns per image block, costs more than the CCA).
     let caches: [MapCache; 4] = Default::default();
-    move |model, _, csls_k| {
+    move |model, _, hubness| {
         let [val_x, val_y, ref_x, ref_y] = &caches;
         let xi = val_x.transform_x(model, val_images)?;
         let yt = val_y.transform_y(model, val_texts)?;
-        let (csls_t2i, csls_i2t) = if csls_k == 0 {
-            (None, None)
-        } else {
-            let (ref_images, ref_texts) =
-                references.ok_or("CSLS needs the training images and captions as references")?;
-            let ri = ref_x.transform_x(model, ref_images)?;
-            let rt = ref_y.transform_y(model, ref_texts)?;
-            let fit = |q: &Array2<f32>, g: &Array2<f32>, qr: &Array2<f32>, gr: &Array2<f32>| {
-                Csls::fit(&q.view(), &g.view(), &qr.view(), &gr.view(), csls_k)
+        let (ri, rt) = match (hubness, references) {
+            (Hubness::Csls(_), Some((ref_images, ref_texts))) => (
+                Some(ref_x.transform_x(model, ref_images)?),
+                Some(ref_y.transform_y(model, ref_texts)?),
+            ),
+            (Hubness::Csls(_), None) => {
+                return Err("CSLS needs the training images and captions as references".into());
+            }
+            _ => (None, None),
+        };
+        let penalties =
+            |q: &Array2<f32>, g: &Array2<f32>, refs: Option<(&Array2<f32>, &Array2<f32>)>| {
+                let views = refs.map(|(a, b)| (a.view(), b.view()));
+                hubness
+                    .penalties(&q.view(), &g.view(), views.as_ref().map(|(a, b)| (a, b)))
                     .map_err(|e| e.to_string())
             };
-            (
-                Some(fit(&yt, &xi, &rt, &ri)?),
-                Some(fit(&xi, &yt, &ri, &rt)?),
-            )
+        let (csls_t2i, csls_i2t) = match (&ri, &rt) {
+            (Some(ri), Some(rt)) => (
+                penalties(&yt, &xi, Some((rt, ri)))?,
+                penalties(&xi, &yt, Some((ri, rt)))?,
+            ),
+            _ => (penalties(&yt, &xi, None)?, penalties(&xi, &yt, None)?),
         };
         let options = EvalOptions {
             csls_text_to_image: csls_t2i.as_ref(),
@@ -388,6 +453,7 @@ mod tests {
             pca_dims: Vec::new(),
             block_weights: Vec::new(),
             csls_k: vec![0, 3],
+            inverted_softmax: vec![0.1],
         };
         let rows: Vec<usize> = (0..300).collect();
         let views = |_: Option<&[f32]>| {
@@ -400,7 +466,7 @@ mod tests {
         };
         let scorer = mean_recall_scorer(&vx, &vy, &text_image, Some((&tx, &ty)));
         let res = tune(&base, &grid, views, &scorer).unwrap();
-        assert_eq!(res.points.len(), 16);
+        assert_eq!(res.points.len(), 24);
         assert!(
             res.points.iter().any(|p| p.score != res.points[0].score),
             "the points must differ for the check to mean anything: {res:?}"
@@ -420,7 +486,7 @@ mod tests {
             .with_eigen_power(point.eigen_power);
             let fresh = mean_recall_scorer(&vx, &vy, &text_image, Some((&tx, &ty)));
             assert_eq!(
-                fresh(&alone, None, point.csls_k).unwrap(),
+                fresh(&alone, None, point.hubness()).unwrap(),
                 point.score,
                 "{point:?}"
             );
@@ -451,6 +517,7 @@ mod tests {
             pca_dims: Vec::new(),
             block_weights: vec![vec![1.0], vec![0.0]],
             csls_k: vec![0, 5],
+            inverted_softmax: vec![0.05],
         };
         let views = |w: Option<&[f32]>| {
             // Weight 0 destroys the x view's signal (keeps a tiny constant-free noise).
@@ -469,7 +536,7 @@ mod tests {
             FeatureMatrix::Dense(ty.clone()),
         );
         let scorer = mean_recall_scorer(&vx, &vy, &text_image, Some((&rx, &ry)));
-        let score = |m: &FittedCca, w: Option<&[f32]>, c: usize| {
+        let score = |m: &FittedCca, w: Option<&[f32]>, c: Hubness| {
             if w == Some(&[0.0][..]) {
                 Ok(0.0)
             } else {
@@ -477,11 +544,24 @@ mod tests {
             }
         };
         let res = tune(&CcaParams::new(3), &grid, views, score).unwrap();
-        assert_eq!(res.points.len(), 2 * 2 * 2 * 2 * 2);
-        // The CSLS axis is innermost, and it changes the ranking, hence (here) the score.
-        assert_eq!((res.points[0].csls_k, res.points[1].csls_k), (0, 5));
+        assert_eq!(res.points.len(), 2 * 2 * 2 * 2 * 3);
+        // The ranking axis is innermost (cosine, CSLS, inverted softmax), and it changes the
+        // ranking, hence (here) the score.
+        let rankings: Vec<Hubness> = res.points[..3].iter().map(|p| p.hubness()).collect();
+        assert_eq!(
+            rankings,
+            [
+                Hubness::None,
+                Hubness::Csls(5),
+                Hubness::InvertedSoftmax(0.05)
+            ]
+        );
         assert!(
-            res.points.chunks(2).any(|c| c[0].score != c[1].score),
+            res.points.chunks(3).any(|c| c[0].score != c[1].score),
+            "{res:?}"
+        );
+        assert!(
+            res.points.chunks(3).any(|c| c[0].score != c[2].score),
             "{res:?}"
         );
         let best = res.winner();
@@ -502,6 +582,23 @@ mod tests {
             ),
             Err(FusionError::EmptyGrid("dims"))
         ));
+        let cold = TuneGrid {
+            dims: vec![1],
+            inverted_softmax: vec![0.1, -1.0],
+            ..empty
+        };
+        let err = tune(
+            &CcaParams::new(3),
+            &cold,
+            |_| Err("unused".into()),
+            |_, _, _| Ok(0.0),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("temperature") && err.contains("got -1"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -514,6 +611,7 @@ mod tests {
             pca_dims: 512,
             block_weights: None,
             csls_k: 0,
+            inverted_softmax_temperature: 0.0,
             score,
             fold_scores: Vec::new(),
         };

@@ -15,7 +15,7 @@ pub mod score;
 pub mod submit;
 
 pub use evaluate::{DirectionMetrics, EvalOptions, Evaluation, Summary, evaluate};
-pub use rank::{Csls, RankParams, TopK, l2_normalize_rows, top_k};
+pub use rank::{Csls, Hubness, RankParams, TopK, l2_normalize_rows, top_k};
 
 /// Errors of the retrieval area.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,12 @@ pub enum RetrievalError {
     },
     #[error("CSLS needs reference sets (query side and gallery side), none given")]
     CslsNeedsReference,
+    #[error("inverted softmax temperature must be positive and finite, got {0}")]
+    BadTemperature(f32),
+    #[error(
+        "[rank] csls_k = {csls_k} and inverted_softmax_temperature = {temperature}: choose one hubness correction"
+    )]
+    TwoHubnessCorrections { csls_k: usize, temperature: f32 },
     #[error("{what} has {got} entries, expected {expected}")]
     LengthMismatch {
         what: &'static str,

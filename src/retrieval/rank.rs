@@ -1,4 +1,5 @@
-//! Exact cosine top-K retrieval, blocked and parallel, with optional CSLS hubness correction.
+//! Exact cosine top-K retrieval, blocked and parallel, with optional hubness correction (CSLS or
+//! the inverted softmax).
 //!
 //! Every query is scored against the whole gallery by matrix products of a block of query rows
 //! with the gallery (`ndarray::dot`), one block per rayon task, so memory stays at
@@ -9,7 +10,9 @@
 //! translation without parallel data", ICLR 2018) replaces `cos(q, g)` by
 //! `2 cos(q, g) − r_q − r_g`, where `r_q` (`r_g`) is the mean cosine of `q` (`g`) to its `k`
 //! nearest neighbours in a reference set of the other side (e.g. the training items), which
-//! demotes "hub" items that are close to everything.
+//! demotes "hub" items that are close to everything. The inverted softmax (Smith et al. 2017,
+//! [`Csls::inverted_softmax`]) demotes them by how close the other queries find them instead,
+//! and needs no reference set.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
@@ -26,6 +29,10 @@ pub struct RankParams {
     pub block_rows: usize,
     /// Use CSLS with this many neighbours (0 = plain cosine).
     pub csls_k: usize,
+    /// Rank by the inverted softmax over the queries at this temperature (0 = off; exclusive
+    /// with `csls_k`; see [`Csls::inverted_softmax`]). Stages record it only when on
+    /// ([`RankParams::with_hubness`]), so that work folders from before this option stay fresh.
+    pub inverted_softmax_temperature: f32,
 }
 
 impl Default for RankParams {
@@ -33,6 +40,50 @@ impl Default for RankParams {
         Self {
             block_rows: 256,
             csls_k: 0,
+            inverted_softmax_temperature: 0.0,
+        }
+    }
+}
+
+/// How scores are corrected for hubness before ranking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Hubness {
+    /// Plain cosine.
+    None,
+    /// CSLS over this many neighbours in the training items.
+    Csls(usize),
+    /// The inverted softmax over the queries at this temperature.
+    InvertedSoftmax(f32),
+}
+
+impl std::fmt::Display for Hubness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hubness::None => write!(f, "cosine"),
+            Hubness::Csls(k) => write!(f, "CSLS k = {k}"),
+            Hubness::InvertedSoftmax(t) => write!(f, "inverted softmax T = {t}"),
+        }
+    }
+}
+
+impl Hubness {
+    /// The correction's penalties for `queries` against `gallery`; CSLS takes its
+    /// neighbourhoods from `references`, `(query_side_reference, gallery_side_reference)`.
+    pub fn penalties(
+        self,
+        queries: &ArrayView2<f32>,
+        gallery: &ArrayView2<f32>,
+        references: Option<(&ArrayView2<f32>, &ArrayView2<f32>)>,
+    ) -> Result<Option<Csls>, RetrievalError> {
+        match self {
+            Hubness::None => Ok(None),
+            Hubness::Csls(k) => {
+                let (qref, gref) = references.ok_or(RetrievalError::CslsNeedsReference)?;
+                Csls::fit(queries, gallery, qref, gref, k).map(Some)
+            }
+            Hubness::InvertedSoftmax(t) => {
+                Csls::inverted_softmax(queries, gallery, queries, t).map(Some)
+            }
         }
     }
 }
@@ -42,11 +93,14 @@ impl Default for RankParams {
 pub struct TopK {
     /// `queries x k` gallery indices.
     pub indices: Array2<u32>,
-    /// `queries x k` scores (cosine, or CSLS when corrected).
+    /// `queries x k` scores (cosine, or the corrected score: CSLS, or the inverted softmax in
+    /// CSLS form).
     pub scores: Array2<f32>,
 }
 
-/// CSLS penalties: `r` of each query and of each gallery item.
+/// Hubness penalties, `r` of each query and of each gallery item, subtracted from twice the
+/// cosine: CSLS's ([`Csls::fit`]) or the inverted softmax's in the same form
+/// ([`Csls::inverted_softmax`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Csls {
     pub query_penalty: Array1<f32>,
@@ -68,6 +122,74 @@ impl Csls {
             gallery_penalty: mean_knn_similarity(gallery, query_side_reference, k, 256)?,
         })
     }
+
+    /// The inverted softmax of Smith, Turban, Hamblin and Hammerla ("Offline bilingual word
+    /// vectors, orthogonal transformations and the inverted softmax", ICLR 2017) in CSLS form:
+    /// each gallery item `g` is scored for query `q` by `exp(cos(q, g) / T)` over its sum over a
+    /// bank of queries, and the ranking of that equals the ranking of `2 cos(q, g) − r_g` with
+    /// `r_g = 2 T log Σ_{q'} exp(cos(q', g) / T)` (`r_q` = 0). With the queries themselves as the
+    /// bank, a gallery item that every query finds close is demoted.
+    pub fn inverted_softmax(
+        queries: &ArrayView2<f32>,
+        gallery: &ArrayView2<f32>,
+        query_bank: &ArrayView2<f32>,
+        temperature: f32,
+    ) -> Result<Self, RetrievalError> {
+        if !(temperature > 0.0 && temperature.is_finite()) {
+            return Err(RetrievalError::BadTemperature(temperature));
+        }
+        let lse = gallery_log_sum_exp(query_bank, gallery, temperature, 256)?;
+        Ok(Self {
+            query_penalty: Array1::zeros(queries.nrows()),
+            gallery_penalty: lse.mapv(|v| 2.0 * temperature * v),
+        })
+    }
+}
+
+/// `log Σ_q exp(cos(q, g) / T)` over the rows `q` of `bank`, for every gallery row `g`, blocked
+/// over the bank (the running maximum keeps the exponentials finite).
+pub fn gallery_log_sum_exp(
+    bank: &ArrayView2<f32>,
+    gallery: &ArrayView2<f32>,
+    temperature: f32,
+    block_rows: usize,
+) -> Result<Array1<f32>, RetrievalError> {
+    let n = gallery.nrows();
+    let blocks = for_each_block(bank, gallery, block_rows, None, |_, s| {
+        // Per gallery column: (max, Σ exp((s − max) / T)) over this block's rows.
+        let mut max = vec![f32::NEG_INFINITY; n];
+        for row in s.rows() {
+            for (m, &v) in max.iter_mut().zip(row) {
+                *m = m.max(v);
+            }
+        }
+        let mut sum = vec![0.0f64; n];
+        for row in s.rows() {
+            for ((acc, &m), &v) in sum.iter_mut().zip(&max).zip(row) {
+                *acc += f64::from((v - m) / temperature).exp();
+            }
+        }
+        (max, sum)
+    })?;
+    let mut max = vec![f32::NEG_INFINITY; n];
+    for (m, _) in &blocks {
+        for (a, &b) in max.iter_mut().zip(m) {
+            *a = a.max(b);
+        }
+    }
+    let mut sum = vec![0.0f64; n];
+    for (m, s) in &blocks {
+        for j in 0..n {
+            sum[j] += s[j] * f64::from((m[j] - max[j]) / temperature).exp();
+        }
+    }
+    Ok(Array1::from_shape_fn(n, |j| {
+        if sum[j] > 0.0 {
+            max[j] / temperature + sum[j].ln() as f32
+        } else {
+            0.0
+        }
+    }))
 }
 
 /// Mean cosine of each row of `points` to its `k` nearest rows of `reference`.
@@ -247,6 +369,46 @@ pub fn top_k(
 }
 
 impl RankParams {
+    /// The hubness correction these options ask for; both corrections at once is an error.
+    pub fn hubness(&self) -> Result<Hubness, RetrievalError> {
+        let t = self.inverted_softmax_temperature;
+        if t == 0.0 {
+            return Ok(match self.csls_k {
+                0 => Hubness::None,
+                k => Hubness::Csls(k),
+            });
+        }
+        if !(t > 0.0 && t.is_finite()) {
+            return Err(RetrievalError::BadTemperature(t));
+        }
+        if self.csls_k > 0 {
+            return Err(RetrievalError::TwoHubnessCorrections {
+                csls_k: self.csls_k,
+                temperature: t,
+            });
+        }
+        Ok(Hubness::InvertedSoftmax(t))
+    }
+
+    /// `record` (a stage's parameters, a JSON object) with what of these options changes a
+    /// ranking: `csls_k`, and the temperature when the inverted softmax is on. Checks them.
+    pub fn with_hubness(
+        &self,
+        mut record: serde_json::Value,
+    ) -> Result<serde_json::Value, RetrievalError> {
+        self.hubness()?;
+        if let Some(map) = record.as_object_mut() {
+            map.insert("csls_k".into(), self.csls_k.into());
+            if self.inverted_softmax_temperature > 0.0 {
+                map.insert(
+                    "inverted_softmax_temperature".into(),
+                    self.inverted_softmax_temperature.into(),
+                );
+            }
+        }
+        Ok(record)
+    }
+
     /// Top-K with these options; CSLS (when `csls_k > 0`) needs the reference sets.
     pub fn top_k(
         &self,
@@ -255,23 +417,19 @@ impl RankParams {
         k: usize,
         references: Option<(&ArrayView2<f32>, &ArrayView2<f32>)>,
     ) -> Result<TopK, RetrievalError> {
-        let csls = self.csls(queries, gallery, references)?;
-        top_k(queries, gallery, k, self.block_rows, csls.as_ref())
+        let penalties = self.penalties(queries, gallery, references)?;
+        top_k(queries, gallery, k, self.block_rows, penalties.as_ref())
     }
 
-    /// The CSLS penalties these options call for, if any. `references` is
-    /// `(query_side_reference, gallery_side_reference)`.
-    pub fn csls(
+    /// The penalties of the hubness correction these options call for, if any. `references`
+    /// is `(query_side_reference, gallery_side_reference)`.
+    pub fn penalties(
         &self,
         queries: &ArrayView2<f32>,
         gallery: &ArrayView2<f32>,
         references: Option<(&ArrayView2<f32>, &ArrayView2<f32>)>,
     ) -> Result<Option<Csls>, RetrievalError> {
-        if self.csls_k == 0 {
-            return Ok(None);
-        }
-        let (qref, gref) = references.ok_or(RetrievalError::CslsNeedsReference)?;
-        Csls::fit(queries, gallery, qref, gref, self.csls_k).map(Some)
+        self.hubness()?.penalties(queries, gallery, references)
     }
 }
 
@@ -356,6 +514,98 @@ mod tests {
         let cos1 = 1.0 / 1.5f32.sqrt();
         let expected = 2.0 * cos1 - csls.query_penalty[0] - csls.gallery_penalty[1];
         assert!((corrected.scores[[0, 0]] - expected).abs() < 1e-6);
+    }
+
+    proptest! {
+        #[test]
+        fn gallery_log_sum_exp_equals_the_plain_sum(
+            nq in 1usize..20, ng in 1usize..12, block in 1usize..7, t in 0.01f32..1.0,
+            seed in any::<u64>(),
+        ) {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut draw = |r| Array2::from_shape_fn((r, 3), |_| rng.gen_range(-1.0f32..1.0));
+            let (q, g) = (draw(nq), draw(ng));
+            let lse = gallery_log_sum_exp(&q.view(), &g.view(), t, block).unwrap();
+            let cos = |a: ArrayView1<f32>, b: ArrayView1<f32>| {
+                let n = (a.dot(&a) * b.dot(&b)).sqrt();
+                if n > 0.0 { f64::from(a.dot(&b) / n) } else { 0.0 }
+            };
+            for (j, gr) in g.rows().into_iter().enumerate() {
+                let plain: f64 = q.rows().into_iter().map(|qr| (cos(qr, gr) / f64::from(t)).exp()).sum();
+                let got = f64::from(lse[j]);
+                prop_assert!((got - plain.ln()).abs() < 1e-3 * plain.ln().abs().max(1.0), "{} {}", got, plain.ln());
+            }
+        }
+    }
+
+    #[test]
+    fn inverted_softmax_ranks_as_the_softmax_over_the_query_bank() {
+        // Gallery item 0 is close to both queries (a hub); item 1 only to query 0, and a little
+        // less than item 0 is. Plain cosine gives query 0 item 0; the inverted softmax, which
+        // divides by how close every query is to an item, gives it item 1.
+        let g = array![[1.0f32, 1.0, 0.0], [1.0, 0.0, 0.0]];
+        let q = array![[1.0f32, 0.6, 0.0], [0.2, 1.0, 0.0]];
+        let plain = top_k(&q.view(), &g.view(), 2, 8, None).unwrap();
+        assert_eq!(plain.indices.row(0).to_vec(), vec![0, 1]);
+        let t = 0.1;
+        let ism = Csls::inverted_softmax(&q.view(), &g.view(), &q.view(), t).unwrap();
+        let corrected = top_k(&q.view(), &g.view(), 2, 1, Some(&ism)).unwrap();
+        assert_eq!(corrected.indices.row(0).to_vec(), vec![1, 0]);
+        // The same order as the probabilities exp(cos / T) / Σ_q' exp(cos(q', g) / T).
+        let cos =
+            |a: ArrayView1<f32>, b: ArrayView1<f32>| a.dot(&b) / (a.dot(&a) * b.dot(&b)).sqrt();
+        for (i, qr) in q.rows().into_iter().enumerate() {
+            let prob: Vec<f32> = g
+                .rows()
+                .into_iter()
+                .map(|gr| {
+                    let bank: f32 = q.rows().into_iter().map(|b| (cos(b, gr) / t).exp()).sum();
+                    (cos(qr, gr) / t).exp() / bank
+                })
+                .collect();
+            let best = if prob[0] >= prob[1] { 0 } else { 1 };
+            assert_eq!(corrected.indices[[i, 0]], best, "query {i}: {prob:?}");
+        }
+        let err = Csls::inverted_softmax(&q.view(), &g.view(), &q.view(), 0.0).unwrap_err();
+        assert!(err.to_string().contains("got 0"), "{err}");
+    }
+
+    #[test]
+    fn one_hubness_correction_at_a_time_and_recorded_only_when_on() {
+        let plain = RankParams::default();
+        assert_eq!(plain.hubness().unwrap(), Hubness::None);
+        let record = plain.with_hubness(serde_json::json!({"k": 5})).unwrap();
+        assert_eq!(record, serde_json::json!({"k": 5, "csls_k": 0}));
+        let inverted = RankParams {
+            inverted_softmax_temperature: 0.2,
+            ..RankParams::default()
+        };
+        assert_eq!(inverted.hubness().unwrap(), Hubness::InvertedSoftmax(0.2));
+        let record = inverted.with_hubness(serde_json::json!({})).unwrap();
+        assert_eq!(
+            record["inverted_softmax_temperature"].as_f64(),
+            Some(0.2f32 as f64)
+        );
+        let both = RankParams {
+            csls_k: 10,
+            ..inverted.clone()
+        };
+        let err = both.hubness().unwrap_err().to_string();
+        assert!(
+            err.contains("csls_k = 10") && err.contains("= 0.2"),
+            "{err}"
+        );
+        let negative = RankParams {
+            inverted_softmax_temperature: -1.0,
+            ..RankParams::default()
+        };
+        let err = negative.with_hubness(serde_json::json!({})).unwrap_err();
+        assert!(err.to_string().contains("got -1"), "{err}");
+        // The inverted softmax needs no reference set.
+        let g = array![[1.0f32, 0.0], [0.0, 1.0]];
+        let top = inverted.top_k(&g.view(), &g.view(), 1, None).unwrap();
+        assert_eq!(top.indices.column(0).to_vec(), vec![0, 1]);
     }
 
     #[test]

@@ -107,12 +107,12 @@ pub fn evaluate_partition(
 ) -> Result<(Evaluation, serde_json::Value), Error> {
     let test = part_embeddings(split, partition, embeddings, params.part);
     let train = part_embeddings(split, partition, embeddings, Part::Train);
-    let csls_t2i = rank.csls(
+    let csls_t2i = rank.penalties(
         &test.texts.view(),
         &test.images.view(),
         Some((&train.texts.view(), &train.images.view())),
     )?;
-    let csls_i2t = rank.csls(
+    let csls_i2t = rank.penalties(
         &test.images.view(),
         &test.texts.view(),
         Some((&train.images.view(), &train.texts.view())),
@@ -274,7 +274,8 @@ impl Stage for RankStage {
     }
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
         let params: RankStageParams = ctx.config.section("rank")?;
-        Ok(serde_json::to_value(params).expect("serialisable"))
+        let record = serde_json::json!({ "k": params.k, "block_rows": params.rank.block_rows });
+        Ok(params.rank.with_hubness(record)?)
     }
 
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
@@ -376,7 +377,9 @@ impl Stage for EvaluateStage {
         let evaluate: EvaluateParams = ctx.config.section("evaluate")?;
         let rank: RankStageParams = ctx.config.section("rank")?;
         check_evaluate(ctx, &evaluate)?;
-        Ok(serde_json::json!({ "evaluate": evaluate, "csls_k": rank.rank.csls_k }))
+        Ok(rank
+            .rank
+            .with_hubness(serde_json::json!({ "evaluate": evaluate }))?)
     }
 
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
@@ -460,18 +463,20 @@ mod tests {
         assert_eq!(params.k, 5);
         assert_eq!(params.rank.csls_k, 10);
         assert_eq!(params.rank.block_rows, RankParams::default().block_rows);
-        // Written flat: the shape of the manifest's parameters.
+        // Written flat.
         let json = serde_json::to_value(&params).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"k": 5, "block_rows": 256, "csls_k": 10})
+            serde_json::json!({"k": 5, "block_rows": 256, "csls_k": 10, "inverted_softmax_temperature": 0.0})
         );
 
         let typo: toml::Value = toml::from_str("cls_k = 10").unwrap();
         let message = deserialize_section::<RankStageParams>("rank", typo).unwrap_err();
         assert!(message.contains("cls_k"), "{message}");
         assert!(
-            message.contains("expected one of `block_rows`, `csls_k`, `k`"),
+            message.contains(
+                "expected one of `block_rows`, `csls_k`, `inverted_softmax_temperature`, `k`"
+            ),
             "{message}"
         );
     }

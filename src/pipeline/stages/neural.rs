@@ -271,11 +271,10 @@ impl Stage for DualEncoderStage {
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
         let params: DualEncoderParams = ctx.config.section("dual_encoder")?;
         let rank: RankStageParams = ctx.config.section("rank")?;
-        Ok(serde_json::json!({
+        Ok(rank.rank.with_hubness(serde_json::json!({
             "dual_encoder": params,
             "evaluate": evaluate_params_json(ctx)?,
-            "csls_k": rank.rank.csls_k,
-        }))
+        }))?)
     }
     fn in_full_run(&self) -> bool {
         false
@@ -385,11 +384,10 @@ impl Stage for MlpFusionStage {
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
         let params: MlpFusionParams = ctx.config.section("mlp_fusion")?;
         let rank: RankStageParams = ctx.config.section("rank")?;
-        Ok(serde_json::json!({
+        Ok(rank.rank.with_hubness(serde_json::json!({
             "mlp_fusion": params,
             "evaluate": evaluate_params_json(ctx)?,
-            "csls_k": rank.rank.csls_k,
-        }))
+        }))?)
     }
     fn in_full_run(&self) -> bool {
         false

@@ -39,12 +39,11 @@ impl Stage for ProfilesStage {
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
         let params: ProfileParams = ctx.config.section("profiles")?;
         let rank: super::evaluate::RankStageParams = ctx.config.section("rank")?;
-        Ok(serde_json::json!({
+        Ok(rank.rank.with_hubness(serde_json::json!({
             "profiles": params,
             "image_block_widths": image_block_widths(ctx)?,
             "evaluate": evaluate_params_json(ctx)?,
-            "csls_k": rank.rank.csls_k,
-        }))
+        }))?)
     }
     fn in_full_run(&self) -> bool {
         false

@@ -115,7 +115,9 @@ impl Stage for SubmitStage {
     fn params(&self, ctx: &Context) -> Result<serde_json::Value, Error> {
         let submit: SubmitParams = ctx.config.section("submit")?;
         let rank: super::evaluate::RankStageParams = ctx.config.section("rank")?;
-        Ok(serde_json::json!({ "submit": submit, "csls_k": rank.rank.csls_k }))
+        Ok(rank
+            .rank
+            .with_hubness(serde_json::json!({ "submit": submit }))?)
     }
 
     fn inputs(

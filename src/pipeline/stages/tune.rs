@@ -30,6 +30,7 @@ use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::read_dense;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
+use crate::retrieval::Hubness;
 use crate::sparse::CsrMatrix;
 
 /// Options of `tune`.
@@ -57,6 +58,11 @@ pub struct TuneParams {
     /// CSLS neighbourhood sizes tried when ranking (`[rank] csls_k`; 0: plain cosine; empty:
     /// 0 only). Neighbourhoods come from the round's training images and captions.
     pub csls_k: Vec<usize>,
+    /// Inverted softmax temperatures tried when ranking (`[rank]
+    /// inverted_softmax_temperature`), beside the `csls_k` points; the bank is the round's
+    /// validation queries. Left out of the saved parameters when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inverted_softmax: Vec<f32>,
 }
 
 impl Default for TuneParams {
@@ -72,6 +78,7 @@ impl Default for TuneParams {
             folds: 0,
             seed: 0,
             csls_k: Vec::new(),
+            inverted_softmax: Vec::new(),
         }
     }
 }
@@ -244,13 +251,17 @@ fn tune_round(
     let ref_images = FeatureMatrix::Dense(images.select(Axis(0), &ref_rows));
     let references = wants_csls.then_some((&ref_images, &ref_texts));
     let plain_scorer = mean_recall_scorer(&val_images, &val_texts, &text_image, references);
-    let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>, csls_k: usize| match w {
-        None => plain_scorer(model, None, csls_k),
+    let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>, hubness: Hubness| match w {
+        None => plain_scorer(model, None, hubness),
         Some(w) => {
             let images = FeatureMatrix::Dense(combine_blocks(blocks, w, &unique));
             let ref_images = FeatureMatrix::Dense(combine_blocks(blocks, w, &ref_rows));
             let references = wants_csls.then_some((&ref_images, &ref_texts));
-            mean_recall_scorer(&images, &val_texts, &text_image, references)(model, Some(w), csls_k)
+            mean_recall_scorer(&images, &val_texts, &text_image, references)(
+                model,
+                Some(w),
+                hubness,
+            )
         }
     };
     let x_rows: Vec<usize> = train.iter().map(|&(r, _)| r).collect();
@@ -341,6 +352,7 @@ impl Stage for TuneStage {
             pca_dims: params.pca_dims.clone(),
             block_weights: block_weight_sets(ctx, &blocks, &params.image_block_weights)?,
             csls_k: params.csls_k.clone(),
+            inverted_softmax: params.inverted_softmax.clone(),
         };
         // Mirrored copies (if any) are stacked under the images once: validation rows keep
         // their indices, and only training images gain pairs, round by round.
@@ -420,7 +432,7 @@ impl Stage for TuneStage {
         };
         writeln!(
             md,
-            "\nScore: mean of R@1, R@5, R@10 over both directions.\n\n| image blocks | pca_dims | ridge_x | ridge_y | dims | p | csls_k | {per_fold} |\n|---|---:|---:|---:|---:|---:|---:|---:|{}",
+            "\nScore: mean of R@1, R@5, R@10 over both directions.\n\n| image blocks | pca_dims | ridge_x | ridge_y | dims | p | ranking | {per_fold} |\n|---|---:|---:|---:|---:|---:|---|---:|{}",
             if n_rounds == 1 { "" } else { "---|" }
         )
         .ok();
@@ -445,7 +457,7 @@ impl Stage for TuneStage {
                 point.ridge_y,
                 point.dims,
                 point.eigen_power,
-                point.csls_k,
+                point.hubness(),
                 point.score,
                 if point.fold_scores.is_empty() {
                     String::new()
