@@ -11,7 +11,7 @@ use common::{env_usize, peak_rss};
 use std::time::Instant;
 
 use crossmodal::retrieval::evaluate::first_relevant_ranks;
-use crossmodal::retrieval::{Csls, l2_normalize_rows, top_k};
+use crossmodal::retrieval::{Csls, TopK, l2_normalize_rows, top_k};
 use ndarray::{Array2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -36,20 +36,23 @@ fn main() {
         "rank bench: {nq} queries x {ng} gallery, rayon threads = {}",
         rayon::current_num_threads()
     );
+    // Query i is a noisy copy of gallery item `source(i)`, so the top-K is not arbitrary.
+    let source = |i: usize| (i * 7) % ng;
+    let source_hits = |top: &TopK| {
+        (0..nq)
+            .filter(|&i| top.indices[[i, 0]] as usize == source(i))
+            .count()
+    };
     for d in [256usize, 512, 1024] {
         let mut g = uniform(ng, d, 1);
-        // Queries are noisy copies of gallery items, so the top-K is not arbitrary.
-        let mut q =
-            Array2::from_shape_fn((nq, d), |(i, j)| g[[(i * 7) % ng, j]]) + uniform(nq, d, 2);
+        let mut q = Array2::from_shape_fn((nq, d), |(i, j)| g[[source(i), j]]) + uniform(nq, d, 2);
         l2_normalize_rows(&mut g);
         l2_normalize_rows(&mut q);
         for block in [128usize, 512] {
             let t = Instant::now();
             let top = top_k(&q.view(), &g.view(), 10, block, None).expect("top_k");
             let secs = t.elapsed().as_secs_f64();
-            let hits = (0..nq)
-                .filter(|&i| top.indices[[i, 0]] as usize == (i * 7) % ng)
-                .count();
+            let hits = source_hits(&top);
             println!(
                 "  d = {d:4}, block {block}: top-10 in {secs:.2} s ({:.0} queries/s), top-1 = source item for {hits}/{nq}; peak RSS {}",
                 nq as f64 / secs,
@@ -61,14 +64,12 @@ fn main() {
             Csls::inverted_softmax(&q.view(), &g.view(), &q.view(), 0.2).expect("penalties");
         let top = top_k(&q.view(), &g.view(), 10, 512, Some(&penalties)).expect("top_k");
         let secs = t.elapsed().as_secs_f64();
-        let hits = (0..nq)
-            .filter(|&i| top.indices[[i, 0]] as usize == (i * 7) % ng)
-            .count();
+        let hits = source_hits(&top);
         println!(
             "  d = {d:4}, block 512, inverted softmax T = 0.2 (bank: the queries): top-10 in {secs:.2} s, top-1 = source item for {hits}/{nq}; peak RSS {}",
             peak_rss()
         );
-        let positives: Vec<Vec<usize>> = (0..nq).map(|i| vec![(i * 7) % ng]).collect();
+        let positives: Vec<Vec<usize>> = (0..nq).map(|i| vec![source(i)]).collect();
         let t = Instant::now();
         let ranks =
             first_relevant_ranks(&q.view(), &g.view(), &positives, 256, None).expect("ranks");

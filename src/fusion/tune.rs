@@ -323,30 +323,25 @@ pub fn mean_recall_scorer<'a>(
         let [val_x, val_y, ref_x, ref_y] = &caches;
         let xi = val_x.transform_x(model, val_images)?;
         let yt = val_y.transform_y(model, val_texts)?;
-        let (ri, rt) = match (hubness, references) {
-            (Hubness::Csls(_), Some((ref_images, ref_texts))) => (
-                Some(ref_x.transform_x(model, ref_images)?),
-                Some(ref_y.transform_y(model, ref_texts)?),
-            ),
-            (Hubness::Csls(_), None) => {
-                return Err("CSLS needs the training images and captions as references".into());
-            }
-            _ => (None, None),
+        // CSLS ranks against the training items, mapped by this model; the other corrections
+        // need none (without references, CSLS is refused by `Hubness::penalties`).
+        let mapped_references = match (hubness, references) {
+            (Hubness::Csls(_), Some((ref_images, ref_texts))) => Some((
+                ref_x.transform_x(model, ref_images)?,
+                ref_y.transform_y(model, ref_texts)?,
+            )),
+            _ => None,
         };
-        let penalties =
-            |q: &Array2<f32>, g: &Array2<f32>, refs: Option<(&Array2<f32>, &Array2<f32>)>| {
-                let views = refs.map(|(a, b)| (a.view(), b.view()));
-                hubness
-                    .penalties(&q.view(), &g.view(), views.as_ref().map(|(a, b)| (a, b)))
-                    .map_err(|e| e.to_string())
-            };
-        let (csls_t2i, csls_i2t) = match (&ri, &rt) {
-            (Some(ri), Some(rt)) => (
-                penalties(&yt, &xi, Some((rt, ri)))?,
-                penalties(&xi, &yt, Some((ri, rt)))?,
-            ),
-            _ => (penalties(&yt, &xi, None)?, penalties(&xi, &yt, None)?),
+        let views = mapped_references
+            .as_ref()
+            .map(|(ri, rt)| (ri.view(), rt.view()));
+        let penalties = |q: &Array2<f32>, g: &Array2<f32>, refs| {
+            hubness
+                .penalties(&q.view(), &g.view(), refs)
+                .map_err(|e| e.to_string())
         };
+        let csls_t2i = penalties(&yt, &xi, views.as_ref().map(|(ri, rt)| (rt, ri)))?;
+        let csls_i2t = penalties(&xi, &yt, views.as_ref().map(|(ri, rt)| (ri, rt)))?;
         let options = EvalOptions {
             csls_text_to_image: csls_t2i.as_ref(),
             csls_image_to_text: csls_i2t.as_ref(),

@@ -157,12 +157,7 @@ pub fn gallery_log_sum_exp(
     let n = gallery.nrows();
     let blocks = for_each_block(bank, gallery, block_rows, None, |_, s| {
         // Per gallery column: (max, Σ exp((s − max) / T)) over this block's rows.
-        let mut max = vec![f32::NEG_INFINITY; n];
-        for row in s.rows() {
-            for (m, &v) in max.iter_mut().zip(row) {
-                *m = m.max(v);
-            }
-        }
+        let max = column_max(n, s.rows());
         let mut sum = vec![0.0f64; n];
         for row in s.rows() {
             for ((acc, &m), &v) in sum.iter_mut().zip(&max).zip(row) {
@@ -171,12 +166,7 @@ pub fn gallery_log_sum_exp(
         }
         (max, sum)
     })?;
-    let mut max = vec![f32::NEG_INFINITY; n];
-    for (m, _) in &blocks {
-        for (a, &b) in max.iter_mut().zip(m) {
-            *a = a.max(b);
-        }
-    }
+    let max = column_max(n, blocks.iter().map(|(m, _)| m));
     let mut sum = vec![0.0f64; n];
     for (m, s) in &blocks {
         for j in 0..n {
@@ -190,6 +180,20 @@ pub fn gallery_log_sum_exp(
             0.0
         }
     }))
+}
+
+/// The largest value of each of `n` columns over `rows` (−∞ for none).
+fn column_max<'r, R>(n: usize, rows: impl IntoIterator<Item = R>) -> Vec<f32>
+where
+    R: IntoIterator<Item = &'r f32>,
+{
+    let mut max = vec![f32::NEG_INFINITY; n];
+    for row in rows {
+        for (m, &v) in max.iter_mut().zip(row) {
+            *m = m.max(v);
+        }
+    }
+    max
 }
 
 /// Mean cosine of each row of `points` to its `k` nearest rows of `reference`.
