@@ -113,7 +113,7 @@ pub type ViewsAndPairs = (Array2<f32>, Vec<(usize, usize)>);
 
 /// The image rows `pairs` use, in order of first use ([`first_use_order`], the order the CCA
 /// takes them in), and the pairs with their image index replaced by its position in that list.
-fn compact_pairs(pairs: Vec<(usize, usize)>) -> (Vec<usize>, Vec<(usize, usize)>) {
+pub(crate) fn compact_pairs(pairs: Vec<(usize, usize)>) -> (Vec<usize>, Vec<(usize, usize)>) {
     let images: Vec<usize> = pairs.iter().map(|&(image, _)| image).collect();
     let (rows, at) = first_use_order(&images);
     let pairs = at

@@ -19,16 +19,17 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::features::{load_image_features, load_split};
+use super::features::{load_image_feature_rows, load_image_row_ids, load_split};
 use super::fusion::{
-    FitSection, distinct_images, load_text_features, mirrored_pairs, pairs_in, stack_mirrored,
+    FitSection, compact_pairs, distinct_images, load_text_features, mirrored_pairs, pairs_in,
+    stack_mirrored,
 };
 use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::tune::{PairedViews, TuneGrid, TuneResult, mean_recall_scorer, tune};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
-use crate::pipeline::artifacts::read_dense;
+use crate::pipeline::artifacts::{read_dense, read_dense_rows};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::retrieval::Hubness;
 use crate::sparse::CsrMatrix;
@@ -83,9 +84,14 @@ impl Default for TuneParams {
     }
 }
 
-/// The image blocks of partition `p` as `image-features` wrote them (each normalised on its
-/// own, not yet weighted), in layout order, with their configured weights.
-fn load_image_blocks(ctx: &Context, p: &str) -> Result<Vec<(String, f32, Array2<f32>)>, Error> {
+/// Rows `rows` of the image blocks of partition `p` as `image-features` wrote them (each
+/// normalised on its own, not yet weighted), in layout order, with their configured weights;
+/// the mirrored copies of every image (if any) stacked under them.
+fn load_image_blocks(
+    ctx: &Context,
+    p: &str,
+    rows: &[usize],
+) -> Result<Vec<(String, f32, Array2<f32>)>, Error> {
     let params: ImageFeatureParams = ctx.config.section("image_features")?;
     let layout = params.clone().check()?.block_layout();
     let dir = ctx.stage_dir("image-features").join(p);
@@ -93,7 +99,7 @@ fn load_image_blocks(ctx: &Context, p: &str) -> Result<Vec<(String, f32, Array2<
         .into_iter()
         .map(|(name, _, weight)| {
             let file = format!("block_{name}.npy");
-            let mut m = read_dense(&dir.join(&file))?;
+            let mut m = read_dense_rows(&dir.join(&file), rows)?;
             if params.hflip_training {
                 // Stacked like `with_mirrored` stacks the combined features.
                 let mirrored = read_dense(&dir.join("hflip").join(&file))?;
@@ -325,10 +331,18 @@ impl Stage for TuneStage {
         let partition = split.partition(params.partition.as_deref(), "tune", &ctx.config.path)?;
         let p = &partition.name;
         let base = fit.cca_for(ctx, p)?;
-        let (images, image_rows) = load_image_features(ctx, p)?;
+        let all_image_rows = load_image_row_ids(ctx, p)?;
         let (texts, _) = load_text_features(ctx, p)?;
-        let train = pairs_in(&split, partition, &image_rows, Part::Train);
-        let validation = pairs_in(&split, partition, &image_rows, Part::Validation);
+        let train = pairs_in(&split, partition, &all_image_rows, Part::Train);
+        let validation = pairs_in(&split, partition, &all_image_rows, Part::Validation);
+        // Only the training and validation images' rows are read, never the test part's (the
+        // matrix of every image is 10 GB at the contest's 50,000), and the pairs renumbered to
+        // point into them.
+        let n_train = train.len();
+        let (rows, mut train) = compact_pairs(train.into_iter().chain(validation).collect());
+        let validation = train.split_off(n_train);
+        let image_rows: Vec<String> = rows.iter().map(|&r| all_image_rows[r].clone()).collect();
+        drop(all_image_rows);
         if validation.is_empty() {
             return Err(PipelineError::BadConfig {
                 path: ctx.config.path.clone(),
@@ -342,7 +356,7 @@ impl Stage for TuneStage {
         let blocks = if params.image_block_weights.is_empty() {
             Vec::new()
         } else {
-            load_image_blocks(ctx, p)?
+            load_image_blocks(ctx, p, &rows)?
         };
         let grid = TuneGrid {
             ridge_x: params.ridge_x.clone(),
@@ -354,11 +368,13 @@ impl Stage for TuneStage {
             csls_k: params.csls_k.clone(),
             inverted_softmax: params.inverted_softmax.clone(),
         };
-        // Mirrored copies (if any) are stacked under the images once: validation rows keep
-        // their indices, and only training images gain pairs, round by round.
+        // Mirrored copies (if any) are stacked under the images: validation rows keep their
+        // indices, and only training images gain pairs, round by round. Each round reads the
+        // rows afresh rather than copying them, so that one copy is held at a time.
         let unmirrored = image_rows.len();
-        let (images, mirrored_rows) = stack_mirrored(ctx, p, images)?;
-        let mut images = Some(images);
+        let read_images = || -> Result<_, Error> {
+            stack_mirrored(ctx, p, load_image_feature_rows(ctx, p, &rows)?)
+        };
         let mut results = Vec::new();
         let n_rounds = rounds.len();
         for (i, (train, validation)) in rounds.iter().enumerate() {
@@ -370,13 +386,7 @@ impl Stage for TuneStage {
                     validation.len()
                 );
             }
-            // The last round takes the image features; the others work on a copy.
-            let round_images = if i + 1 == n_rounds {
-                images.take()
-            } else {
-                images.clone()
-            }
-            .ok_or_else(|| PipelineError::Invalid("tune: image features taken twice".into()))?;
+            let (round_images, mirrored_rows) = read_images()?;
             let train = match &mirrored_rows {
                 Some(mirrored_rows) => mirrored_pairs(train.clone(), &image_rows, mirrored_rows),
                 None => train.clone(),
