@@ -627,7 +627,7 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         ]
         .concat(),
     );
-    // The same with 3-fold cross-validation (the copies stacked once for all the rounds).
+    // The same with 3-fold cross-validation (the rows and their copies read again each round).
     ok(
         ws.path(),
         &[&tune_mirrored[..], &["--set", "tune.folds=3"]].concat(),
