@@ -138,9 +138,7 @@ impl Csls {
         query_bank: &ArrayView2<f32>,
         temperature: f32,
     ) -> Result<Self, RetrievalError> {
-        if !(temperature > 0.0 && temperature.is_finite()) {
-            return Err(RetrievalError::BadTemperature(temperature));
-        }
+        check_temperature(temperature)?;
         let lse = gallery_log_sum_exp(query_bank, gallery, temperature, 512)?;
         Ok(Self {
             query_penalty: Array1::zeros(queries.nrows()),
@@ -149,9 +147,18 @@ impl Csls {
     }
 }
 
+/// A temperature of the inverted softmax must be positive and finite.
+fn check_temperature(temperature: f32) -> Result<(), RetrievalError> {
+    if temperature > 0.0 && temperature.is_finite() {
+        Ok(())
+    } else {
+        Err(RetrievalError::BadTemperature(temperature))
+    }
+}
+
 /// `log Σ_q exp(cos(q, g) / T)` over the rows `q` of `bank`, for every gallery row `g`. Blocked
 /// over the gallery, so that each block of items has its scores against the whole bank at hand
-/// ([`block_log_sum_exp`]).
+/// ([`gallery_block`]).
 pub fn gallery_log_sum_exp(
     bank: &ArrayView2<f32>,
     gallery: &ArrayView2<f32>,
@@ -170,7 +177,7 @@ pub fn gallery_log_sum_exp(
         .map(|(b, gb)| {
             let start = b * block_rows;
             let inv_gb = inv_g.slice(ndarray::s![start..start + gb.nrows()]);
-            block_log_sum_exp(&bank.dot(&gb.t()).view(), &inv_bank, &inv_gb, inv_t)
+            gallery_block(bank, &gb, &inv_bank, &inv_gb, inv_t).1
         })
         .collect();
     Ok(blocks.into_iter().flatten().collect())
@@ -411,9 +418,7 @@ pub fn top_k_inverted_softmax(
             gallery: gallery.nrows(),
         });
     }
-    if !(temperature > 0.0 && temperature.is_finite()) {
-        return Err(RetrievalError::BadTemperature(temperature));
-    }
+    check_temperature(temperature)?;
     check_inputs(queries, gallery)?;
     let inv_t = 1.0 / temperature;
     let inv_q = inverse_norms(queries);
@@ -430,13 +435,8 @@ pub fn top_k_inverted_softmax(
         .fold(no_items, |mut best, (b, gb)| {
             let start = b * block_rows;
             let inv_gb = inv_g.slice(ndarray::s![start..start + gb.nrows()]);
-            // Raw dot products, queries x this block, row by row.
-            let dots = queries.dot(&gb.t());
-            let dots = dots.as_standard_layout();
-            let penalty: Vec<f32> = block_log_sum_exp(&dots.view(), &inv_q, &inv_gb, inv_t)
-                .into_iter()
-                .map(|lse| 2.0 * temperature * lse)
-                .collect();
+            let (dots, lse) = gallery_block(queries, &gb, &inv_q, &inv_gb, inv_t);
+            let penalty: Vec<f32> = lse.into_iter().map(|v| 2.0 * temperature * v).collect();
             let mut corrected = vec![0.0f32; gb.nrows()];
             for ((i, row), buf) in dots.rows().into_iter().enumerate().zip(&mut best) {
                 let iq = inv_q[i];
@@ -471,20 +471,39 @@ pub fn top_k_inverted_softmax(
     Ok(TopK { indices, scores })
 }
 
+/// The raw dot products of every row of `bank` with the block `gb` of gallery rows, row by row
+/// in memory (a product of views may come out column-major), and each of those gallery items'
+/// `log Σ_q exp(cos(q, g) / T)` over the bank ([`block_log_sum_exp`]).
+fn gallery_block(
+    bank: &ArrayView2<f32>,
+    gb: &ArrayView2<f32>,
+    inv_bank: &Array1<f32>,
+    inv_gb: &ArrayView1<f32>,
+    inv_t: f32,
+) -> (Array2<f32>, Vec<f32>) {
+    let dots = bank.dot(&gb.t());
+    let dots = if dots.is_standard_layout() {
+        dots
+    } else {
+        dots.as_standard_layout().into_owned()
+    };
+    let lse = block_log_sum_exp(&dots, inv_bank, inv_gb, inv_t);
+    (dots, lse)
+}
+
 /// `log Σ_q exp(cos(q, g) / T)` of each gallery item `g` (column) of `dots`, the raw dot
 /// products of every query of the bank (row) with a block of the gallery: the column maxima,
 /// then the sums of `exp((cos − max) / T)` (the maxima keep them finite). Both are accumulated
 /// per column down the rows, so that the loops run along contiguous rows and vectorise; the
 /// sums in f32 over at most `LANE_ROWS` rows at a time (terms in (0, 1]), then in f64.
+/// `dots` must be in standard layout.
 fn block_log_sum_exp(
-    dots: &ArrayView2<f32>,
+    dots: &Array2<f32>,
     inv_q: &Array1<f32>,
     inv_g: &ArrayView1<f32>,
     inv_t: f32,
 ) -> Vec<f32> {
     const LANE_ROWS: usize = 256;
-    // A product of views may come out in column-major order; the loops want rows.
-    let dots = dots.as_standard_layout();
     let n = dots.ncols();
     let inv_g = inv_g.to_vec();
     let cos_row = |i: usize, out: &mut [f32]| {
@@ -492,7 +511,7 @@ fn block_log_sum_exp(
         let row = dots.row(i);
         let row = row
             .to_slice()
-            .expect("rows of a standard-layout array are contiguous");
+            .expect("gallery_block hands over scores in standard layout");
         for ((c, &v), &ig) in out.iter_mut().zip(row).zip(&inv_g) {
             *c = v * (iq * ig);
         }
@@ -544,9 +563,7 @@ impl RankParams {
                 k => Hubness::Csls(k),
             });
         }
-        if !(t > 0.0 && t.is_finite()) {
-            return Err(RetrievalError::BadTemperature(t));
-        }
+        check_temperature(t)?;
         if self.csls_k > 0 {
             return Err(RetrievalError::TwoHubnessCorrections {
                 csls_k: self.csls_k,
@@ -583,11 +600,15 @@ impl RankParams {
         k: usize,
         references: Option<(&ArrayView2<f32>, &ArrayView2<f32>)>,
     ) -> Result<TopK, RetrievalError> {
-        if let Hubness::InvertedSoftmax(t) = self.hubness()? {
-            return top_k_inverted_softmax(queries, gallery, k, self.block_rows, t);
+        match self.hubness()? {
+            Hubness::InvertedSoftmax(t) => {
+                top_k_inverted_softmax(queries, gallery, k, self.block_rows, t)
+            }
+            hubness => {
+                let penalties = hubness.penalties(queries, gallery, references)?;
+                top_k(queries, gallery, k, self.block_rows, penalties.as_ref())
+            }
         }
-        let penalties = self.penalties(queries, gallery, references)?;
-        top_k(queries, gallery, k, self.block_rows, penalties.as_ref())
     }
 
     /// The penalties of the hubness correction these options call for, if any. `references`
