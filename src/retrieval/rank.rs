@@ -403,8 +403,8 @@ pub fn top_k(
 /// block, and each query keeps its best `k` so far (memory: `queries x block_rows` scores per
 /// thread, and `queries x k` kept items per rayon task). The same ranking as `top_k` with the
 /// two-pass penalties but for near-ties, and the same scores up to float rounding (the dot
-/// products come out of matrix products of other shapes); 1.8 s against 2.4 s for the two
-/// passes at the contest's size (docs/benchmarks.md).
+/// products come out of matrix products of other shapes); 1.8–2.0 s against 2.3–2.5 s for the
+/// two passes at the contest's size (docs/benchmarks.md).
 pub fn top_k_inverted_softmax(
     queries: &ArrayView2<f32>,
     gallery: &ArrayView2<f32>,
