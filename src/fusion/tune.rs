@@ -89,10 +89,8 @@ impl GridPoint {
     pub fn hubness(&self) -> Hubness {
         if self.inverted_softmax_temperature > 0.0 {
             Hubness::InvertedSoftmax(self.inverted_softmax_temperature)
-        } else if self.csls_k > 0 {
-            Hubness::Csls(self.csls_k)
         } else {
-            Hubness::None
+            Hubness::csls(self.csls_k)
         }
     }
 
@@ -234,13 +232,7 @@ where
     };
     let rankings: Vec<Hubness> = csls_sizes
         .iter()
-        .map(|&k| {
-            if k == 0 {
-                Hubness::None
-            } else {
-                Hubness::Csls(k)
-            }
-        })
+        .map(|&k| Hubness::csls(k))
         .chain(
             grid.inverted_softmax
                 .iter()
@@ -277,11 +269,7 @@ where
                                 log::debug!(
                                     "tune: w {wi:?} pca {k} rx {rx} ry {ry} dims {d} p {p} {h} → {s:.4}"
                                 );
-                                let (csls_k, inverted_softmax_temperature) = match h {
-                                    Hubness::None => (0, 0.0),
-                                    Hubness::Csls(k) => (k, 0.0),
-                                    Hubness::InvertedSoftmax(t) => (0, t),
-                                };
+                                let (csls_k, inverted_softmax_temperature) = h.options();
                                 points.push(GridPoint {
                                     ridge_x: rx,
                                     ridge_y: ry,

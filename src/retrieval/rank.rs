@@ -70,6 +70,24 @@ impl std::fmt::Display for Hubness {
 }
 
 impl Hubness {
+    /// CSLS over `k` neighbours, or plain cosine for `k = 0` (as `csls_k` is configured).
+    pub fn csls(k: usize) -> Self {
+        match k {
+            0 => Hubness::None,
+            k => Hubness::Csls(k),
+        }
+    }
+
+    /// The options that ask for this correction, as they are configured and recorded:
+    /// `(csls_k, inverted_softmax_temperature)`, each 0 where off.
+    pub fn options(self) -> (usize, f32) {
+        match self {
+            Hubness::None => (0, 0.0),
+            Hubness::Csls(k) => (k, 0.0),
+            Hubness::InvertedSoftmax(t) => (0, t),
+        }
+    }
+
     /// The correction's penalties for `queries` against `gallery`; CSLS takes its
     /// neighbourhoods from `references`, `(query_side_reference, gallery_side_reference)`.
     pub fn penalties(
@@ -558,10 +576,7 @@ impl RankParams {
     pub fn hubness(&self) -> Result<Hubness, RetrievalError> {
         let t = self.inverted_softmax_temperature;
         if t == 0.0 {
-            return Ok(match self.csls_k {
-                0 => Hubness::None,
-                k => Hubness::Csls(k),
-            });
+            return Ok(Hubness::csls(self.csls_k));
         }
         check_temperature(t)?;
         if self.csls_k > 0 {
@@ -879,6 +894,20 @@ mod tests {
         };
         let err = negative.with_hubness(serde_json::json!({})).unwrap_err();
         assert!(err.to_string().contains("got -1"), "{err}");
+        // The options a correction records give back that correction.
+        for h in [
+            Hubness::None,
+            Hubness::Csls(7),
+            Hubness::InvertedSoftmax(0.2),
+        ] {
+            let (csls_k, inverted_softmax_temperature) = h.options();
+            let params = RankParams {
+                csls_k,
+                inverted_softmax_temperature,
+                ..RankParams::default()
+            };
+            assert_eq!(params.hubness().unwrap(), h);
+        }
         // The inverted softmax needs no reference set.
         let g = array![[1.0f32, 0.0], [0.0, 1.0]];
         let top = inverted.top_k(&g.view(), &g.view(), 1, None).unwrap();
