@@ -8,7 +8,10 @@
 //! are composited on white. A JPEG must end with the EOI marker (FF D9, trailing padding
 //! allowed): OpenCV silently decodes a truncated JPEG with a grey bottom. The result is resized
 //! (area interpolation) so that its longer side is at most `max_side`; images are never enlarged.
+//! A PNG's embedded colour profiles (iCCP chunks) are dropped before decoding: OpenCV applies
+//! none, and libpng would print a warning for a common miswritten one straight to stderr.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use opencv::core::{Mat, Scalar, Size, Vector};
@@ -134,7 +137,11 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, max_side: u32) -> Result<DecodedI
             (m, w, h)
         }
         _ => {
-            let buf = Vector::<u8>::from_slice(bytes);
+            let bytes = match format {
+                ImageFormat::Png => without_colour_profiles(bytes),
+                _ => Cow::Borrowed(bytes),
+            };
+            let buf = Vector::<u8>::from_slice(&bytes);
             let m = imgcodecs::imdecode(&buf, imgcodecs::IMREAD_UNCHANGED)
                 .map_err(|e| undecodable(e.to_string()))?;
             if m.empty() {
@@ -156,6 +163,51 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, max_side: u32) -> Result<DecodedI
         encoded_bytes: bytes.len(),
         format,
     })
+}
+
+/// The PNG `bytes` without their iCCP chunks (embedded ICC colour profiles). OpenCV applies no
+/// colour management, so the pixels are the same without them; but libpng checks a profile as
+/// it reads it and, for one that is common on the web ("iCCP: known incorrect sRGB profile"),
+/// prints a warning to stderr on every decode, past the logging and `--quiet`. Chunks are
+/// walked by their length fields from the signature to IEND; bytes whose chunks do not add up
+/// are returned as they are, for libpng to judge.
+fn without_colour_profiles(bytes: &[u8]) -> Cow<'_, [u8]> {
+    const SIGNATURE: usize = 8;
+    // Length, type and CRC around each chunk's data.
+    const FRAMING: usize = 12;
+    let mut profiles = Vec::new();
+    let mut start = SIGNATURE;
+    while start + FRAMING <= bytes.len() {
+        let data_len = u32::from_be_bytes([
+            bytes[start],
+            bytes[start + 1],
+            bytes[start + 2],
+            bytes[start + 3],
+        ]) as usize;
+        let end = match (start + FRAMING).checked_add(data_len) {
+            Some(end) if end <= bytes.len() => end,
+            _ => return Cow::Borrowed(bytes),
+        };
+        let kind = &bytes[start + 4..start + 8];
+        if kind == b"iCCP" {
+            profiles.push(start..end);
+        }
+        if kind == b"IEND" {
+            break;
+        }
+        start = end;
+    }
+    if profiles.is_empty() {
+        return Cow::Borrowed(bytes);
+    }
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut from = 0;
+    for chunk in profiles {
+        kept.extend_from_slice(&bytes[from..chunk.start]);
+        from = chunk.end;
+    }
+    kept.extend_from_slice(&bytes[from..]);
+    Cow::Owned(kept)
 }
 
 /// Checks that the JPEG's entropy-coded data is followed by an EOI marker (FF D9).
@@ -405,6 +457,60 @@ mod tests {
         assert_eq!(&px[7 * 3..8 * 3], &[0, 255, 0]);
     }
 
+    /// CRC-32 of PNG chunks (ISO 3309, as zlib's), bit by bit.
+    fn png_crc(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    0xEDB8_8320 ^ (crc >> 1)
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn png_colour_profiles_are_dropped_and_the_pixels_kept() {
+        let img =
+            image::RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8 * 40, y as u8 * 60, 7]));
+        let mut plain = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut plain),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        // An iCCP chunk after IHDR (signature 8 bytes, IHDR 25): profile name, compression 0,
+        // then a profile that is not valid zlib data, so libpng would have to judge it.
+        let mut chunk_data = b"ICC Profile\0\0".to_vec();
+        chunk_data.extend_from_slice(&[0x78, 0x9C, 1, 2, 3, 4]);
+        let mut chunk = (chunk_data.len() as u32).to_be_bytes().to_vec();
+        chunk.extend_from_slice(b"iCCP");
+        chunk.extend_from_slice(&chunk_data);
+        let crc = png_crc(&chunk[4..]);
+        chunk.extend_from_slice(&crc.to_be_bytes());
+        let mut with_profile = plain[..33].to_vec();
+        with_profile.extend_from_slice(&chunk);
+        with_profile.extend_from_slice(&plain[33..]);
+
+        assert_eq!(without_colour_profiles(&with_profile).as_ref(), &plain[..]);
+        assert!(matches!(without_colour_profiles(&plain), Cow::Borrowed(_)));
+        // Chunks that do not add up are left for libpng to judge.
+        let cut = &with_profile[..40];
+        assert_eq!(without_colour_profiles(cut).as_ref(), cut);
+
+        let path = Path::new("with_profile.png");
+        let a = decode_bytes(&with_profile, path, 256).unwrap();
+        let b = decode_bytes(&plain, path, 256).unwrap();
+        assert_eq!(a.bgr.data_bytes().unwrap(), b.bgr.data_bytes().unwrap());
+        assert_eq!((a.original_width, a.original_height), (6, 4));
+        assert_eq!(a.encoded_bytes, with_profile.len());
+    }
+
     #[test]
     fn grey_jpeg_becomes_bgr_and_large_jpeg_is_reduced() {
         let dir = tempfile::tempdir().unwrap();
@@ -543,6 +649,19 @@ mod tests {
             assert_eq!(d.bgr.channels(), 3);
             assert!(d.bgr.cols().max(d.bgr.rows()) <= 256);
         }
+        // The PNG's colour profile is dropped, and the pixels are those OpenCV decodes with it.
+        let png_path = dir.join("Image14001002-2729.jpg");
+        let png = std::fs::read(&png_path).unwrap();
+        assert!(matches!(without_colour_profiles(&png), Cow::Owned(_)));
+        let with_profile =
+            imgcodecs::imdecode(&Vector::<u8>::from_slice(&png), imgcodecs::IMREAD_UNCHANGED)
+                .unwrap();
+        let with_profile = to_bgr8(with_profile).unwrap();
+        let d = decode_bytes(&png, &png_path, 0).unwrap();
+        assert_eq!(
+            d.bgr.data_bytes().unwrap(),
+            with_profile.data_bytes().unwrap()
+        );
         let missing = dir.join("Image14001001-2540.jpg");
         assert!(matches!(
             decode_image(&missing, 256),
