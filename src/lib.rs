@@ -8,6 +8,7 @@
 //! [`fusion`] (CCA) → [`retrieval`] (ranking, R@K, result files). [`pipeline`] runs them as
 //! make-like stages whose matrices land on disk as `.npy` files numpy can load.
 
+pub mod blas;
 pub mod data;
 pub mod error;
 pub mod fusion;
