@@ -8,8 +8,9 @@
 //! are composited on white. A JPEG must end with the EOI marker (FF D9, trailing padding
 //! allowed): OpenCV silently decodes a truncated JPEG with a grey bottom. The result is resized
 //! (area interpolation) so that its longer side is at most `max_side`; images are never enlarged.
-//! A PNG's embedded colour profiles (iCCP chunks) are dropped before decoding: OpenCV applies
-//! none, and libpng would print a warning for a common miswritten one straight to stderr.
+//! A PNG's chunks are walked first: a file cut short is reported as truncated and garbled chunks
+//! as undecodable, by name, and embedded colour profiles (iCCP chunks) are dropped: OpenCV
+//! applies none, and libpng would print a warning for a common miswritten one straight to stderr.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -138,7 +139,16 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, max_side: u32) -> Result<DecodedI
         }
         _ => {
             let bytes = match format {
-                ImageFormat::Png => without_colour_profiles(bytes),
+                ImageFormat::Png => {
+                    png_without_colour_profiles(bytes).map_err(|problem| match problem {
+                        PngStructure::Truncated(reason) => ImageError::Truncated {
+                            path: path.to_path_buf(),
+                            format,
+                            reason,
+                        },
+                        PngStructure::Garbled(reason) => undecodable(reason),
+                    })?
+                }
                 _ => Cow::Borrowed(bytes),
             };
             let buf = Vector::<u8>::from_slice(&bytes);
@@ -165,30 +175,60 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, max_side: u32) -> Result<DecodedI
     })
 }
 
-/// The PNG `bytes` without their iCCP chunks (embedded ICC colour profiles). OpenCV applies no
-/// colour management, so the pixels are the same without them; but libpng checks a profile as
+/// Why a PNG's chunks do not add up, found before libpng sees them (it would print its own
+/// message to stderr as well as fail).
+enum PngStructure {
+    /// A chunk runs past the end of the file, or the file ends before IEND.
+    Truncated(String),
+    /// A chunk type that is not four ASCII letters: not a PNG past this point.
+    Garbled(String),
+}
+
+/// The PNG `bytes` without their iCCP chunks (embedded ICC colour profiles), after walking
+/// their chunks from the signature to IEND by their length fields. OpenCV applies no colour
+/// management, so the pixels are the same without the profiles; but libpng checks a profile as
 /// it reads it and, for one that is common on the web ("iCCP: known incorrect sRGB profile"),
-/// prints a warning to stderr on every decode, past the logging and `--quiet`. Chunks are
-/// walked by their length fields from the signature to IEND; bytes whose chunks do not add up
-/// are returned as they are, for libpng to judge.
-fn without_colour_profiles(bytes: &[u8]) -> Cow<'_, [u8]> {
+/// prints a warning to stderr on every decode, past the logging and `--quiet`. Chunks that do
+/// not add up are reported here, named, rather than by libpng on stderr.
+fn png_without_colour_profiles(bytes: &[u8]) -> Result<Cow<'_, [u8]>, PngStructure> {
     const SIGNATURE: usize = 8;
-    // Length, type and CRC around each chunk's data.
-    const FRAMING: usize = 12;
+    // Length and type before each chunk's data, CRC after it.
+    const HEADER: usize = 8;
+    const CRC: usize = 4;
     let mut profiles = Vec::new();
     let mut start = SIGNATURE;
-    while start + FRAMING <= bytes.len() {
+    loop {
+        if start + HEADER > bytes.len() {
+            return Err(PngStructure::Truncated(format!(
+                "the file ends at byte {} without an IEND chunk",
+                bytes.len()
+            )));
+        }
+        let kind = &bytes[start + 4..start + 8];
+        if !kind.iter().all(u8::is_ascii_alphabetic) {
+            return Err(PngStructure::Garbled(format!(
+                "the chunk at byte {start} has no valid type ({})",
+                kind.iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )));
+        }
+        let kind_name = String::from_utf8_lossy(kind);
         let data_len = u32::from_be_bytes([
             bytes[start],
             bytes[start + 1],
             bytes[start + 2],
             bytes[start + 3],
         ]) as usize;
-        let end = match (start + FRAMING).checked_add(data_len) {
-            Some(end) if end <= bytes.len() => end,
-            _ => return Cow::Borrowed(bytes),
-        };
-        let kind = &bytes[start + 4..start + 8];
+        let end = (start + HEADER + CRC).saturating_add(data_len);
+        if end > bytes.len() {
+            return Err(PngStructure::Truncated(format!(
+                "the {kind_name} chunk at byte {start} needs {} bytes, the file has {}",
+                end - start,
+                bytes.len() - start
+            )));
+        }
         if kind == b"iCCP" {
             profiles.push(start..end);
         }
@@ -198,7 +238,7 @@ fn without_colour_profiles(bytes: &[u8]) -> Cow<'_, [u8]> {
         start = end;
     }
     if profiles.is_empty() {
-        return Cow::Borrowed(bytes);
+        return Ok(Cow::Borrowed(bytes));
     }
     let mut kept = Vec::with_capacity(bytes.len());
     let mut from = 0;
@@ -207,7 +247,7 @@ fn without_colour_profiles(bytes: &[u8]) -> Cow<'_, [u8]> {
         from = chunk.end;
     }
     kept.extend_from_slice(&bytes[from..]);
-    Cow::Owned(kept)
+    Ok(Cow::Owned(kept))
 }
 
 /// Checks that the JPEG's entropy-coded data is followed by an EOI marker (FF D9).
@@ -497,11 +537,19 @@ mod tests {
         with_profile.extend_from_slice(&chunk);
         with_profile.extend_from_slice(&plain[33..]);
 
-        assert_eq!(without_colour_profiles(&with_profile).as_ref(), &plain[..]);
-        assert!(matches!(without_colour_profiles(&plain), Cow::Borrowed(_)));
-        // Chunks that do not add up are left for libpng to judge.
-        let cut = &with_profile[..40];
-        assert_eq!(without_colour_profiles(cut).as_ref(), cut);
+        let stripped = |b: &[u8]| match png_without_colour_profiles(b) {
+            Ok(kept) => kept.into_owned(),
+            Err(PngStructure::Truncated(r) | PngStructure::Garbled(r)) => panic!("{r}"),
+        };
+        assert_eq!(stripped(&with_profile), plain);
+        assert!(matches!(
+            png_without_colour_profiles(&plain),
+            Ok(Cow::Borrowed(_))
+        ));
+        // Bytes after IEND are left as they are.
+        let mut padded = with_profile.clone();
+        padded.extend_from_slice(&[0; 5]);
+        assert_eq!(stripped(&padded)[..plain.len()], plain[..]);
 
         let path = Path::new("with_profile.png");
         let a = decode_bytes(&with_profile, path, 256).unwrap();
@@ -567,15 +615,32 @@ mod tests {
             Err(ImageError::UnknownFormat { .. })
         ));
 
-        // a PNG header followed by garbage
+        // a PNG header followed by garbage: named by the chunk walk, before libpng sees it
         let bad_png = dir.path().join("bad.png");
         let mut b = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
         b.extend_from_slice(&[7u8; 40]);
         std::fs::write(&bad_png, &b).unwrap();
-        assert!(matches!(
-            decode_image(&bad_png, 256),
-            Err(ImageError::Undecodable { .. })
-        ));
+        let e = decode_image(&bad_png, 256).unwrap_err();
+        assert!(matches!(e, ImageError::Undecodable { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("byte 8 has no valid type (07 07 07 07)"),
+            "{e}"
+        );
+
+        // a PNG cut short, within its image data or before IEND
+        let png = dir.path().join("full.png");
+        image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, 0]))
+            .save_with_format(&png, image::ImageFormat::Png)
+            .unwrap();
+        let bytes = std::fs::read(&png).unwrap();
+        assert!(decode_image(&png, 256).is_ok());
+        for keep in [bytes.len() / 2, bytes.len() - 12] {
+            let cut = dir.path().join("cut.png");
+            std::fs::write(&cut, &bytes[..keep]).unwrap();
+            let e = decode_image(&cut, 256).unwrap_err();
+            assert!(matches!(e, ImageError::Truncated { .. }), "{e}");
+        }
     }
 
     /// A baseline 8x8 JPEG with four components and an Adobe APP14 marker (transform 0), i.e.
@@ -652,7 +717,10 @@ mod tests {
         // The PNG's colour profile is dropped, and the pixels are those OpenCV decodes with it.
         let png_path = dir.join("Image14001002-2729.jpg");
         let png = std::fs::read(&png_path).unwrap();
-        assert!(matches!(without_colour_profiles(&png), Cow::Owned(_)));
+        assert!(matches!(
+            png_without_colour_profiles(&png),
+            Ok(Cow::Owned(_))
+        ));
         let with_profile =
             imgcodecs::imdecode(&Vector::<u8>::from_slice(&png), imgcodecs::IMREAD_UNCHANGED)
                 .unwrap();
