@@ -119,6 +119,34 @@ pub struct TopK {
     pub scores: Array2<f32>,
 }
 
+impl TopK {
+    /// The `queries x k` arrays of each query's list of `(score, index)`, best first.
+    fn from_lists(
+        lists: impl IntoIterator<Item = Vec<(f32, u32)>>,
+        queries: usize,
+        k: usize,
+    ) -> Self {
+        let mut indices = Array2::<u32>::zeros((queries, k));
+        let mut scores = Array2::<f32>::zeros((queries, k));
+        for (i, list) in lists.into_iter().enumerate() {
+            for (j, (s, idx)) in list.into_iter().enumerate() {
+                indices[[i, j]] = idx;
+                scores[[i, j]] = s;
+            }
+        }
+        TopK { indices, scores }
+    }
+}
+
+/// `k` must be in `[1, gallery]`.
+fn check_k(k: usize, gallery: usize) -> Result<(), RetrievalError> {
+    if k == 0 || k > gallery {
+        Err(RetrievalError::BadK { k, gallery })
+    } else {
+        Ok(())
+    }
+}
+
 /// Hubness penalties, `r` of each query and of each gallery item, subtracted from twice the
 /// cosine: CSLS's ([`Csls::fit`]) or the inverted softmax's in the same form
 /// ([`Csls::inverted_softmax`]).
@@ -420,28 +448,18 @@ pub fn top_k(
     block_rows: usize,
     csls: Option<&Csls>,
 ) -> Result<TopK, RetrievalError> {
-    if k == 0 || k > gallery.nrows() {
-        return Err(RetrievalError::BadK {
-            k,
-            gallery: gallery.nrows(),
-        });
-    }
+    check_k(k, gallery.nrows())?;
     let blocks = for_each_block(queries, gallery, block_rows, csls, |_, s| {
         s.rows()
             .into_iter()
             .map(|r| select_top(r, k))
             .collect::<Vec<_>>()
     })?;
-    let m = queries.nrows();
-    let mut indices = Array2::<u32>::zeros((m, k));
-    let mut scores = Array2::<f32>::zeros((m, k));
-    for (i, row) in blocks.into_iter().flatten().enumerate() {
-        for (j, (s, idx)) in row.into_iter().enumerate() {
-            indices[[i, j]] = idx;
-            scores[[i, j]] = s;
-        }
-    }
-    Ok(TopK { indices, scores })
+    Ok(TopK::from_lists(
+        blocks.into_iter().flatten(),
+        queries.nrows(),
+        k,
+    ))
 }
 
 /// [`top_k`] under the inverted softmax with the queries as their own bank
@@ -460,12 +478,7 @@ pub fn top_k_inverted_softmax(
     block_rows: usize,
     temperature: f32,
 ) -> Result<TopK, RetrievalError> {
-    if k == 0 || k > gallery.nrows() {
-        return Err(RetrievalError::BadK {
-            k,
-            gallery: gallery.nrows(),
-        });
-    }
+    check_k(k, gallery.nrows())?;
     check_temperature(temperature)?;
     check_inputs(queries, gallery)?;
     let _blas = crate::blas::one_thread_per_product();
@@ -507,15 +520,7 @@ pub fn top_k_inverted_softmax(
             }
             a
         });
-    let mut indices = Array2::<u32>::zeros((nq, k));
-    let mut scores = Array2::<f32>::zeros((nq, k));
-    for (i, buf) in best.into_iter().enumerate() {
-        for (j, (s, idx)) in buf.into_iter().enumerate() {
-            indices[[i, j]] = idx;
-            scores[[i, j]] = s;
-        }
-    }
-    Ok(TopK { indices, scores })
+    Ok(TopK::from_lists(best, nq, k))
 }
 
 /// The raw dot products of every row of `bank` with the block `gb` of gallery rows, row by row
