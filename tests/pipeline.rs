@@ -383,6 +383,44 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         5 * (images.lines().count() - 1),
         "every query image answered"
     );
+    // For the contest itself, a model trained on every pair: no test part held out
+    // (`split.test = 0`). `submit` answers the attachments; `rank` has nothing to rank and says
+    // what to run instead; without the attachments there is nothing to answer or carve.
+    let every_pair = ["--work", "work3", "--set", "split.test=0"];
+    let log = ok(
+        ws.path(),
+        &[
+            &["submit", "pipeline.toml", "--data", "contest"],
+            &every_pair[..],
+        ]
+        .concat(),
+    );
+    assert!(log.contains("submit: done"), "{log}");
+    let split: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.path().join("work3/split/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(split["summary"]["partitions"]["main"]["test"], 0, "{split}");
+    let answered_by_all =
+        std::fs::read_to_string(ws.path().join("work3/submit/result2.csv")).unwrap();
+    assert_eq!(answered_by_all.lines().count(), answered.lines().count());
+    let err = fails(
+        ws.path(),
+        &[
+            &["rank", "pipeline.toml", "--data", "contest"],
+            &every_pair[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("the test part has no images") && err.contains("crossmodal submit"),
+        "{err}"
+    );
+    let err = fails(
+        ws.path(),
+        &[&["submit", "pipeline.toml"], &every_pair[..]].concat(),
+    );
+    assert!(err.contains("no contest attachments 2 and 3"), "{err}");
     let text_manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(ws.path().join("work2/text-features/manifest.json")).unwrap(),
     )

@@ -38,18 +38,37 @@ struct PartEmbeddings {
     text_image: Vec<usize>,
 }
 
+/// The embeddings of one part of a partition; an empty part is refused, with what emptied it
+/// and what to do instead (a split with `test = 0` trains on every pair, for `submit`).
 fn part_embeddings(
     split: &SplitArtifacts,
     partition: &Partition,
     embeddings: &Embeddings,
     part: Part,
-) -> PartEmbeddings {
+) -> Result<PartEmbeddings, PipelineError> {
     let (image_emb, image_rows, text_emb) = (
         &embeddings.images,
         &embeddings.image_rows,
         &embeddings.texts,
     );
     let pairs = pairs_in(split, partition, image_rows, part);
+    if pairs.is_empty() {
+        let hint = match part {
+            Part::Test => {
+                "the split holds out no test images ([split] test = 0): nothing to rank or \
+                 score. To evaluate, hold some out (test above 0, or folds); to answer the \
+                 contest's attachments 2 and 3 with a model trained on every pair, run \
+                 `crossmodal submit` alone, which does not need a test part"
+            }
+            Part::Validation => "set [split] validation above 0",
+            Part::Train => "every image is held out",
+        };
+        return Err(PipelineError::Invalid(format!(
+            "partition {}: the {} part has no images with captions; {hint}",
+            partition.name,
+            part.as_str()
+        )));
+    }
     let (unique, text_image) = distinct_images(&pairs);
     let texts: Vec<usize> = pairs.iter().map(|&(_, t)| t).collect();
     let image_index: std::collections::HashMap<&str, usize> = split
@@ -58,7 +77,7 @@ fn part_embeddings(
         .enumerate()
         .map(|(i, id)| (id.as_str(), i))
         .collect();
-    PartEmbeddings {
+    Ok(PartEmbeddings {
         images: image_emb.select(Axis(0), &unique),
         image_ids: unique.iter().map(|&r| image_rows[r].clone()).collect(),
         image_paths: unique
@@ -69,7 +88,7 @@ fn part_embeddings(
         text_ids: texts.iter().map(|&t| split.text_ids[t].clone()).collect(),
         captions: texts.iter().map(|&t| split.captions[t].clone()).collect(),
         text_image,
-    }
+    })
 }
 
 /// Top-K both ways among the test items, with CSLS references from training when asked.
@@ -105,8 +124,8 @@ pub fn evaluate_partition(
     params: &EvaluateParams,
     rank: &RankParams,
 ) -> Result<(Evaluation, serde_json::Value), Error> {
-    let test = part_embeddings(split, partition, embeddings, params.part);
-    let train = part_embeddings(split, partition, embeddings, Part::Train);
+    let test = part_embeddings(split, partition, embeddings, params.part)?;
+    let train = part_embeddings(split, partition, embeddings, Part::Train)?;
     let csls_t2i = rank.penalties(
         &test.texts.view(),
         &test.images.view(),
@@ -284,8 +303,8 @@ impl Stage for RankStage {
         for partition in &split.partitions {
             let p = &partition.name;
             let embeddings = load_embeddings(ctx, p)?;
-            let test = part_embeddings(&split, partition, &embeddings, Part::Test);
-            let train = part_embeddings(&split, partition, &embeddings, Part::Train);
+            let test = part_embeddings(&split, partition, &embeddings, Part::Test)?;
+            let train = part_embeddings(&split, partition, &embeddings, Part::Train)?;
             let (t2i, i2t) = rank_both(&params.rank, &test, &train, params.k)?;
             write_top(
                 out,
@@ -396,8 +415,8 @@ impl Stage for EvaluateStage {
                 evaluate_partition(&split, partition, &embeddings, &params, &rank.rank)?;
             per_partition.insert(p.clone(), detail);
             if i == 0 && params.html_samples > 0 {
-                let test = part_embeddings(&split, partition, &embeddings, params.part);
-                let train = part_embeddings(&split, partition, &embeddings, Part::Train);
+                let test = part_embeddings(&split, partition, &embeddings, params.part)?;
+                let train = part_embeddings(&split, partition, &embeddings, Part::Train)?;
                 let (t2i, i2t) = rank_both(&rank.rank, &test, &train, 5)?;
                 let title = format!("{} — {p}", ctx.config.pipeline.name);
                 let page = out.path("report.html");

@@ -21,7 +21,7 @@ use crate::data::{ImageEntry, Layout, Part, TextEntry};
 use crate::error::Error;
 use crate::image::{FittedImageFeatures, Orientation};
 use crate::matrix::FeatureMatrix;
-use crate::pipeline::{Context, Stage, StageWriter};
+use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::retrieval::RankParams;
 use crate::retrieval::score::score_files;
 use crate::retrieval::submit::{RESULTS_PER_QUERY, write_result1, write_result2};
@@ -178,6 +178,16 @@ impl Stage for SubmitStage {
             }
             None => {
                 let pairs = pairs_in(&split, partition, &embeddings.image_rows, Part::Test);
+                if pairs.is_empty() {
+                    return Err(PipelineError::Invalid(format!(
+                        "partition {p}: no contest attachments 2 and 3 (附件2/ and 附件3/, or \
+                         attachment2/ and attachment3/) in {}, and no held-out test images to \
+                         carve a rehearsal of them from ([split] test = 0); add the \
+                         attachments, or hold some images out",
+                        ctx.data_dir.display()
+                    ))
+                    .into());
+                }
                 let (_, at) = distinct_images(&pairs);
                 let mut images: Vec<HeldOutImage> = Vec::new();
                 let mut captions = Vec::new();
