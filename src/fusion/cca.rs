@@ -26,13 +26,13 @@ use ndarray::{Array1, Array2, Axis, s};
 use ndarray_linalg::{Eigh, JobSvd, SVDDC, UPLO};
 use serde::{Deserialize, Serialize};
 
-use super::FusionError;
 use super::kernel_map::{
     BlockWeighting, FittedKernelMap, GaussianMap, KernelMapParams, KernelMapValidParams,
     centred_alignment,
 };
 use super::ops::{self, Centred, ViewName};
 use super::pca::{self, PcaMethod, PcaParams};
+use super::{ColumnBlocks, FusionError};
 use crate::matrix::FeatureMatrix;
 
 /// Hyper-parameters of [`FittedCca`] (unchecked). Deserializable from a pipeline TOML section.
@@ -235,11 +235,14 @@ impl CcaValidParams {
     /// a dense view whose rows repeat (an image with five captions) is reduced by PCA on its
     /// distinct rows weighted by their multiplicity — the same covariance, so the same result,
     /// at a fraction of the cost and memory.
+    ///
+    /// A view with a kernel map is taken a column block at a time ([`ColumnBlocks`]), so one
+    /// read from disk is never held whole; a view without a map is taken whole.
     pub fn fit_paired(
         &self,
-        x: &FeatureMatrix,
+        x: &dyn ColumnBlocks,
         x_rows: &[usize],
-        y: &FeatureMatrix,
+        y: &dyn ColumnBlocks,
         y_rows: &[usize],
         progress: &ProgressBar,
     ) -> Result<FittedCca, FusionError> {
@@ -253,9 +256,9 @@ impl CcaValidParams {
     /// views once and calls [`Self::fit_mapped`] per grid point.
     pub fn map_pairs<'a>(
         &self,
-        x: &'a FeatureMatrix,
+        x: &'a dyn ColumnBlocks,
         x_rows: &[usize],
-        y: &'a FeatureMatrix,
+        y: &'a dyn ColumnBlocks,
         y_rows: &[usize],
         progress: &ProgressBar,
     ) -> Result<MappedPairs<'a>, FusionError> {
@@ -425,60 +428,64 @@ struct MappedView<'a> {
 /// A view's kernel map fitted on the distinct rows of the pairs, its output not yet computed,
 /// so that the blocks' weights can be set first; without a map, the view as it is.
 struct FittedView<'a> {
-    view: &'a FeatureMatrix,
-    /// Each pair's row: among the distinct rows when there is a map, else in `view`.
+    /// Each pair's row: among the distinct rows when there is a map, else in the view.
     rows: Vec<usize>,
+    fitted: ViewOrMap<'a>,
+}
+
+enum ViewOrMap<'a> {
+    /// No map: the view itself.
+    View(Cow<'a, FeatureMatrix>),
     /// The map (every block's weight 1 until [`align_blocks`]) and each block's distinct
     /// training rows reduced.
-    map: Option<(FittedKernelMap, Vec<Array2<f32>>)>,
+    Map(FittedKernelMap, Vec<Array2<f32>>),
 }
 
 fn fit_view<'a>(
     kernel: &KernelMapValidParams,
-    x: &'a FeatureMatrix,
+    x: &'a dyn ColumnBlocks,
     rows: &[usize],
     view: ViewName,
     progress: &ProgressBar,
 ) -> Result<FittedView<'a>, FusionError> {
     if !kernel.params().enabled() {
         return Ok(FittedView {
-            view: x,
             rows: rows.to_vec(),
-            map: None,
+            fitted: ViewOrMap::View(x.whole()?),
         });
     }
     let rows = DistinctRows::of(rows, x.n_rows(), view)?;
-    // A view that holds exactly the distinct rows, in order of first use (as `fit` hands over
-    // the image view), is used as it is: no copy of a matrix that may be gigabytes.
-    let identity =
-        rows.distinct.len() == x.n_rows() && rows.distinct.iter().enumerate().all(|(i, &r)| i == r);
-    let sub = if identity {
-        Cow::Borrowed(x)
-    } else {
-        Cow::Owned(select_rows(x, &rows.distinct))
-    };
-    let map = kernel.fit_reduced(&sub, view, progress)?;
+    // The map takes the distinct rows a column block at a time: a view that holds exactly
+    // them, in order of first use (as `fit` hands over the image view), is not copied whole.
+    let (map, reduced) = kernel.fit_reduced_rows(x, &rows.distinct, view, progress)?;
     Ok(FittedView {
-        view: x,
         rows: rows.at,
-        map: Some(map),
+        fitted: ViewOrMap::Map(map, reduced),
     })
 }
 
 impl<'a> FittedView<'a> {
     /// The map's output on the distinct training rows (with the blocks' weights as set).
     fn into_mapped(self) -> MappedView<'a> {
-        match self.map {
-            None => MappedView {
-                view: Cow::Borrowed(self.view),
+        match self.fitted {
+            ViewOrMap::View(view) => MappedView {
+                view,
                 rows: self.rows,
                 map: None,
             },
-            Some((map, reduced)) => MappedView {
+            ViewOrMap::Map(map, reduced) => MappedView {
                 view: Cow::Owned(FeatureMatrix::Dense(map.values_of_reduced(&reduced))),
                 rows: self.rows,
                 map: Some(map),
             },
+        }
+    }
+
+    /// The map and each block's reduced rows; `None` without a map.
+    fn map(&self) -> Option<(&FittedKernelMap, &[Array2<f32>])> {
+        match &self.fitted {
+            ViewOrMap::View(_) => None,
+            ViewOrMap::Map(map, reduced) => Some((map, reduced)),
         }
     }
 
@@ -489,8 +496,8 @@ impl<'a> FittedView<'a> {
         pairs: &[usize],
     ) -> impl Iterator<Item = (&'s GaussianMap, Array2<f64>)> + 's {
         let rows: Vec<usize> = pairs.iter().map(|&p| self.rows[p]).collect();
-        self.map
-            .iter()
+        self.map()
+            .into_iter()
             .flat_map(|(map, reduced)| map.blocks.iter().zip(reduced))
             .map(move |(block, z)| (block, block.gram_of_reduced(&z.select(Axis(0), &rows))))
     }
@@ -533,7 +540,7 @@ fn align_blocks(
     name: &'static str,
     pairs: &[usize],
 ) -> Result<(), FusionError> {
-    let blocks = view.map.as_ref().map_or(0, |(map, _)| map.blocks.len());
+    let blocks = view.map().map_or(0, |(map, _)| map.blocks.len());
     if blocks < 2 {
         return Ok(());
     }
@@ -546,7 +553,9 @@ fn align_blocks(
         .block_grams(pairs)
         .map(|(_, gram)| centred_alignment(&gram, &target).unwrap_or(0.0))
         .collect();
-    let (map, _) = view.map.as_mut().expect("a map of several blocks");
+    let ViewOrMap::Map(map, _) = &mut view.fitted else {
+        unreachable!("a map of several blocks")
+    };
     map.set_alignment_weights(&alignments);
     log::info!(
         "{name}: block alignments {:?}, weights {:?}",
@@ -1313,6 +1322,93 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("kernel_x"), "{err}");
         assert!(err.to_string().contains("alignment"), "{err}");
+    }
+
+    #[test]
+    fn a_view_read_a_column_block_at_a_time_fits_the_same_model() {
+        use crate::fusion::{BlockWeighting, ColumnBlocks, KernelMapParams};
+        use std::cell::Cell;
+        /// Hands over its matrix's blocks as copies, as a reader from disk does, and records
+        /// the widest block asked for.
+        struct BlocksOnly {
+            matrix: FeatureMatrix,
+            widest: Cell<usize>,
+        }
+        impl ColumnBlocks for BlocksOnly {
+            fn n_rows(&self) -> usize {
+                self.matrix.n_rows()
+            }
+            fn n_cols(&self) -> usize {
+                self.matrix.n_cols()
+            }
+            fn block(
+                &self,
+                rows: &[usize],
+                start: usize,
+                width: usize,
+            ) -> Result<Cow<'_, FeatureMatrix>, FusionError> {
+                self.widest.set(self.widest.get().max(width));
+                let block = self.matrix.block(rows, start, width)?;
+                Ok(Cow::Owned(block.into_owned()))
+            }
+        }
+        let n = 300;
+        let (signal, y) = planted(n, 4, 4, 7);
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let noise = ops::gaussian(n, 6, &mut rng);
+        let x = FeatureMatrix::Dense(ndarray::concatenate![Axis(1), signal, noise]);
+        let y = FeatureMatrix::Dense(y);
+        // Pairs out of order, most images twice, one never: the rows the maps see are the
+        // distinct ones in order of first use.
+        let x_rows: Vec<usize> = (0..2 * n - 40).map(|i| (7 * i + 3) % (n - 1)).collect();
+        let y_rows: Vec<usize> = (0..x_rows.len()).map(|i| i % n).collect();
+        let kernel = KernelMapParams {
+            landmarks: 80,
+            input_dims: 3,
+            gamma_scale: 1.0,
+            seed: 4,
+            block_widths: vec![4, 2, 4],
+            block_weighting: BlockWeighting::Alignment,
+        };
+        let params = CcaParams {
+            kernel_x: kernel.clone(),
+            kernel_y: KernelMapParams {
+                block_widths: Vec::new(),
+                block_weighting: BlockWeighting::Equal,
+                ..kernel
+            },
+            ..CcaParams::new(3).ridge(0.1)
+        }
+        .check()
+        .unwrap();
+        let hidden = ProgressBar::hidden();
+        let in_memory = params
+            .fit_paired(&x, &x_rows, &y, &y_rows, &hidden)
+            .unwrap();
+        let blocks = BlocksOnly {
+            matrix: x.clone(),
+            widest: Cell::new(0),
+        };
+        let by_blocks = params
+            .fit_paired(&blocks, &x_rows, &y, &y_rows, &hidden)
+            .unwrap();
+        assert_eq!(by_blocks, in_memory);
+        assert_eq!(
+            blocks.widest.get(),
+            4,
+            "the widest block, not the whole view"
+        );
+        // Without a kernel map the view is taken whole.
+        let linear = CcaParams::new(3).ridge(0.1).check().unwrap();
+        assert_eq!(
+            linear
+                .fit_paired(&blocks, &x_rows, &y, &y_rows, &hidden)
+                .unwrap(),
+            linear
+                .fit_paired(&x, &x_rows, &y, &y_rows, &hidden)
+                .unwrap()
+        );
+        assert_eq!(blocks.widest.get(), 10);
     }
 
     #[test]

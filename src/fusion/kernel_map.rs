@@ -42,9 +42,9 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::FusionError;
 use super::ops::{self, Centred};
 use super::pca::{self, PcaMethod, PcaParams};
+use super::{ColumnBlocks, FusionError};
 use crate::matrix::FeatureMatrix;
 
 /// Hyper-parameters of a kernel map (unchecked). `landmarks = 0` means no map: the view goes
@@ -181,10 +181,8 @@ impl KernelMapValidParams {
         view: &'static str,
         progress: &ProgressBar,
     ) -> Result<FittedKernelMap, FusionError> {
-        let blocks = self.fit_blocks(x, view, progress)?;
-        Ok(FittedKernelMap {
-            blocks: blocks.into_iter().map(|(map, _)| map).collect(),
-        })
+        let (map, _) = self.fit_reduced(x, view, progress)?;
+        Ok(map)
     }
 
     /// [`Self::fit`], and the map applied to `x` (what `transform(x)` gives), from the reduced
@@ -209,29 +207,32 @@ impl KernelMapValidParams {
         view: &'static str,
         progress: &ProgressBar,
     ) -> Result<(FittedKernelMap, Vec<Array2<f32>>), FusionError> {
-        let (maps, reduced) = self.fit_blocks(x, view, progress)?.into_iter().unzip();
-        Ok((FittedKernelMap { blocks: maps }, reduced))
+        let rows: Vec<usize> = (0..x.n_rows()).collect();
+        self.fit_reduced_rows(x, &rows, view, progress)
     }
 
-    /// Each block's map with the block's training rows reduced (unit rows of `(x - μ) V`).
-    fn fit_blocks(
+    /// [`Self::fit_reduced`] on the rows `rows` of `x` (distinct, each below its height),
+    /// taking one column block of them at a time: a view handed over from disk
+    /// ([`ColumnBlocks`]) is never held whole.
+    pub fn fit_reduced_rows(
         &self,
-        x: &FeatureMatrix,
+        x: &dyn ColumnBlocks,
+        rows: &[usize],
         view: &'static str,
         progress: &ProgressBar,
-    ) -> Result<Vec<(GaussianMap, Array2<f32>)>, FusionError> {
-        let widths = block_widths(&self.0.block_widths, x, view)?;
-        if widths.len() == 1 {
-            return Ok(vec![self.fit_block(x, view, progress)?]);
-        }
-        let mut blocks = Vec::with_capacity(widths.len());
+    ) -> Result<(FittedKernelMap, Vec<Array2<f32>>), FusionError> {
+        let widths = block_widths(&self.0.block_widths, x.n_cols(), view)?;
+        let mut maps = Vec::with_capacity(widths.len());
+        let mut reduced = Vec::with_capacity(widths.len());
         let mut start = 0;
         for width in widths {
-            let block = column_block(x, start, width);
-            blocks.push(self.fit_block(&block, view, progress)?);
+            let block = x.block(rows, start, width)?;
+            let (map, z) = self.fit_block(&block, view, progress)?;
+            maps.push(map);
+            reduced.push(z);
             start += width;
         }
-        Ok(blocks)
+        Ok((FittedKernelMap { blocks: maps }, reduced))
     }
 
     /// The map of one block. The same seed draws the same landmark rows in every block.
@@ -288,19 +289,18 @@ impl KernelMapValidParams {
 /// one block.
 fn block_widths(
     widths: &[usize],
-    x: &FeatureMatrix,
+    n_cols: usize,
     view: &'static str,
 ) -> Result<Vec<usize>, FusionError> {
     if widths.is_empty() {
-        return Ok(vec![x.n_cols()]);
+        return Ok(vec![n_cols]);
     }
     let total: usize = widths.iter().sum();
-    if total != x.n_cols() {
+    if total != n_cols {
         return Err(FusionError::InvalidParam {
             name: view,
             value: format!(
-                "block_widths = {widths:?} (sum {total}, the view has {} columns)",
-                x.n_cols()
+                "block_widths = {widths:?} (sum {total}, the view has {n_cols} columns)"
             ),
             expected: "block widths adding up to the view's columns",
         });

@@ -22,6 +22,77 @@ pub use kernel_map::{BlockWeighting, FittedKernelMap, GaussianMap, KernelMapPara
 pub use pca::{FittedPca, PcaMethod, PcaParams, PcaValidParams};
 pub use profiles::{FittedProfiles, ProfileParams};
 
+use std::borrow::Cow;
+
+use ndarray::{Axis, s};
+
+use crate::matrix::FeatureMatrix;
+
+/// A view that hands over its columns a block at a time, to the kernel maps, which work on one
+/// block at a time (`[fit.kernel_x] per_block`). A matrix in memory is one; the `fit` stage
+/// passes a reader of the image features on disk, so that the CCA never holds the whole image
+/// view: at the contest's 50,000 images it is 10 GB, and its widest block, a Fisher vector,
+/// 4 GB.
+pub trait ColumnBlocks {
+    /// Rows of the view.
+    fn n_rows(&self) -> usize;
+    /// Columns of the view.
+    fn n_cols(&self) -> usize;
+    /// Columns `start..start + width` of the rows `rows`, in that order (repeats included).
+    /// The caller keeps the rows below [`Self::n_rows`] and the columns within
+    /// [`Self::n_cols`].
+    fn block(
+        &self,
+        rows: &[usize],
+        start: usize,
+        width: usize,
+    ) -> Result<Cow<'_, FeatureMatrix>, FusionError>;
+
+    /// The whole view.
+    fn whole(&self) -> Result<Cow<'_, FeatureMatrix>, FusionError> {
+        let rows: Vec<usize> = (0..self.n_rows()).collect();
+        self.block(&rows, 0, self.n_cols())
+    }
+}
+
+impl ColumnBlocks for FeatureMatrix {
+    fn n_rows(&self) -> usize {
+        FeatureMatrix::n_rows(self)
+    }
+
+    fn n_cols(&self) -> usize {
+        FeatureMatrix::n_cols(self)
+    }
+
+    /// Borrowed when that is every row in order and every column, else a copy of the block
+    /// alone.
+    fn block(
+        &self,
+        rows: &[usize],
+        start: usize,
+        width: usize,
+    ) -> Result<Cow<'_, FeatureMatrix>, FusionError> {
+        let every_row =
+            rows.len() == self.n_rows() && rows.iter().enumerate().all(|(i, &r)| i == r);
+        if every_row && start == 0 && width == self.n_cols() {
+            return Ok(Cow::Borrowed(self));
+        }
+        Ok(Cow::Owned(match self {
+            FeatureMatrix::Dense(m) => {
+                let columns = m.slice(s![.., start..start + width]);
+                FeatureMatrix::Dense(if every_row {
+                    columns.to_owned()
+                } else {
+                    columns.select(Axis(0), rows)
+                })
+            }
+            FeatureMatrix::Sparse(m) => {
+                FeatureMatrix::Sparse(m.select_rows(rows).column_range(start, width))
+            }
+        }))
+    }
+}
+
 /// Errors of the fusion area.
 #[derive(Debug, thiserror::Error)]
 pub enum FusionError {
@@ -65,4 +136,11 @@ pub enum FusionError {
     EmptyGrid(&'static str),
     #[error("scoring a grid point failed: {0}")]
     Score(String),
+    #[error("reading columns {start}..{end} of a view")]
+    Read {
+        start: usize,
+        end: usize,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }

@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
@@ -208,7 +209,71 @@ pub fn read_dense(path: &Path) -> Result<Array2<f32>, PipelineError> {
 /// [`DenseRowWriter`] write it: little-endian, C order), in the order given, seeking to each, so
 /// that a stage that needs a subset of a matrix larger than memory never reads it whole.
 pub fn read_dense_rows(path: &Path, rows: &[usize]) -> Result<Array2<f32>, PipelineError> {
+    read_dense_block(path, rows, None)
+}
+
+/// Shape (rows, columns) of a dense float32 `.npy` matrix, from its header alone.
+pub fn dense_shape(path: &Path) -> Result<(usize, usize), PipelineError> {
+    let npy = open_dense(path)?;
+    Ok((npy.n_rows, npy.n_cols))
+}
+
+/// Columns `columns` (all of them with `None`) of `rows` of a dense float32 `.npy` matrix, in
+/// the order given, seeking to each: [`read_dense_rows`] for one column block, so that a fit
+/// that works on one block of the image features at a time never holds the rest.
+pub fn read_dense_block(
+    path: &Path,
+    rows: &[usize],
+    columns: Option<Range<usize>>,
+) -> Result<Array2<f32>, PipelineError> {
     use std::io::{Seek, SeekFrom};
+    let DenseNpy {
+        mut reader,
+        data_start,
+        n_rows,
+        n_cols,
+    } = open_dense(path)?;
+    let columns = columns.unwrap_or(0..n_cols);
+    if columns.start > columns.end || columns.end > n_cols {
+        return Err(npy_error(
+            path,
+            format!("columns {columns:?} asked of a matrix of {n_cols} columns"),
+        ));
+    }
+    if let Some(&bad) = rows.iter().find(|&&r| r >= n_rows) {
+        return Err(npy_error(
+            path,
+            format!("row {bad} asked of a matrix of {n_rows} rows"),
+        ));
+    }
+    let io = |e| IoError::new("reading", path, e);
+    let mut out = Array2::<f32>::zeros((rows.len(), columns.len()));
+    let mut bytes = vec![0u8; columns.len() * 4];
+    for (mut target, &row) in out.rows_mut().into_iter().zip(rows) {
+        reader
+            .seek(SeekFrom::Start(
+                data_start + ((row * n_cols + columns.start) * 4) as u64,
+            ))
+            .and_then(|_| reader.read_exact(&mut bytes))
+            .map_err(io)?;
+        for (value, chunk) in target.iter_mut().zip(bytes.chunks_exact(4)) {
+            *value = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        }
+    }
+    Ok(out)
+}
+
+/// A dense float32 `.npy` matrix opened and its header read.
+struct DenseNpy {
+    reader: BufReader<File>,
+    /// The byte where the data start.
+    data_start: u64,
+    n_rows: usize,
+    n_cols: usize,
+}
+
+/// Opens a dense float32 `.npy` matrix and reads its header.
+fn open_dense(path: &Path) -> Result<DenseNpy, PipelineError> {
     let file = File::open(path).map_err(|e| IoError::new("opening", path, e))?;
     let mut reader = BufReader::new(file);
     let io = |e| IoError::new("reading", path, e);
@@ -248,25 +313,13 @@ pub fn read_dense_rows(path: &Path, rows: &[usize]) -> Result<Array2<f32>, Pipel
             format!("expected a 2-d shape, got {header:?}"),
         ));
     };
-    if let Some(&bad) = rows.iter().find(|&&r| r >= n_rows) {
-        return Err(npy_error(
-            path,
-            format!("row {bad} asked of a matrix of {n_rows} rows"),
-        ));
-    }
     let data_start = (preamble.len() + length_bytes + header_len) as u64;
-    let mut out = Array2::<f32>::zeros((rows.len(), n_cols));
-    let mut bytes = vec![0u8; n_cols * 4];
-    for (mut target, &row) in out.rows_mut().into_iter().zip(rows) {
-        reader
-            .seek(SeekFrom::Start(data_start + (row * n_cols * 4) as u64))
-            .and_then(|_| reader.read_exact(&mut bytes))
-            .map_err(io)?;
-        for (value, chunk) in target.iter_mut().zip(bytes.chunks_exact(4)) {
-            *value = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        }
-    }
-    Ok(out)
+    Ok(DenseNpy {
+        reader,
+        data_start,
+        n_rows,
+        n_cols,
+    })
 }
 
 /// Writes row ids, one per line. Ids may not contain line breaks.
@@ -517,6 +570,16 @@ mod tests {
             assert_eq!(read_dense_rows(path, &[]).unwrap().dim(), (0, 3));
             let err = read_dense_rows(path, &[6]).unwrap_err().to_string();
             assert!(err.contains("row 6") && err.contains("6 rows"), "{err}");
+            let columns = read_dense_block(path, &chosen, Some(1..3)).unwrap();
+            assert_eq!(columns, expected.slice(ndarray::s![.., 1..3]));
+            assert_eq!(dense_shape(path).unwrap(), (6, 3));
+            let err = read_dense_block(path, &chosen, Some(2..4))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("columns 2..4") && err.contains("3 columns"),
+                "{err}"
+            );
         }
         // A header whose shape does not parse is refused, not trusted.
         let mut bytes = std::fs::read(&by_rows).unwrap();

@@ -14,6 +14,7 @@
 //! Vocabularies, IDF and word vectors never see a test caption or image: that is why they are
 //! fitted once per partition.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -23,8 +24,12 @@ use super::split::SplitArtifacts;
 use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{Layout, Part};
 use crate::error::{Error, IoError};
+use crate::fusion::{ColumnBlocks, FusionError};
 use crate::image::{FittedImageFeatures, ImageFeatureParams, Orientation, SkippedImage};
-use crate::pipeline::artifacts::{read_dense, read_dense_rows, read_ids};
+use crate::matrix::FeatureMatrix;
+use crate::pipeline::artifacts::{
+    dense_shape, read_dense, read_dense_block, read_dense_rows, read_ids,
+};
 use crate::pipeline::manifest::InputFingerprint;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::text::{FittedTextFeatures, TextFeatureParams};
@@ -282,6 +287,61 @@ pub fn load_image_feature_rows(
             .join("image_features.npy"),
         rows,
     )
+}
+
+/// Rows `rows` (indices into [`load_image_row_ids`]) of partition `p`'s image features, handed
+/// to the CCA a column block at a time and read from disk block by block
+/// ([`ColumnBlocks`]): a kernel map per image block then holds one block of the training
+/// images, never all of them (at the contest's 50,000 images, 4 GB for the widest block
+/// against 10 GB for the whole matrix).
+pub struct ImageFeatureRows {
+    path: PathBuf,
+    rows: Vec<usize>,
+    n_cols: usize,
+}
+
+impl ImageFeatureRows {
+    /// Checks the file's shape and that every row is in it; reads nothing else.
+    pub fn open(ctx: &Context, p: &str, rows: Vec<usize>) -> Result<Self, PipelineError> {
+        let path = ctx
+            .stage_dir("image-features")
+            .join(p)
+            .join("image_features.npy");
+        let (n_rows, n_cols) = dense_shape(&path)?;
+        if let Some(&bad) = rows.iter().find(|&&r| r >= n_rows) {
+            return Err(PipelineError::Invalid(format!(
+                "{}: row {bad} asked of a matrix of {n_rows} rows",
+                path.display()
+            )));
+        }
+        Ok(Self { path, rows, n_cols })
+    }
+}
+
+impl ColumnBlocks for ImageFeatureRows {
+    fn n_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+
+    fn block(
+        &self,
+        rows: &[usize],
+        start: usize,
+        width: usize,
+    ) -> Result<Cow<'_, FeatureMatrix>, FusionError> {
+        let file_rows: Vec<usize> = rows.iter().map(|&r| self.rows[r]).collect();
+        read_dense_block(&self.path, &file_rows, Some(start..start + width))
+            .map(|m| Cow::Owned(FeatureMatrix::Dense(m)))
+            .map_err(|e| FusionError::Read {
+                start,
+                end: start + width,
+                source: Box::new(e),
+            })
+    }
 }
 
 /// What [`describe_to_disk`] wrote in `dir`: the combined features and their row ids.

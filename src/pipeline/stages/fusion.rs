@@ -26,14 +26,14 @@ use std::collections::HashMap;
 use ndarray::{Array1, Array2, Axis};
 
 use super::features::{
-    image_block_widths, load_image_feature_rows, load_image_features, load_image_row_ids,
-    load_mirrored_image_features, load_split,
+    ImageFeatureRows, image_block_widths, load_image_feature_rows, load_image_features,
+    load_image_row_ids, load_mirrored_image_features, load_split,
 };
 use crate::data::Part;
 use crate::data::split::unit_hash;
 use crate::error::Error;
 use crate::fusion::cca::first_use_order;
-use crate::fusion::{CcaArrays, CcaParams, FittedCca, FittedKernelMap, GaussianMap};
+use crate::fusion::{CcaArrays, CcaParams, ColumnBlocks, FittedCca, FittedKernelMap, GaussianMap};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
@@ -378,26 +378,27 @@ impl Stage for FitStage {
                 .flat_map(|&part| pairs_in(&split, partition, &image_rows, part))
                 .filter(|&(r, _)| section.learns_on(&image_rows[r]))
                 .collect();
-            let (images, pairs) = if ctx
+            let (images, pairs): (Box<dyn ColumnBlocks>, _) = if ctx
                 .config
                 .section::<ImageFeatureParams>("image_features")?
                 .hflip_training
             {
                 let (images, _) = load_image_features(ctx, p)?;
-                with_mirrored(ctx, p, images, &image_rows, pairs)?
+                let (images, pairs) = with_mirrored(ctx, p, images, &image_rows, pairs)?;
+                (Box::new(FeatureMatrix::Dense(images)), pairs)
             } else {
                 // Only the training images' rows are read (in order of first use, which is the
-                // order the CCA takes them in): the matrix of every image is 10 GB at the
-                // contest's 50,000.
+                // order the CCA takes them in), and with a kernel map per image block only one
+                // block of them at a time: the matrix of every image is 10 GB at the contest's
+                // 50,000.
                 let (rows, pairs) = compact_pairs(pairs);
-                (load_image_feature_rows(ctx, p, &rows)?, pairs)
+                (Box::new(ImageFeatureRows::open(ctx, p, rows)?), pairs)
             };
             let x_rows: Vec<usize> = pairs.iter().map(|&(r, _)| r).collect();
             let y_rows: Vec<usize> = pairs.iter().map(|&(_, t)| t).collect();
-            let x = FeatureMatrix::Dense(images);
             let y = FeatureMatrix::Sparse(texts);
             let bar = ctx.bar(0, &format!("{p}: CCA"));
-            let fitted = checked.fit_paired(&x, &x_rows, &y, &y_rows, &bar)?;
+            let fitted = checked.fit_paired(images.as_ref(), &x_rows, &y, &y_rows, &bar)?;
             bar.finish_and_clear();
             let arrays = fitted.to_arrays();
             out.dense(
