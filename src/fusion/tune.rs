@@ -16,9 +16,9 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
-use super::FusionError;
 use super::cca::{CcaParams, FittedCca};
 use super::kernel_map::FittedKernelMap;
+use super::{ColumnBlocks, FusionError};
 use crate::matrix::FeatureMatrix;
 use crate::retrieval::evaluate::{EvalOptions, evaluate};
 use crate::retrieval::rank::Hubness;
@@ -173,7 +173,8 @@ fn best_of(points: &[GridPoint]) -> usize {
 /// Training pairs as rows of two views: pair `i` is (`x[x_rows[i]]`, `y[y_rows[i]]`) (see
 /// [`crate::fusion::CcaValidParams::fit_paired`]).
 pub struct PairedViews {
-    pub x: FeatureMatrix,
+    /// The image view: a matrix, or a reader that hands over its column blocks from disk.
+    pub x: Box<dyn ColumnBlocks>,
     pub x_rows: Vec<usize>,
     pub y: FeatureMatrix,
     pub y_rows: Vec<usize>,
@@ -245,10 +246,10 @@ where
         let v = views(w).map_err(FusionError::Score)?;
         // The kernel maps do not depend on the grid's axes: fitted once per view set.
         let hidden = indicatif::ProgressBar::hidden();
-        let mapped = base
-            .clone()
-            .check()?
-            .map_pairs(&v.x, &v.x_rows, &v.y, &v.y_rows, &hidden)?;
+        let mapped =
+            base.clone()
+                .check()?
+                .map_pairs(v.x.as_ref(), &v.x_rows, &v.y, &v.y_rows, &hidden)?;
         for &k in &pca_sizes {
             for &rx in &grid.ridge_x {
                 for &ry in &grid.ridge_y {
@@ -441,7 +442,7 @@ mod tests {
         let rows: Vec<usize> = (0..300).collect();
         let views = |_: Option<&[f32]>| {
             Ok(PairedViews {
-                x: tx.clone(),
+                x: Box::new(tx.clone()),
                 x_rows: rows.clone(),
                 y: ty.clone(),
                 y_rows: rows.clone(),
@@ -506,9 +507,9 @@ mod tests {
             // Weight 0 destroys the x view's signal (keeps a tiny constant-free noise).
             let s = w.map_or(1.0, |w| w[0]);
             Ok(PairedViews {
-                x: FeatureMatrix::Dense(
+                x: Box::new(FeatureMatrix::Dense(
                     &tx * s + &(gaussian(600, 8, &mut ChaCha8Rng::seed_from_u64(9)) * (1.0 - s)),
-                ),
+                )),
                 x_rows: (0..600).collect(),
                 y: FeatureMatrix::Dense(ty.clone()),
                 y_rows: (0..600).collect(),

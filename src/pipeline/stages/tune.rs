@@ -19,13 +19,14 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::features::{load_image_feature_rows, load_image_row_ids, load_split};
+use super::features::{ImageFeatureRows, load_image_feature_rows, load_image_row_ids, load_split};
 use super::fusion::{
     FitSection, compact_pairs, distinct_images, load_text_features, mirrored_pairs, pairs_in,
     stack_mirrored,
 };
 use crate::data::Part;
 use crate::error::Error;
+use crate::fusion::ColumnBlocks;
 use crate::fusion::tune::{PairedViews, TuneGrid, TuneResult, mean_recall_scorer, tune};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
@@ -227,7 +228,7 @@ fn tune_round(
     base: &crate::fusion::CcaParams,
     grid: &TuneGrid,
     blocks: &[(String, f32, Array2<f32>)],
-    images: Array2<f32>,
+    images: Box<dyn ColumnBlocks>,
     unmirrored: usize,
     texts: &CsrMatrix,
     train: &[(usize, usize)],
@@ -235,7 +236,7 @@ fn tune_round(
 ) -> Result<TuneResult, Error> {
     // Validation: each image once, each caption pointing at its image's row.
     let (unique, text_image) = distinct_images(validation);
-    let val_images = FeatureMatrix::Dense(images.select(Axis(0), &unique));
+    let val_images = images.block(&unique, 0, images.n_cols())?.into_owned();
     let val_texts = FeatureMatrix::Sparse(
         texts.select_rows(&validation.iter().map(|&(_, t)| t).collect::<Vec<_>>()),
     );
@@ -254,7 +255,7 @@ fn tune_round(
         (Vec::new(), Vec::new())
     };
     let ref_texts = FeatureMatrix::Sparse(texts.select_rows(&ref_captions));
-    let ref_images = FeatureMatrix::Dense(images.select(Axis(0), &ref_rows));
+    let ref_images = images.block(&ref_rows, 0, images.n_cols())?.into_owned();
     let references = wants_csls.then_some((&ref_images, &ref_texts));
     let plain_scorer = mean_recall_scorer(&val_images, &val_texts, &text_image, references);
     let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>, hubness: Hubness| match w {
@@ -274,20 +275,20 @@ fn tune_round(
     let y_rows: Vec<usize> = train.iter().map(|&(_, t)| t).collect();
     // Without a block-weight axis the views are asked for once, and handed over uncopied.
     // Every row, mirrored copies included.
-    let all_rows: Vec<usize> = (0..images.nrows()).collect();
+    let all_rows: Vec<usize> = (0..images.n_rows()).collect();
     let images = std::cell::Cell::new(Some(images));
     Ok(tune(
         base,
         grid,
         |w| {
-            let x = match w {
-                Some(w) => combine_blocks(blocks, w, &all_rows),
+            let x: Box<dyn ColumnBlocks> = match w {
+                Some(w) => Box::new(FeatureMatrix::Dense(combine_blocks(blocks, w, &all_rows))),
                 None => images
                     .take()
                     .ok_or_else(|| "training views asked for twice".to_string())?,
             };
             Ok(PairedViews {
-                x: FeatureMatrix::Dense(x),
+                x,
                 x_rows: x_rows.clone(),
                 y: FeatureMatrix::Sparse(texts.clone()),
                 y_rows: y_rows.clone(),
@@ -371,9 +372,24 @@ impl Stage for TuneStage {
         // Mirrored copies (if any) are stacked under the images: validation rows keep their
         // indices, and only training images gain pairs, round by round. Each round reads the
         // rows afresh rather than copying them, so that one copy is held at a time.
+        // Without mirrored copies the rows are read from disk a column block at a time, as
+        // `fit` reads them, and only the validation rows are held whole.
         let unmirrored = image_rows.len();
-        let read_images = || -> Result<_, Error> {
-            stack_mirrored(ctx, p, load_image_feature_rows(ctx, p, &rows)?)
+        let mirrored = ctx
+            .config
+            .section::<ImageFeatureParams>("image_features")?
+            .hflip_training;
+        let read_images = || -> Result<(Box<dyn ColumnBlocks>, _), Error> {
+            if mirrored {
+                let (images, mirrored_rows) =
+                    stack_mirrored(ctx, p, load_image_feature_rows(ctx, p, &rows)?)?;
+                Ok((Box::new(FeatureMatrix::Dense(images)), mirrored_rows))
+            } else {
+                Ok((
+                    Box::new(ImageFeatureRows::open(ctx, p, rows.clone())?),
+                    None,
+                ))
+            }
         };
         let mut results = Vec::new();
         let n_rounds = rounds.len();
