@@ -4,7 +4,8 @@
 //! (`(X - 1μᵀ) W`, `(X - 1μᵀ)ᵀ Q`) and, for small `d`, its centred Gram matrix. This module does
 //! these in row blocks over rayon, so a dense view is never copied whole and a sparse view
 //! (`crate::sparse::CsrMatrix`) is never densified whole: sparse products go through the CSR rows
-//! and a CSR copy of `Xᵀ` (a transpose costs `nnz`, not `n·d`). Dense blocks are centred before
+//! and a CSR copy of `Xᵀ` (a transpose costs `nnz`, not `n·d`). The blocks' partial sums are
+//! added in one fixed order ([`tree_sum`]), so a result does not depend on the scheduling. Dense blocks are centred before
 //! the product, which avoids the cancellation of `XᵀX - n·μμᵀ` in `f32` for non-negative features
 //! (bag-of-words histograms). The randomized range finder these serve is the one of Halko,
 //! Martinsson and Tropp, "Finding structure with randomness", SIAM Review 53 (2011).
@@ -21,6 +22,49 @@ use crate::sparse::CsrMatrix;
 /// Rows per block of the blocked products: large enough for good GEMM throughput, small enough
 /// that a centred dense copy of a block (`BLOCK x d` floats) stays a few MiB.
 pub(crate) const BLOCK: usize = 1024;
+
+/// The sum of `leaf(i)` over the blocks `0..blocks`, added in a fixed tree: the blocks are
+/// halved at their midpoint, each half summed (in parallel, `rayon::join`), the halves added
+/// left to right. rayon's own `reduce` groups the additions by how the work happened to be
+/// split and stolen, so the last bits of a sum of many blocks moved from run to run (the fit
+/// at 50,000 pairs differed in most of its files between two runs of one binary) and with the
+/// number of threads; this order depends on neither. rayon also halves at the midpoint, but
+/// adds the blocks of a leaf it stopped splitting one after the other: where no leaf holds more
+/// than two blocks (up to 8 blocks on 2 threads), the two orders are the same. `None` for no
+/// blocks.
+pub(crate) fn tree_sum<T: Send>(
+    blocks: usize,
+    leaf: &(impl Fn(usize) -> T + Sync),
+    add: &(impl Fn(T, T) -> T + Sync),
+) -> Option<T> {
+    fn range<T: Send>(
+        start: usize,
+        end: usize,
+        leaf: &(impl Fn(usize) -> T + Sync),
+        add: &(impl Fn(T, T) -> T + Sync),
+    ) -> T {
+        if end - start == 1 {
+            return leaf(start);
+        }
+        let mid = start + (end - start) / 2;
+        let (left, right) = rayon::join(
+            || range(start, mid, leaf, add),
+            || range(mid, end, leaf, add),
+        );
+        add(left, right)
+    }
+    (blocks > 0).then(|| range(0, blocks, leaf, add))
+}
+
+/// How many blocks of [`BLOCK`] rows `n` rows make.
+fn blocks_of(n: usize) -> usize {
+    n.div_ceil(BLOCK)
+}
+
+/// The rows of block `b` among `n` rows.
+fn block_rows(b: usize, n: usize) -> std::ops::Range<usize> {
+    b * BLOCK..((b + 1) * BLOCK).min(n)
+}
 
 /// Which view an error is about ("x" or "y", or "input" for single-view PCA).
 pub(crate) type ViewName = &'static str;
@@ -52,19 +96,20 @@ pub(crate) fn column_means(x: &FeatureMatrix) -> Array1<f32> {
     let n = x.n_rows().max(1) as f64;
     let d = x.n_cols();
     let sums: Vec<f64> = match x {
-        FeatureMatrix::Dense(m) => m
-            .axis_chunks_iter(Axis(0), BLOCK)
-            .into_par_iter()
-            .map(|b| {
+        FeatureMatrix::Dense(m) => tree_sum(
+            blocks_of(m.nrows()),
+            &|b| {
                 let mut acc = vec![0f64; d];
-                for row in b.rows() {
+                for row in m.slice(s![block_rows(b, m.nrows()), ..]).rows() {
                     for (a, &v) in acc.iter_mut().zip(row.iter()) {
                         *a += v as f64;
                     }
                 }
                 acc
-            })
-            .reduce(|| vec![0f64; d], add_vecs),
+            },
+            &add_vecs,
+        )
+        .unwrap_or_else(|| vec![0f64; d]),
         FeatureMatrix::Sparse(m) => {
             let mut acc = vec![0f64; d];
             for (&c, &v) in m.indices().iter().zip(m.data()) {
@@ -90,20 +135,21 @@ pub(crate) fn total_variance(x: &FeatureMatrix, mean: &ArrayView1<f32>) -> f64 {
         return 0.0;
     }
     let ss: f64 = match x {
-        FeatureMatrix::Dense(m) => m
-            .axis_chunks_iter(Axis(0), BLOCK)
-            .into_par_iter()
-            .map(|b| {
+        FeatureMatrix::Dense(m) => tree_sum(
+            blocks_of(n),
+            &|b| {
                 let mut acc = 0f64;
-                for row in b.rows() {
+                for row in m.slice(s![block_rows(b, n), ..]).rows() {
                     for (&v, &mu) in row.iter().zip(mean.iter()) {
                         let c = (v - mu) as f64;
                         acc += c * c;
                     }
                 }
                 acc
-            })
-            .sum(),
+            },
+            &|a, b| a + b,
+        )
+        .unwrap_or(0.0),
         FeatureMatrix::Sparse(m) => {
             // Σ_ij (x_ij - μ_j)² = Σ_ij x_ij² - n Σ_j μ_j² (in f64: the terms are moderate).
             let sq: f64 = m.data().iter().map(|&v| (v as f64) * (v as f64)).sum();
@@ -149,17 +195,16 @@ impl<'a> Centred<'a> {
         let k = q.ncols();
         let d = self.n_cols();
         let mut out = match (self.x, &self.transpose) {
-            (FeatureMatrix::Dense(m), _) => {
-                let chunks: Vec<usize> = (0..m.nrows()).step_by(BLOCK).collect();
-                chunks
-                    .into_par_iter()
-                    .map(|start| {
-                        let end = (start + BLOCK).min(m.nrows());
-                        let xb = m.slice(s![start..end, ..]);
-                        xb.t().dot(&q.slice(s![start..end, ..]))
-                    })
-                    .reduce(|| Array2::zeros((d, k)), |a, b| a + b)
-            }
+            (FeatureMatrix::Dense(m), _) => tree_sum(
+                blocks_of(m.nrows()),
+                &|b| {
+                    let rows = block_rows(b, m.nrows());
+                    let xb = m.slice(s![rows.clone(), ..]);
+                    xb.t().dot(&q.slice(s![rows, ..]))
+                },
+                &|a, b| a + b,
+            )
+            .unwrap_or_else(|| Array2::zeros((d, k))),
             (FeatureMatrix::Sparse(_), Some(t)) => sparse_dot(t, q),
             (FeatureMatrix::Sparse(m), None) => sparse_dot(&transpose_csr(m), q),
         };
@@ -175,15 +220,16 @@ impl<'a> Centred<'a> {
     pub fn gram(&self) -> Array2<f64> {
         let d = self.n_cols();
         let n = self.n_rows();
-        let chunks: Vec<usize> = (0..n).step_by(BLOCK).collect();
-        let g32 = chunks
-            .into_par_iter()
-            .map(|start| {
-                let end = (start + BLOCK).min(n);
-                let xb = self.dense_centred_block(start, end);
+        let g32 = tree_sum(
+            blocks_of(n),
+            &|b| {
+                let rows = block_rows(b, n);
+                let xb = self.dense_centred_block(rows.start, rows.end);
                 xb.t().dot(&xb)
-            })
-            .reduce(|| Array2::<f32>::zeros((d, d)), |a, b| a + b);
+            },
+            &|a, b| a + b,
+        )
+        .unwrap_or_else(|| Array2::zeros((d, d)));
         g32.mapv(|v| v as f64)
     }
 
@@ -300,17 +346,18 @@ pub(crate) fn dense_dot(a: &ArrayView2<f32>, w: &ArrayView2<f32>) -> Array2<f32>
 /// `AᵀB` of two dense, equally tall matrices, in `f64`; parallel over row blocks.
 pub(crate) fn cross_gram(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Array2<f64> {
     let n = a.nrows();
-    let chunks: Vec<usize> = (0..n).step_by(BLOCK).collect();
-    chunks
-        .into_par_iter()
-        .map(|start| {
-            let end = (start + BLOCK).min(n);
-            a.slice(s![start..end, ..])
+    tree_sum(
+        blocks_of(n),
+        &|block| {
+            let rows = block_rows(block, n);
+            a.slice(s![rows.clone(), ..])
                 .t()
-                .dot(&b.slice(s![start..end, ..]))
+                .dot(&b.slice(s![rows, ..]))
                 .mapv(|v| v as f64)
-        })
-        .reduce(|| Array2::zeros((a.ncols(), b.ncols())), |x, y| x + y)
+        },
+        &|x, y| x + y,
+    )
+    .unwrap_or_else(|| Array2::zeros((a.ncols(), b.ncols())))
 }
 
 /// A `rows x cols` matrix of standard normal draws (Box–Muller), from a seeded generator.
@@ -326,6 +373,41 @@ pub(crate) fn gaussian(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Array2
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn tree_sum_adds_in_one_order_whatever_the_threads() {
+        // One large value among small ones: added to it one at a time, the small ones vanish
+        // (f32 steps are 8 apart at 1e8); summed among themselves first, they do not.
+        let values: Vec<f32> = (0..37)
+            .map(|i| if i == 0 { 1e8 } else { (i % 5) as f32 + 0.5 })
+            .collect();
+        fn midpoint(v: &[f32]) -> f32 {
+            if v.len() == 1 {
+                return v[0];
+            }
+            let (left, right) = v.split_at(v.len() / 2);
+            midpoint(left) + midpoint(right)
+        }
+        let expected = midpoint(&values);
+        let left_to_right = values.iter().fold(0f32, |a, &b| a + b);
+        assert_ne!(
+            expected.to_bits(),
+            left_to_right.to_bits(),
+            "the values must be ones where the order shows"
+        );
+        assert!(tree_sum(0, &|i| values[i], &|a, b| a + b).is_none());
+        for threads in [1, 2, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for _ in 0..20 {
+                let sum = pool.install(|| tree_sum(values.len(), &|i| values[i], &|a, b| a + b));
+                let sum = sum.expect("37 blocks");
+                assert_eq!(sum.to_bits(), expected.to_bits(), "{threads} threads");
+            }
+        }
+    }
 
     fn sample_sparse() -> CsrMatrix {
         CsrMatrix::from_rows(
