@@ -30,6 +30,17 @@ impl FeatureMatrix {
         }
     }
 
+    /// Columns `start..start + width` of every row, as a copy (`start + width` at most
+    /// [`Self::n_cols`]).
+    pub fn column_range(&self, start: usize, width: usize) -> FeatureMatrix {
+        match self {
+            FeatureMatrix::Dense(m) => {
+                FeatureMatrix::Dense(m.slice(ndarray::s![.., start..start + width]).to_owned())
+            }
+            FeatureMatrix::Sparse(m) => FeatureMatrix::Sparse(m.column_range(start, width)),
+        }
+    }
+
     /// Row and column of the first NaN or infinity in row order (for a sparse matrix, among
     /// the stored values), or `None` when every value is finite.
     pub fn first_non_finite(&self) -> Option<(usize, usize)> {

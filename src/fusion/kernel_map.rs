@@ -308,16 +308,6 @@ fn block_widths(
     Ok(widths.to_vec())
 }
 
-/// Columns `start..start + width` of a view (the caller has checked the widths).
-fn column_block(x: &FeatureMatrix, start: usize, width: usize) -> FeatureMatrix {
-    match x {
-        FeatureMatrix::Dense(m) => {
-            FeatureMatrix::Dense(m.slice(ndarray::s![.., start..start + width]).to_owned())
-        }
-        FeatureMatrix::Sparse(m) => FeatureMatrix::Sparse(m.column_range(start, width)),
-    }
-}
-
 /// Unit rows of `(x - μ) V` (rows that are all zero stay zero).
 fn reduce(mean: &Array1<f32>, basis: Option<&Array2<f32>>, x: &FeatureMatrix) -> Array2<f32> {
     let mut z = match (basis, x) {
@@ -397,7 +387,7 @@ impl FittedKernelMap {
         let mut start = 0;
         for block in &self.blocks {
             let width = block.input_dims();
-            sum += &block.kernel_values(&column_block(x, start, width));
+            sum += &block.kernel_values(&x.column_range(start, width));
             start += width;
         }
         Ok(sum)

@@ -74,22 +74,16 @@ impl ColumnBlocks for FeatureMatrix {
     ) -> Result<Cow<'_, FeatureMatrix>, FusionError> {
         let every_row =
             rows.len() == self.n_rows() && rows.iter().enumerate().all(|(i, &r)| i == r);
-        if every_row && start == 0 && width == self.n_cols() {
-            return Ok(Cow::Borrowed(self));
-        }
-        Ok(Cow::Owned(match self {
-            FeatureMatrix::Dense(m) => {
-                let columns = m.slice(s![.., start..start + width]);
-                FeatureMatrix::Dense(if every_row {
-                    columns.to_owned()
-                } else {
-                    columns.select(Axis(0), rows)
-                })
-            }
-            FeatureMatrix::Sparse(m) => {
-                FeatureMatrix::Sparse(m.select_rows(rows).column_range(start, width))
-            }
-        }))
+        Ok(match (every_row, self) {
+            (true, _) if start == 0 && width == self.n_cols() => Cow::Borrowed(self),
+            (true, _) => Cow::Owned(self.column_range(start, width)),
+            (false, FeatureMatrix::Dense(m)) => Cow::Owned(FeatureMatrix::Dense(
+                m.slice(s![.., start..start + width]).select(Axis(0), rows),
+            )),
+            (false, FeatureMatrix::Sparse(m)) => Cow::Owned(FeatureMatrix::Sparse(
+                m.select_rows(rows).column_range(start, width),
+            )),
+        })
     }
 }
 

@@ -281,12 +281,14 @@ pub fn load_image_feature_rows(
     p: &str,
     rows: &[usize],
 ) -> Result<Array2<f32>, PipelineError> {
-    read_dense_rows(
-        &ctx.stage_dir("image-features")
-            .join(p)
-            .join("image_features.npy"),
-        rows,
-    )
+    read_dense_rows(&image_features_file(ctx, p), rows)
+}
+
+/// Partition `p`'s combined image features, `image_features.npy`.
+fn image_features_file(ctx: &Context, p: &str) -> PathBuf {
+    ctx.stage_dir("image-features")
+        .join(p)
+        .join("image_features.npy")
 }
 
 /// Rows `rows` (indices into [`load_image_row_ids`]) of partition `p`'s image features, handed
@@ -301,19 +303,10 @@ pub struct ImageFeatureRows {
 }
 
 impl ImageFeatureRows {
-    /// Checks the file's shape and that every row is in it; reads nothing else.
+    /// Reads the file's header alone; a row it does not hold is refused when a block is read.
     pub fn open(ctx: &Context, p: &str, rows: Vec<usize>) -> Result<Self, PipelineError> {
-        let path = ctx
-            .stage_dir("image-features")
-            .join(p)
-            .join("image_features.npy");
-        let (n_rows, n_cols) = dense_shape(&path)?;
-        if let Some(&bad) = rows.iter().find(|&&r| r >= n_rows) {
-            return Err(PipelineError::Invalid(format!(
-                "{}: row {bad} asked of a matrix of {n_rows} rows",
-                path.display()
-            )));
-        }
+        let path = image_features_file(ctx, p);
+        let (_, n_cols) = dense_shape(&path)?;
         Ok(Self { path, rows, n_cols })
     }
 }
