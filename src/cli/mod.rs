@@ -1,7 +1,7 @@
 //! Command-line parsing and dispatch (clap derive).
 //!
 //! One subcommand per stage, each running its stale prerequisites first as make does; plus
-//! `run`, `status`, `inspect`, `clean` and the data tools.
+//! `run`, `status`, `inspect`, `clean`, `search` and the data tools.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,12 +9,14 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 
+use crossmodal::data::Part;
 use crossmodal::data::synthetic::{CsvEncoding, SyntheticParams, generate};
 use crossmodal::pipeline::compare::{
     ComparisonParams, DatasetRows, ExternalEmbeddings, compare_embeddings, link_stages,
     measured_rows, render_markdown, render_svg, write_text,
 };
 use crossmodal::pipeline::inspect::{InspectOptions, inspect};
+use crossmodal::pipeline::search::{SearchOptions, SearchQuery, search};
 use crossmodal::pipeline::{Context, Freshness, Pipeline, PipelineConfig, stages};
 
 /// Classical image–text retrieval: SIFT/HOG/colour features and Chinese text features fused by CCA.
@@ -122,6 +124,37 @@ enum Command {
         /// Override a parameter in every pipeline: --set section.key=value (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+    },
+    /// Rank the images for a caption you type (or the captions for an image file) with a
+    /// trained pipeline; queries by id mark their true match. Runs the stale stages up to
+    /// `embed` first.
+    Search {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// A caption to rank the images for (repeatable).
+        #[arg(long, value_name = "CAPTION")]
+        text: Vec<String>,
+        /// A caption of the dataset, by its id in split/text_ids.txt (repeatable).
+        #[arg(long, value_name = "ID")]
+        text_id: Vec<String>,
+        /// An image file to rank the captions for (repeatable).
+        #[arg(long, value_name = "FILE")]
+        image: Vec<PathBuf>,
+        /// An image of the dataset, by its id in split/image_ids.txt (repeatable).
+        #[arg(long, value_name = "ID")]
+        image_id: Vec<String>,
+        /// Results listed per query.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// The partition whose models are used, e.g. fold-2 (default: the first).
+        #[arg(long)]
+        partition: Option<String>,
+        /// The parts of the split searched: train, validation, test (repeatable; default all).
+        #[arg(long, value_name = "PART")]
+        part: Vec<Part>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// Score a result1.csv / result2.csv against a gold file of (query id, relevant id) pairs.
     Score {
@@ -252,6 +285,43 @@ pub fn run() -> Result<()> {
             no_train,
             overrides,
         } => comparison(&pipelines, &out, no_train, &overrides, show_progress),
+        Command::Search {
+            pipeline,
+            text,
+            text_id,
+            image,
+            image_id,
+            k,
+            partition,
+            part,
+            json,
+        } => {
+            let args = StageArgs {
+                pipeline,
+                force: false,
+            };
+            make(&args, Some("embed"), show_progress)?;
+            let pipeline = open(&args.pipeline, show_progress)?;
+            let queries: Vec<SearchQuery> = text
+                .into_iter()
+                .map(SearchQuery::Text)
+                .chain(text_id.into_iter().map(SearchQuery::TextId))
+                .chain(image.into_iter().map(SearchQuery::Image))
+                .chain(image_id.into_iter().map(SearchQuery::ImageId))
+                .collect();
+            let options = SearchOptions {
+                k,
+                partition,
+                parts: part,
+            };
+            let report = search(pipeline.context(), &queries, &options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }
         Command::Score { results, gold } => {
             let report =
                 crossmodal::retrieval::score::score_files(&results, &gold).with_context(|| {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod inspect;
 pub mod manifest;
+pub mod search;
 pub mod stages;
 
 use std::path::PathBuf;

@@ -26,32 +26,27 @@ use crate::retrieval::report::{HtmlExamples, image_href, write_report_html, writ
 use crate::retrieval::{RankParams, TopK, evaluate};
 
 /// The held-out (or training) items of one partition, in the shared space.
-struct PartEmbeddings {
+pub(crate) struct PartEmbeddings {
     /// Image rows, one per image with at least one caption in the part.
-    images: Array2<f32>,
-    image_ids: Vec<String>,
-    image_paths: Vec<std::path::PathBuf>,
-    texts: Array2<f32>,
-    text_ids: Vec<String>,
-    captions: Vec<String>,
+    pub(crate) images: Array2<f32>,
+    pub(crate) image_ids: Vec<String>,
+    pub(crate) image_paths: Vec<std::path::PathBuf>,
+    pub(crate) texts: Array2<f32>,
+    pub(crate) text_ids: Vec<String>,
+    pub(crate) captions: Vec<String>,
     /// For each text, its image's row in `images`.
-    text_image: Vec<usize>,
+    pub(crate) text_image: Vec<usize>,
 }
 
 /// The embeddings of one part of a partition; an empty part is refused, with what emptied it
 /// and what to do instead (a split with `test = 0` trains on every pair, for `submit`).
-fn part_embeddings(
+pub(crate) fn part_embeddings(
     split: &SplitArtifacts,
     partition: &Partition,
     embeddings: &Embeddings,
     part: Part,
 ) -> Result<PartEmbeddings, PipelineError> {
-    let (image_emb, image_rows, text_emb) = (
-        &embeddings.images,
-        &embeddings.image_rows,
-        &embeddings.texts,
-    );
-    let pairs = pairs_in(split, partition, image_rows, part);
+    let pairs = pairs_in(split, partition, &embeddings.image_rows, part);
     if pairs.is_empty() {
         let hint = match part {
             Part::Test => {
@@ -69,7 +64,22 @@ fn part_embeddings(
             part.as_str()
         )));
     }
-    let (unique, text_image) = distinct_images(&pairs);
+    Ok(pairs_embeddings(split, embeddings, &pairs))
+}
+
+/// The embeddings of the images and captions of `pairs` (`(image row, caption)`, as
+/// [`pairs_in`] gives them): each image once, in order of first use, and every caption.
+pub(crate) fn pairs_embeddings(
+    split: &SplitArtifacts,
+    embeddings: &Embeddings,
+    pairs: &[(usize, usize)],
+) -> PartEmbeddings {
+    let (image_emb, image_rows, text_emb) = (
+        &embeddings.images,
+        &embeddings.image_rows,
+        &embeddings.texts,
+    );
+    let (unique, text_image) = distinct_images(pairs);
     let texts: Vec<usize> = pairs.iter().map(|&(_, t)| t).collect();
     let image_index: std::collections::HashMap<&str, usize> = split
         .image_ids
@@ -77,7 +87,7 @@ fn part_embeddings(
         .enumerate()
         .map(|(i, id)| (id.as_str(), i))
         .collect();
-    Ok(PartEmbeddings {
+    PartEmbeddings {
         images: image_emb.select(Axis(0), &unique),
         image_ids: unique.iter().map(|&r| image_rows[r].clone()).collect(),
         image_paths: unique
@@ -88,7 +98,7 @@ fn part_embeddings(
         text_ids: texts.iter().map(|&t| split.text_ids[t].clone()).collect(),
         captions: texts.iter().map(|&t| split.captions[t].clone()).collect(),
         text_image,
-    })
+    }
 }
 
 /// Top-K both ways among the test items, with CSLS references from training when asked.

@@ -19,7 +19,7 @@ use crate::data::contest::{HeldOutImage, carve};
 use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{ImageEntry, Layout, Part, TextEntry};
 use crate::error::Error;
-use crate::image::{FittedImageFeatures, Orientation};
+use crate::image::{FittedImageFeatures, Orientation, SkippedImage};
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::retrieval::RankParams;
@@ -43,14 +43,14 @@ pub struct SubmitStage;
 
 /// Describes images with the fitted model and projects them, [`PROJECT_ROWS`] at a time; rows
 /// of images that cannot be described are zero (they then rank nothing first and are ranked
-/// last), and their ids are returned.
-fn embed_images(
+/// last), and those images are returned, with why.
+pub(crate) fn embed_images(
     ctx: &Context,
     model: &FittedImageFeatures,
     cca: &crate::fusion::FittedCca,
     images: &[ImageEntry],
     label: &str,
-) -> Result<(Array2<f32>, Vec<usize>), Error> {
+) -> Result<(Array2<f32>, Vec<SkippedImage>), Error> {
     let paths: Vec<_> = images.iter().map(|i| i.path.clone()).collect();
     let bar = ctx.bar(paths.len() as u64, label);
     let mut all = Array2::<f32>::zeros((images.len(), cca.dims()));
@@ -82,10 +82,11 @@ fn embed_images(
     })?;
     project(&mut pending_rows, &mut pending)?;
     bar.finish_and_clear();
-    Ok((all, skipped.iter().map(|s| s.index).collect()))
+    Ok((all, skipped))
 }
 
-fn embed_texts(
+/// Describes captions with the fitted model and projects them (rows of unit length).
+pub(crate) fn embed_texts(
     ctx: &Context,
     model: &crate::text::FittedTextFeatures,
     cca: &crate::fusion::FittedCca,
@@ -263,6 +264,7 @@ impl Stage for SubmitStage {
         let query_texts = embed_texts(ctx, &text_model, &cca, &task1.queries, "task 1 texts")?;
         let (gallery, skipped) =
             embed_images(ctx, &image_model, &cca, &task1.gallery, "task 1 images")?;
+        let skipped: Vec<usize> = skipped.iter().map(|s| s.index).collect();
         for &i in &skipped {
             out.skip(
                 &task1.gallery[i].id,
@@ -295,7 +297,7 @@ impl Stage for SubmitStage {
         // Task 2: image queries against the text gallery (every query answered).
         let (query_images, skipped) =
             embed_images(ctx, &image_model, &cca, &task2.queries, "task 2 images")?;
-        for &i in &skipped {
+        for i in skipped.iter().map(|s| s.index) {
             out.skip(
                 &task2.queries[i].id,
                 Some(&task2.queries[i].path),
