@@ -1327,12 +1327,23 @@ mod tests {
     #[test]
     fn a_view_read_a_column_block_at_a_time_fits_the_same_model() {
         use crate::fusion::{BlockWeighting, ColumnBlocks, KernelMapParams};
-        use std::cell::Cell;
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
         /// Hands over its matrix's blocks as copies, as a reader from disk does, and records
-        /// the widest block asked for.
+        /// the widest block asked for; with `stream_above` set, asks for blocks above that
+        /// many bytes to be read a block of rows at a time.
         struct BlocksOnly {
             matrix: FeatureMatrix,
-            widest: Cell<usize>,
+            stream_above: Option<usize>,
+            widest: AtomicUsize,
+        }
+        impl BlocksOnly {
+            fn new(matrix: &FeatureMatrix, stream_above: Option<usize>) -> Self {
+                Self {
+                    matrix: matrix.clone(),
+                    stream_above,
+                    widest: AtomicUsize::new(0),
+                }
+            }
         }
         impl ColumnBlocks for BlocksOnly {
             fn n_rows(&self) -> usize {
@@ -1347,9 +1358,12 @@ mod tests {
                 start: usize,
                 width: usize,
             ) -> Result<Cow<'_, FeatureMatrix>, FusionError> {
-                self.widest.set(self.widest.get().max(width));
+                self.widest.fetch_max(width, Relaxed);
                 let block = self.matrix.block(rows, start, width)?;
                 Ok(Cow::Owned(block.into_owned()))
+            }
+            fn stream_above_bytes(&self) -> Option<usize> {
+                self.stream_above
             }
         }
         let n = 300;
@@ -1385,16 +1399,13 @@ mod tests {
         let in_memory = params
             .fit_paired(&x, &x_rows, &y, &y_rows, &hidden)
             .unwrap();
-        let blocks = BlocksOnly {
-            matrix: x.clone(),
-            widest: Cell::new(0),
-        };
+        let blocks = BlocksOnly::new(&x, None);
         let by_blocks = params
             .fit_paired(&blocks, &x_rows, &y, &y_rows, &hidden)
             .unwrap();
         assert_eq!(by_blocks, in_memory);
         assert_eq!(
-            blocks.widest.get(),
+            blocks.widest.load(Relaxed),
             4,
             "the widest block, not the whole view"
         );
@@ -1408,7 +1419,17 @@ mod tests {
                 .fit_paired(&x, &x_rows, &y, &y_rows, &hidden)
                 .unwrap()
         );
-        assert_eq!(blocks.widest.get(), 10);
+        assert_eq!(blocks.widest.load(Relaxed), 10);
+
+        // Blocks of more than 3,000 bytes (the two 4-column ones, 299 rows x 16 bytes; not
+        // the 2-column one) read a block of rows at a time: the same model, to the bit.
+        let streamed = BlocksOnly::new(&x, Some(3_000));
+        assert_eq!(
+            params
+                .fit_paired(&streamed, &x_rows, &y, &y_rows, &hidden)
+                .unwrap(),
+            in_memory
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::ops::{self, Centred};
+use super::ops::{self, Centred, CentredProducts, StreamedCentred};
 use super::pca::{self, PcaMethod, PcaParams};
 use super::{ColumnBlocks, FusionError};
 use crate::matrix::FeatureMatrix;
@@ -226,8 +226,13 @@ impl KernelMapValidParams {
         let mut reduced = Vec::with_capacity(widths.len());
         let mut start = 0;
         for width in widths {
-            let block = x.block(rows, start, width)?;
-            let (map, z) = self.fit_block(&block, view, progress)?;
+            let bytes = rows.len() * width * std::mem::size_of::<f32>();
+            let (map, z) = match x.stream_above_bytes() {
+                Some(limit) if bytes > limit => {
+                    self.fit_block_streamed(x, rows, start, width, view, progress)?
+                }
+                _ => self.fit_block(&*x.block(rows, start, width)?, view, progress)?,
+            };
             maps.push(map);
             reduced.push(z);
             start += width;
@@ -242,28 +247,78 @@ impl KernelMapValidParams {
         view: &'static str,
         progress: &ProgressBar,
     ) -> Result<(GaussianMap, Array2<f32>), FusionError> {
-        let p = &self.0;
-        let n = x.n_rows();
-        if n < 3 {
-            return Err(FusionError::TooFewRows { rows: n, needed: 3 });
-        }
+        check_rows(x.n_rows())?;
         ops::check_finite(x, view)?;
         let mean = ops::column_means(x);
         let centred = Centred::new(x, mean);
-        let basis = if x.n_cols() > p.input_dims {
-            let pca = PcaParams {
-                components: p.input_dims,
-                method: PcaMethod::Auto,
-                exact_max: 2048,
-                power_iters: 2,
-                oversample: 64,
-                seed: p.seed,
-            };
-            Some(pca::fit_centred(&centred, &pca, progress)?.components)
-        } else {
-            None
-        };
+        let basis = self.basis(&centred, progress)?;
         let reduced = reduce(&centred.mean, basis.as_ref(), x);
+        self.gaussian_map(centred.mean, basis, reduced, view)
+    }
+
+    /// [`Self::fit_block`] for columns `start..start + width` of the rows `rows` of `x`, read
+    /// a block of rows at a time for each pass instead of whole (see
+    /// [`ColumnBlocks::stream_above_bytes`]): the same map and reduced rows, to the bit.
+    fn fit_block_streamed(
+        &self,
+        x: &dyn ColumnBlocks,
+        rows: &[usize],
+        start: usize,
+        width: usize,
+        view: &'static str,
+        progress: &ProgressBar,
+    ) -> Result<(GaussianMap, Array2<f32>), FusionError> {
+        check_rows(rows.len())?;
+        let read = |first: usize, end: usize| {
+            Ok(
+                match x.block(&rows[first..end], start, width)?.into_owned() {
+                    FeatureMatrix::Dense(m) => m,
+                    FeatureMatrix::Sparse(m) => m.to_dense(),
+                },
+            )
+        };
+        let centred = StreamedCentred::new(rows.len(), width, &read, view)?;
+        let basis = self.basis(&centred, progress)?;
+        let mut reduced = match &basis {
+            Some(v) => centred.dot(&v.view())?,
+            None => centred.centred()?,
+        };
+        crate::retrieval::l2_normalize_rows(&mut reduced);
+        self.gaussian_map(centred.mean, basis, reduced, view)
+    }
+
+    /// The PCA basis of a block's centred rows, when it has more than `input_dims` columns.
+    fn basis(
+        &self,
+        centred: &impl CentredProducts,
+        progress: &ProgressBar,
+    ) -> Result<Option<Array2<f32>>, FusionError> {
+        let p = &self.0;
+        if centred.n_cols() <= p.input_dims {
+            return Ok(None);
+        }
+        let pca = PcaParams {
+            components: p.input_dims,
+            method: PcaMethod::Auto,
+            exact_max: 2048,
+            power_iters: 2,
+            oversample: 64,
+            seed: p.seed,
+        };
+        Ok(Some(pca::fit_centred(centred, &pca, progress)?.components))
+    }
+
+    /// The map from a block's mean, basis and reduced training rows: the landmarks and the
+    /// kernel's width.
+    fn gaussian_map(
+        &self,
+        mean: Array1<f32>,
+        basis: Option<Array2<f32>>,
+        reduced: Array2<f32>,
+        view: &'static str,
+    ) -> Result<(GaussianMap, Array2<f32>), FusionError> {
+        let p = &self.0;
+        let n = reduced.nrows();
         let m = p.landmarks.min(n);
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
         let mut chosen = sample(&mut rng, n, m).into_vec();
@@ -274,7 +329,7 @@ impl KernelMapValidParams {
             return Err(FusionError::NoVariance { view });
         }
         let map = GaussianMap {
-            mean: centred.mean,
+            mean,
             basis,
             landmarks,
             gamma: (p.gamma_scale / median) as f32,
@@ -283,6 +338,14 @@ impl KernelMapValidParams {
         };
         Ok((map, reduced))
     }
+}
+
+/// A map needs at least 3 rows (the median distance between distinct ones).
+fn check_rows(n: usize) -> Result<(), FusionError> {
+    if n < 3 {
+        return Err(FusionError::TooFewRows { rows: n, needed: 3 });
+    }
+    Ok(())
 }
 
 /// The block widths of a view: `widths` when given (they must add up to its columns), else

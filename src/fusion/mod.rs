@@ -33,7 +33,7 @@ use crate::matrix::FeatureMatrix;
 /// passes a reader of the image features on disk, so that the CCA never holds the whole image
 /// view: at the contest's 50,000 images it is 10 GB, and its widest block, a Fisher vector,
 /// 4 GB.
-pub trait ColumnBlocks {
+pub trait ColumnBlocks: Sync {
     /// Rows of the view.
     fn n_rows(&self) -> usize;
     /// Columns of the view.
@@ -47,6 +47,14 @@ pub trait ColumnBlocks {
         start: usize,
         width: usize,
     ) -> Result<Cow<'_, FeatureMatrix>, FusionError>;
+
+    /// A column block of the rows asked for larger than this many bytes (as `f32`) is not read
+    /// whole: the kernel map reads it a block of rows at a time for each product of its PCA
+    /// (several passes over the block, a few MiB held), see `ops::StreamedCentred`. `None`, the
+    /// default: every block is read whole (a matrix in memory has nothing to save).
+    fn stream_above_bytes(&self) -> Option<usize> {
+        None
+    }
 
     /// The whole view.
     fn whole(&self) -> Result<Cow<'_, FeatureMatrix>, FusionError> {

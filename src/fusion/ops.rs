@@ -4,7 +4,8 @@
 //! (`(X - 1μᵀ) W`, `(X - 1μᵀ)ᵀ Q`) and, for small `d`, its centred Gram matrix. This module does
 //! these in row blocks over rayon, so a dense view is never copied whole and a sparse view
 //! (`crate::sparse::CsrMatrix`) is never densified whole: sparse products go through the CSR rows
-//! and a CSR copy of `Xᵀ` (a transpose costs `nnz`, not `n·d`). The blocks' partial sums are
+//! and a CSR copy of `Xᵀ` (a transpose costs `nnz`, not `n·d`). A dense view too large to hold
+//! is read from disk a block of rows at a time for each product instead ([`StreamedCentred`]). The blocks' partial sums are
 //! added in one fixed order ([`tree_sum`]), so a result does not depend on the scheduling. Dense blocks are centred before
 //! the product, which avoids the cancellation of `XᵀX - n·μμᵀ` in `f32` for non-negative features
 //! (bag-of-words histograms). The randomized range finder these serve is the one of Halko,
@@ -253,6 +254,212 @@ impl<'a> Centred<'a> {
     }
 }
 
+/// The centred products a PCA needs, from a view held in memory ([`Centred`]) or read from disk
+/// a block of rows at a time ([`StreamedCentred`]).
+pub(crate) trait CentredProducts {
+    fn n_rows(&self) -> usize;
+    fn n_cols(&self) -> usize;
+    /// The column means `μ`.
+    fn mean(&self) -> &Array1<f32>;
+    /// `tr(C)` of the sample covariance (see [`total_variance`]).
+    fn total_variance(&self) -> Result<f64, FusionError>;
+    /// `(X - 1μᵀ) W` for `W` of shape `(d, k)`.
+    fn dot(&self, w: &ArrayView2<f32>) -> Result<Array2<f32>, FusionError>;
+    /// `(X - 1μᵀ)ᵀ Q` for `Q` of shape `(n, k)`.
+    fn t_dot(&self, q: &ArrayView2<f32>) -> Result<Array2<f32>, FusionError>;
+    /// The centred Gram matrix in `f64` (`d x d`; only for small `d`).
+    fn gram(&self) -> Result<Array2<f64>, FusionError>;
+}
+
+impl CentredProducts for Centred<'_> {
+    fn n_rows(&self) -> usize {
+        Centred::n_rows(self)
+    }
+    fn n_cols(&self) -> usize {
+        Centred::n_cols(self)
+    }
+    fn mean(&self) -> &Array1<f32> {
+        &self.mean
+    }
+    fn total_variance(&self) -> Result<f64, FusionError> {
+        Ok(total_variance(self.x, &self.mean.view()))
+    }
+    fn dot(&self, w: &ArrayView2<f32>) -> Result<Array2<f32>, FusionError> {
+        Ok(Centred::dot(self, w))
+    }
+    fn t_dot(&self, q: &ArrayView2<f32>) -> Result<Array2<f32>, FusionError> {
+        Ok(Centred::t_dot(self, q))
+    }
+    fn gram(&self) -> Result<Array2<f64>, FusionError> {
+        Ok(Centred::gram(self))
+    }
+}
+
+/// Reads rows `start..end` of a dense view.
+pub(crate) type ReadRows<'a> = dyn Fn(usize, usize) -> Result<Array2<f32>, FusionError> + Sync + 'a;
+
+/// A dense view too large to hold, read from disk [`BLOCK`] rows at a time, once per product:
+/// the kernel maps of `fit` and `tune` take their widest image blocks so at the contest's size
+/// (a Fisher vector of 20,480 columns is 3.1 GiB over 40,000 training images). Every product
+/// reads and computes the same blocks of rows as [`Centred`] slices out of a matrix in memory,
+/// and adds them in the same tree ([`tree_sum`]), so the results are the same to the bit.
+pub(crate) struct StreamedCentred<'a> {
+    n: usize,
+    d: usize,
+    read: &'a ReadRows<'a>,
+    pub mean: Array1<f32>,
+}
+
+/// The leftmost error of two partial results, or their sum.
+fn add_results<T>(
+    a: Result<T, FusionError>,
+    b: Result<T, FusionError>,
+    add: impl Fn(T, T) -> T,
+) -> Result<T, FusionError> {
+    Ok(add(a?, b?))
+}
+
+impl<'a> StreamedCentred<'a> {
+    /// Reads the view once to check that every value is finite (naming the first offending row
+    /// and column, as [`check_finite`] does) and to take its column means (as
+    /// [`column_means`]).
+    pub fn new(
+        n: usize,
+        d: usize,
+        read: &'a ReadRows<'a>,
+        view: ViewName,
+    ) -> Result<Self, FusionError> {
+        let sums = tree_sum(
+            blocks_of(n),
+            &|b| {
+                let rows = block_rows(b, n);
+                let chunk = read(rows.start, rows.end)?;
+                if let Some((row, col)) = first_non_finite(&chunk.view()) {
+                    return Err(FusionError::NonFinite {
+                        view,
+                        row: rows.start + row,
+                        col,
+                    });
+                }
+                let mut acc = vec![0f64; d];
+                for row in chunk.rows() {
+                    for (a, &v) in acc.iter_mut().zip(row.iter()) {
+                        *a += v as f64;
+                    }
+                }
+                Ok(acc)
+            },
+            &|a, b| add_results(a, b, add_vecs),
+        )
+        .unwrap_or_else(|| Ok(vec![0f64; d]))?;
+        let count = n.max(1) as f64;
+        let mean = sums.into_iter().map(|s| (s / count) as f32).collect();
+        Ok(Self { n, d, read, mean })
+    }
+
+    /// Block `b`'s rows, centred.
+    fn centred_block(&self, b: usize) -> Result<Array2<f32>, FusionError> {
+        let rows = block_rows(b, self.n);
+        let mut chunk = (self.read)(rows.start, rows.end)?;
+        chunk -= &self.mean.view().insert_axis(Axis(0));
+        Ok(chunk)
+    }
+
+    /// `X - 1μᵀ`, whole (for a view of few columns).
+    pub fn centred(&self) -> Result<Array2<f32>, FusionError> {
+        let mut out = Array2::<f32>::zeros((self.n, self.d));
+        out.axis_chunks_iter_mut(Axis(0), BLOCK)
+            .into_par_iter()
+            .enumerate()
+            .try_for_each(|(b, mut o)| {
+                o.assign(&self.centred_block(b)?);
+                Ok(())
+            })?;
+        Ok(out)
+    }
+}
+
+impl CentredProducts for StreamedCentred<'_> {
+    fn n_rows(&self) -> usize {
+        self.n
+    }
+    fn n_cols(&self) -> usize {
+        self.d
+    }
+    fn mean(&self) -> &Array1<f32> {
+        &self.mean
+    }
+
+    fn total_variance(&self) -> Result<f64, FusionError> {
+        if self.n < 2 {
+            return Ok(0.0);
+        }
+        let ss = tree_sum(
+            blocks_of(self.n),
+            &|b| {
+                let rows = block_rows(b, self.n);
+                let chunk = (self.read)(rows.start, rows.end)?;
+                let mut acc = 0f64;
+                for row in chunk.rows() {
+                    for (&v, &mu) in row.iter().zip(self.mean.iter()) {
+                        let c = (v - mu) as f64;
+                        acc += c * c;
+                    }
+                }
+                Ok(acc)
+            },
+            &|a, b| add_results(a, b, |a, b| a + b),
+        )
+        .unwrap_or(Ok(0.0))?;
+        Ok(ss / (self.n - 1) as f64)
+    }
+
+    fn dot(&self, w: &ArrayView2<f32>) -> Result<Array2<f32>, FusionError> {
+        let mut out = Array2::<f32>::zeros((self.n, w.ncols()));
+        out.axis_chunks_iter_mut(Axis(0), BLOCK)
+            .into_par_iter()
+            .enumerate()
+            .try_for_each(|(b, mut o)| {
+                o.assign(&self.centred_block(b)?.dot(w));
+                Ok(())
+            })?;
+        Ok(out)
+    }
+
+    fn t_dot(&self, q: &ArrayView2<f32>) -> Result<Array2<f32>, FusionError> {
+        let (d, k) = (self.d, q.ncols());
+        let mut out = tree_sum(
+            blocks_of(self.n),
+            &|b| {
+                let rows = block_rows(b, self.n);
+                let chunk = (self.read)(rows.start, rows.end)?;
+                Ok(chunk.t().dot(&q.slice(s![rows, ..])))
+            },
+            &|a, b| add_results(a, b, |a, b| a + b),
+        )
+        .unwrap_or_else(|| Ok(Array2::zeros((d, k))))?;
+        let col_sums = q.sum_axis(Axis(0));
+        for (mut row, &mu) in out.rows_mut().into_iter().zip(self.mean.iter()) {
+            row.scaled_add(-mu, &col_sums);
+        }
+        Ok(out)
+    }
+
+    fn gram(&self) -> Result<Array2<f64>, FusionError> {
+        let d = self.d;
+        let g32 = tree_sum(
+            blocks_of(self.n),
+            &|b| {
+                let xb = self.centred_block(b)?;
+                Ok(xb.t().dot(&xb))
+            },
+            &|a, b| add_results(a, b, |a, b| a + b),
+        )
+        .unwrap_or_else(|| Ok(Array2::zeros((d, d))))?;
+        Ok(g32.mapv(|v| v as f64))
+    }
+}
+
 /// `(X - 1μᵀ) W` for any view; parallel over row blocks.
 pub(crate) fn centred_dot(
     x: &FeatureMatrix,
@@ -407,6 +614,58 @@ mod tests {
                 assert_eq!(sum.to_bits(), expected.to_bits(), "{threads} threads");
             }
         }
+    }
+
+    #[test]
+    fn a_view_read_a_block_of_rows_at_a_time_gives_the_products_to_the_bit() {
+        use rand::SeedableRng;
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        // Three blocks of rows (the last one short), non-negative like bag-of-words columns.
+        let n = 2 * BLOCK + 300;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let m = gaussian(n, 37, &mut rng).mapv(|v| v.abs() * 10.0);
+        let most_rows = AtomicUsize::new(0);
+        let read = |start: usize, end: usize| {
+            most_rows.fetch_max(end - start, Relaxed);
+            Ok(m.slice(s![start..end, ..]).to_owned())
+        };
+        let streamed = StreamedCentred::new(n, 37, &read, "x").unwrap();
+        let x = FeatureMatrix::Dense(m.clone());
+        let whole = Centred::new(&x, column_means(&x));
+        assert_eq!(streamed.mean, whole.mean);
+        let w = gaussian(37, 5, &mut rng);
+        let q = gaussian(n, 6, &mut rng);
+        let a = (
+            streamed.total_variance().unwrap(),
+            streamed.dot(&w.view()).unwrap(),
+            streamed.t_dot(&q.view()).unwrap(),
+            streamed.gram().unwrap(),
+        );
+        let b = (
+            total_variance(&x, &whole.mean.view()),
+            whole.dot(&w.view()),
+            whole.t_dot(&q.view()),
+            whole.gram(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            streamed.centred().unwrap(),
+            &m - &whole.mean.view().insert_axis(Axis(0))
+        );
+        assert_eq!(
+            most_rows.load(Relaxed),
+            BLOCK,
+            "never more than a block of rows"
+        );
+
+        // A NaN in the third block is named by its row in the whole view.
+        let mut bad = m.clone();
+        bad[[2 * BLOCK + 7, 4]] = f32::NAN;
+        let read_bad = |start: usize, end: usize| Ok(bad.slice(s![start..end, ..]).to_owned());
+        assert!(matches!(
+            StreamedCentred::new(n, 37, &read_bad, "x"),
+            Err(FusionError::NonFinite { view: "x", row, col: 4 }) if row == 2 * BLOCK + 7
+        ));
     }
 
     fn sample_sparse() -> CsrMatrix {

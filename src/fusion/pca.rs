@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::FusionError;
-use super::ops::{self, Centred};
+use super::ops::{self, Centred, CentredProducts};
 use crate::matrix::FeatureMatrix;
 
 /// How the principal axes are computed.
@@ -156,13 +156,13 @@ impl PcaValidParams {
 
 /// Fits on a prepared centred view (shared with CCA, which keeps the view for its products).
 pub(crate) fn fit_centred(
-    view: &Centred<'_>,
+    view: &impl CentredProducts,
     p: &PcaParams,
     progress: &ProgressBar,
 ) -> Result<FittedPca, FusionError> {
     let (n, d) = (view.n_rows(), view.n_cols());
     let k = p.components.min(d).min(n - 1).max(1);
-    let total_variance = ops::total_variance(view.x, &view.mean.view());
+    let total_variance = view.total_variance()?;
     let exact = match p.method {
         PcaMethod::Exact => true,
         PcaMethod::Randomized => false,
@@ -175,16 +175,19 @@ pub(crate) fn fit_centred(
     };
     progress.inc(1);
     Ok(FittedPca {
-        mean: view.mean.clone(),
+        mean: view.mean().clone(),
         components,
         explained_variance,
         total_variance,
     })
 }
 
-fn exact_pca(view: &Centred<'_>, k: usize) -> Result<(Array2<f32>, Array1<f64>), FusionError> {
+fn exact_pca(
+    view: &impl CentredProducts,
+    k: usize,
+) -> Result<(Array2<f32>, Array1<f64>), FusionError> {
     let n = view.n_rows();
-    let cov = view.gram() / (n - 1) as f64;
+    let cov = view.gram()? / (n - 1) as f64;
     let (values, vectors) = cov.eigh(UPLO::Lower).map_err(|e| {
         FusionError::Linalg(format!("eigh of the {0}x{0} covariance: {e}", cov.nrows()))
     })?;
@@ -237,7 +240,7 @@ fn gram_orthonormalise(a: &Array2<f32>) -> Result<Array2<f32>, FusionError> {
 }
 
 fn randomized_pca(
-    view: &Centred<'_>,
+    view: &impl CentredProducts,
     k: usize,
     p: &PcaParams,
     progress: &ProgressBar,
@@ -246,14 +249,14 @@ fn randomized_pca(
     let l = (k + p.oversample).min(d).min(n);
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     let omega = ops::gaussian(d, l, &mut rng);
-    let mut q = orthonormal_columns(view.dot(&omega.view()))?;
+    let mut q = orthonormal_columns(view.dot(&omega.view())?)?;
     for _ in 0..p.power_iters {
-        let z = orthonormal_columns(view.t_dot(&q.view()))?;
-        q = orthonormal_columns(view.dot(&z.view()))?;
+        let z = orthonormal_columns(view.t_dot(&q.view())?)?;
+        q = orthonormal_columns(view.dot(&z.view())?)?;
         progress.tick();
     }
     // Bᵀ = (X - 1μᵀ)ᵀ Q (d x l); its left singular vectors are the principal axes.
-    let bt = view.t_dot(&q.view()).mapv(|v| v as f64);
+    let bt = view.t_dot(&q.view())?.mapv(|v| v as f64);
     let (u, sigma, _) = bt
         .svddc(JobSvd::Some)
         .map_err(|e| FusionError::Linalg(format!("SVD of the {d}x{l} sketch: {e}")))?;

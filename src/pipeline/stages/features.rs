@@ -311,9 +311,18 @@ impl ImageFeatureRows {
     }
 }
 
+/// A column block of the image rows larger than this is read a block of rows at a time by the
+/// kernel map's PCA ([`ColumnBlocks::stream_above_bytes`]): 512 MiB, well above the Teddy and
+/// Flickr8k-CN pipelines' widest blocks (65 and 287 MB), well below the contest's (3.1 GiB).
+pub const STREAM_ABOVE_BYTES: usize = 512 << 20;
+
 impl ColumnBlocks for ImageFeatureRows {
     fn n_rows(&self) -> usize {
         self.rows.len()
+    }
+
+    fn stream_above_bytes(&self) -> Option<usize> {
+        Some(STREAM_ABOVE_BYTES)
     }
 
     fn n_cols(&self) -> usize {
