@@ -5,10 +5,10 @@
 //! these in row blocks over rayon, so a dense view is never copied whole and a sparse view
 //! (`crate::sparse::CsrMatrix`) is never densified whole: sparse products go through the CSR rows
 //! and a CSR copy of `Xᵀ` (a transpose costs `nnz`, not `n·d`). A dense view too large to hold
-//! is read from disk a block of rows at a time for each product instead ([`StreamedCentred`]). The blocks' partial sums are
-//! added in one fixed order ([`tree_sum`]), so a result does not depend on the scheduling. Dense blocks are centred before
-//! the product, which avoids the cancellation of `XᵀX - n·μμᵀ` in `f32` for non-negative features
-//! (bag-of-words histograms). The randomized range finder these serve is the one of Halko,
+//! is read from disk a block of rows at a time for each product instead ([`StreamedCentred`]).
+//! The blocks' partial sums are added in one fixed order ([`tree_sum`]), so a result does not
+//! depend on the scheduling. Dense blocks are centred before the product, which avoids the
+//! cancellation of `XᵀX - n·μμᵀ` in `f32` for non-negative features (bag-of-words histograms). The randomized range finder these serve is the one of Halko,
 //! Martinsson and Tropp, "Finding structure with randomness", SIAM Review 53 (2011).
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
@@ -92,6 +92,37 @@ fn non_finite_error(at: Option<(usize, usize)>, view: ViewName) -> Result<(), Fu
     }
 }
 
+/// The column sums of a block of dense rows, in `f64`: one leaf of [`column_means`].
+fn column_sums(rows: &ArrayView2<f32>) -> Vec<f64> {
+    let mut acc = vec![0f64; rows.ncols()];
+    for row in rows.rows() {
+        for (a, &v) in acc.iter_mut().zip(row.iter()) {
+            *a += v as f64;
+        }
+    }
+    acc
+}
+
+/// `Σ (x - μ)²` over a block of dense rows, in `f64`: one leaf of [`total_variance`].
+fn centred_square_sum(rows: &ArrayView2<f32>, mean: &ArrayView1<f32>) -> f64 {
+    let mut acc = 0f64;
+    for row in rows.rows() {
+        for (&v, &mu) in row.iter().zip(mean.iter()) {
+            let c = (v - mu) as f64;
+            acc += c * c;
+        }
+    }
+    acc
+}
+
+/// Turns `Xᵀ Q` into `(X - 1μᵀ)ᵀ Q` by subtracting `μ (1ᵀQ)`.
+fn subtract_mean_term(xt_q: &mut Array2<f32>, mean: &ArrayView1<f32>, q: &ArrayView2<f32>) {
+    let col_sums = q.sum_axis(Axis(0));
+    for (mut row, &mu) in xt_q.rows_mut().into_iter().zip(mean.iter()) {
+        row.scaled_add(-mu, &col_sums);
+    }
+}
+
 /// Column means in `f64` accumulation, returned as `f32`.
 pub(crate) fn column_means(x: &FeatureMatrix) -> Array1<f32> {
     let n = x.n_rows().max(1) as f64;
@@ -99,15 +130,7 @@ pub(crate) fn column_means(x: &FeatureMatrix) -> Array1<f32> {
     let sums: Vec<f64> = match x {
         FeatureMatrix::Dense(m) => tree_sum(
             blocks_of(m.nrows()),
-            &|b| {
-                let mut acc = vec![0f64; d];
-                for row in m.slice(s![block_rows(b, m.nrows()), ..]).rows() {
-                    for (a, &v) in acc.iter_mut().zip(row.iter()) {
-                        *a += v as f64;
-                    }
-                }
-                acc
-            },
+            &|b| column_sums(&m.slice(s![block_rows(b, m.nrows()), ..])),
             &add_vecs,
         )
         .unwrap_or_else(|| vec![0f64; d]),
@@ -138,16 +161,7 @@ pub(crate) fn total_variance(x: &FeatureMatrix, mean: &ArrayView1<f32>) -> f64 {
     let ss: f64 = match x {
         FeatureMatrix::Dense(m) => tree_sum(
             blocks_of(n),
-            &|b| {
-                let mut acc = 0f64;
-                for row in m.slice(s![block_rows(b, n), ..]).rows() {
-                    for (&v, &mu) in row.iter().zip(mean.iter()) {
-                        let c = (v - mu) as f64;
-                        acc += c * c;
-                    }
-                }
-                acc
-            },
+            &|b| centred_square_sum(&m.slice(s![block_rows(b, n), ..]), mean),
             &|a, b| a + b,
         )
         .unwrap_or(0.0),
@@ -209,11 +223,7 @@ impl<'a> Centred<'a> {
             (FeatureMatrix::Sparse(_), Some(t)) => sparse_dot(t, q),
             (FeatureMatrix::Sparse(m), None) => sparse_dot(&transpose_csr(m), q),
         };
-        // Subtract μ (1ᵀQ).
-        let col_sums = q.sum_axis(Axis(0));
-        for (mut row, &mu) in out.rows_mut().into_iter().zip(self.mean.iter()) {
-            row.scaled_add(-mu, &col_sums);
-        }
+        subtract_mean_term(&mut out, &self.mean.view(), q);
         out
     }
 
@@ -341,13 +351,7 @@ impl<'a> StreamedCentred<'a> {
                         col,
                     });
                 }
-                let mut acc = vec![0f64; d];
-                for row in chunk.rows() {
-                    for (a, &v) in acc.iter_mut().zip(row.iter()) {
-                        *a += v as f64;
-                    }
-                }
-                Ok(acc)
+                Ok(column_sums(&chunk.view()))
             },
             &|a, b| add_results(a, b, add_vecs),
         )
@@ -357,9 +361,9 @@ impl<'a> StreamedCentred<'a> {
         Ok(Self { n, d, read, mean })
     }
 
-    /// Block `b`'s rows, centred.
-    fn centred_block(&self, b: usize) -> Result<Array2<f32>, FusionError> {
-        let rows = block_rows(b, self.n);
+    /// The block of rows that starts at row `start`, centred.
+    fn centred_block(&self, start: usize) -> Result<Array2<f32>, FusionError> {
+        let rows = block_rows(start / BLOCK, self.n);
         let mut chunk = (self.read)(rows.start, rows.end)?;
         chunk -= &self.mean.view().insert_axis(Axis(0));
         Ok(chunk)
@@ -367,15 +371,10 @@ impl<'a> StreamedCentred<'a> {
 
     /// `X - 1μᵀ`, whole (for a view of few columns).
     pub fn centred(&self) -> Result<Array2<f32>, FusionError> {
-        let mut out = Array2::<f32>::zeros((self.n, self.d));
-        out.axis_chunks_iter_mut(Axis(0), BLOCK)
-            .into_par_iter()
-            .enumerate()
-            .try_for_each(|(b, mut o)| {
-                o.assign(&self.centred_block(b)?);
-                Ok(())
-            })?;
-        Ok(out)
+        try_by_row_blocks(self.n, self.d, |start, mut o| {
+            o.assign(&self.centred_block(start)?);
+            Ok(())
+        })
     }
 }
 
@@ -399,14 +398,7 @@ impl CentredProducts for StreamedCentred<'_> {
             &|b| {
                 let rows = block_rows(b, self.n);
                 let chunk = (self.read)(rows.start, rows.end)?;
-                let mut acc = 0f64;
-                for row in chunk.rows() {
-                    for (&v, &mu) in row.iter().zip(self.mean.iter()) {
-                        let c = (v - mu) as f64;
-                        acc += c * c;
-                    }
-                }
-                Ok(acc)
+                Ok(centred_square_sum(&chunk.view(), &self.mean.view()))
             },
             &|a, b| add_results(a, b, |a, b| a + b),
         )
@@ -415,15 +407,10 @@ impl CentredProducts for StreamedCentred<'_> {
     }
 
     fn dot(&self, w: &ArrayView2<f32>) -> Result<Array2<f32>, FusionError> {
-        let mut out = Array2::<f32>::zeros((self.n, w.ncols()));
-        out.axis_chunks_iter_mut(Axis(0), BLOCK)
-            .into_par_iter()
-            .enumerate()
-            .try_for_each(|(b, mut o)| {
-                o.assign(&self.centred_block(b)?.dot(w));
-                Ok(())
-            })?;
-        Ok(out)
+        try_by_row_blocks(self.n, w.ncols(), |start, mut o| {
+            o.assign(&self.centred_block(start)?.dot(w));
+            Ok(())
+        })
     }
 
     fn t_dot(&self, q: &ArrayView2<f32>) -> Result<Array2<f32>, FusionError> {
@@ -438,10 +425,7 @@ impl CentredProducts for StreamedCentred<'_> {
             &|a, b| add_results(a, b, |a, b| a + b),
         )
         .unwrap_or_else(|| Ok(Array2::zeros((d, k))))?;
-        let col_sums = q.sum_axis(Axis(0));
-        for (mut row, &mu) in out.rows_mut().into_iter().zip(self.mean.iter()) {
-            row.scaled_add(-mu, &col_sums);
-        }
+        subtract_mean_term(&mut out, &self.mean.view(), q);
         Ok(out)
     }
 
@@ -450,7 +434,7 @@ impl CentredProducts for StreamedCentred<'_> {
         let g32 = tree_sum(
             blocks_of(self.n),
             &|b| {
-                let xb = self.centred_block(b)?;
+                let xb = self.centred_block(b * BLOCK)?;
                 Ok(xb.t().dot(&xb))
             },
             &|a, b| add_results(a, b, |a, b| a + b),
@@ -490,12 +474,28 @@ pub(crate) fn by_row_blocks(
     k: usize,
     fill: impl Fn(usize, ArrayViewMut2<f32>) + Sync + Send,
 ) -> Array2<f32> {
+    let filled = try_by_row_blocks(n, k, |start, o| {
+        fill(start, o);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match filled {
+        Ok(out) => out,
+        Err(never) => match never {},
+    }
+}
+
+/// [`by_row_blocks`] with a `fill` that can fail (a block read from disk): the first error met.
+pub(crate) fn try_by_row_blocks<E: Send>(
+    n: usize,
+    k: usize,
+    fill: impl Fn(usize, ArrayViewMut2<f32>) -> Result<(), E> + Sync + Send,
+) -> Result<Array2<f32>, E> {
     let mut out = Array2::<f32>::zeros((n, k));
     out.axis_chunks_iter_mut(Axis(0), BLOCK)
         .into_par_iter()
         .enumerate()
-        .for_each(|(b, o)| fill(b * BLOCK, o));
-    out
+        .try_for_each(|(b, o)| fill(b * BLOCK, o))?;
+    Ok(out)
 }
 
 /// Adds rows `start..` of sparse `a`, times dense `w`, into the rows of `out`.

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::Serialize;
 
-use super::stages::evaluate::{PartEmbeddings, RankStageParams, pairs_embeddings};
+use super::stages::evaluate::{PartEmbeddings, RankStageParams, pairs_embeddings, part_embeddings};
 use super::stages::features::{load_image_model, load_split, load_text_model};
 use super::stages::fusion::{load_cca, load_embeddings, pairs_in};
 use super::stages::submit::{embed_images, embed_texts};
@@ -238,64 +238,58 @@ pub fn search(
         .into());
     }
     let gallery = pairs_embeddings(&split, &embeddings, &pairs);
-    let train_pairs = pairs_in(&split, partition, &embeddings.image_rows, Part::Train);
-    let train = (!train_pairs.is_empty() && matches!(hubness, Hubness::Csls(_)))
-        .then(|| pairs_embeddings(&split, &embeddings, &train_pairs));
+    // CSLS takes its neighbourhoods from the training items, as `evaluate` does.
+    let train = match hubness {
+        Hubness::Csls(_) => Some(part_embeddings(
+            &split,
+            partition,
+            &embeddings,
+            Part::Train,
+        )?),
+        _ => None,
+    };
 
     // Where each id is: in the split (images, captions) and among the embedded image rows.
     let (image_index, text_index) = (positions(&split.image_ids), positions(&split.text_ids));
     let image_row = positions(&embeddings.image_rows);
     let cca = load_cca(ctx, p)?;
-    let text_model = if queries.iter().any(|q| matches!(q, SearchQuery::Text(_))) {
-        Some(load_text_model(ctx, p)?)
-    } else {
-        None
-    };
-    let image_model = if queries.iter().any(|q| matches!(q, SearchQuery::Image(_))) {
-        Some(load_image_model(ctx, p)?)
-    } else {
-        None
-    };
 
-    // Every query in the shared space, with the gallery rows of its true matches (by id only).
-    let typed_captions: Vec<TextEntry> = queries
-        .iter()
-        .filter_map(|q| match q {
-            SearchQuery::Text(text) => Some(TextEntry {
+    // Every query in the shared space, with the gallery rows of its true matches (by id only):
+    // typed captions and image files described with the fitted models (loaded only for them).
+    let (mut typed_captions, mut files) = (Vec::new(), Vec::new());
+    for query in queries {
+        match query {
+            SearchQuery::Text(text) => typed_captions.push(TextEntry {
                 id: "query".into(),
                 caption: text.clone(),
             }),
-            _ => None,
-        })
-        .collect();
-    let typed = match &text_model {
-        Some(model) => embed_texts(ctx, model, &cca, &typed_captions, "describing captions")?,
-        None => Array2::zeros((0, cca.dims())),
-    };
-    let files: Vec<ImageEntry> = queries
-        .iter()
-        .filter_map(|q| match q {
-            SearchQuery::Image(path) => Some(ImageEntry {
+            SearchQuery::Image(path) => files.push(ImageEntry {
                 id: "query".into(),
                 path: path.clone(),
             }),
-            _ => None,
-        })
-        .collect();
-    let described = match &image_model {
-        Some(model) => {
-            let (described, skipped) = embed_images(ctx, model, &cca, &files, "describing images")?;
-            if let Some(skip) = skipped.first() {
-                return Err(PipelineError::Invalid(format!(
-                    "search: cannot describe image {}: {}",
-                    skip.path.display(),
-                    skip.reason
-                ))
-                .into());
-            }
-            described
+            SearchQuery::TextId(_) | SearchQuery::ImageId(_) => {}
         }
-        None => Array2::zeros((0, cca.dims())),
+    }
+    let typed = if typed_captions.is_empty() {
+        Array2::zeros((0, cca.dims()))
+    } else {
+        let model = load_text_model(ctx, p)?;
+        embed_texts(ctx, &model, &cca, &typed_captions, "describing captions")?
+    };
+    let described = if files.is_empty() {
+        Array2::zeros((0, cca.dims()))
+    } else {
+        let model = load_image_model(ctx, p)?;
+        let (described, skipped) = embed_images(ctx, &model, &cca, &files, "describing images")?;
+        if let Some(skip) = skipped.first() {
+            return Err(PipelineError::Invalid(format!(
+                "search: cannot describe image {}: {}",
+                skip.path.display(),
+                skip.reason
+            ))
+            .into());
+        }
+        described
     };
     let (mut next_typed, mut next_file) = (0, 0);
     let mut rows = Vec::with_capacity(queries.len());
@@ -468,27 +462,22 @@ fn rank_gallery(
         (&gallery.texts, &gallery.images)
     };
     let penalties = match hubness {
-        Hubness::None => None,
         Hubness::InvertedSoftmax(t) => Some(Csls::inverted_softmax(
             queries,
             &items.view(),
             &bank.view(),
             t,
         )?),
-        Hubness::Csls(_) => {
-            let train = train.ok_or_else(|| {
-                PipelineError::Invalid(
-                    "search: CSLS ([rank] csls_k) needs training items, and this partition has \
-                     none"
-                        .into(),
-                )
-            })?;
-            let references = if searches_images {
-                (&train.texts.view(), &train.images.view())
-            } else {
-                (&train.images.view(), &train.texts.view())
-            };
-            hubness.penalties(queries, &items.view(), Some(references))?
+        hubness => {
+            let references = train.map(|train| {
+                if searches_images {
+                    (train.texts.view(), train.images.view())
+                } else {
+                    (train.images.view(), train.texts.view())
+                }
+            });
+            let references = references.as_ref().map(|(q, g)| (q, g));
+            hubness.penalties(queries, &items.view(), references)?
         }
     };
     let top = top_k(
