@@ -326,10 +326,30 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     );
     std::fs::write(&manifest_path, original).unwrap();
 
-    // inspect shows the image matrix with its ids.
+    // The image features are on disk once, as their blocks; the manifest says where each goes
+    // in the combined matrix, in order and without gaps, and with what weight.
+    let images = ws.stage("image-features");
+    assert!(!images.join("main/image_features.npy").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(images.join("manifest.json")).unwrap())
+            .unwrap();
+    let layout = manifest["summary"]["main_combined_layout"]
+        .as_array()
+        .expect("main_combined_layout in the summary");
+    let mut end = 0;
+    for block in layout {
+        assert_eq!(block["start"], end, "{block}");
+        assert!(block["weight"].is_f64(), "{block}");
+        let file = format!("main/block_{}.npy", block["block"].as_str().unwrap());
+        assert!(images.join(&file).exists(), "{file}");
+        end = block["end"].as_u64().unwrap();
+    }
+    assert_eq!(manifest["summary"]["main_dims"], end);
+
+    // inspect shows an image block with its ids.
     let inspect = ok(
         ws.path(),
-        &["inspect", "work/image-features/main/image_features.npy"],
+        &["inspect", "work/image-features/main/block_sift_fisher.npy"],
     );
     assert!(inspect.contains("non-finite values: 0"), "{inspect}");
     assert!(

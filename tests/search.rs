@@ -131,6 +131,51 @@ fn search_ranks_as_rank_does_and_refuses_bad_queries() {
         }
     }
 
+    // The gallery's side of each hubness correction is kept between searches (the loop above
+    // ranked its second and third queries with what the first kept), named by the `embed` run
+    // it was made from: doctored, a kept file changes the ranking, so it is read; after `embed`
+    // runs again it is not, and it is removed; `clean` of `embed` removes the folder.
+    let kept_dir = ws
+        .stage("search")
+        .join(partition.file_name().unwrap().to_str().unwrap());
+    let kept = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&kept_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let names = kept();
+    assert_eq!(names.len(), 4, "two sides, two corrections: {names:?}");
+    let doctored = kept_dir.join(
+        names
+            .iter()
+            .find(|n| n.ends_with("-test-images-inverted-softmax-0.2.npy"))
+            .unwrap_or_else(|| panic!("{names:?}")),
+    );
+    let penalties: ndarray::Array2<f32> = ndarray_npy::read_npy(&doctored).unwrap();
+    ndarray_npy::write_npy(&doctored, &penalties.mapv(|_| -1000.0f32)).unwrap();
+    let text_query = read_ranking(&partition.join("text_to_image.csv"))
+        .into_keys()
+        .min()
+        .unwrap();
+    let softmax = [
+        "--text-id",
+        text_query.as_str(),
+        "--part",
+        "test",
+        "--set",
+        "rank.inverted_softmax_temperature=0.2",
+    ];
+    let top_score = |report: &Value| hits(report)[0].1;
+    assert!(top_score(&search_json(&ws, &softmax)) > 900.0);
+    ok(ws.path(), &["embed", "pipeline.toml", "--force"]);
+    assert!(top_score(&search_json(&ws, &softmax)) < 10.0);
+    assert!(!doctored.exists(), "{:?}", kept());
+    ok(ws.path(), &["clean", "pipeline.toml", "embed"]);
+    assert!(!ws.stage("search").exists());
+
     // A caption typed in ranks as its twin in the dataset, and an image file as its id does
     // (every item of the gallery compared, k = its size).
     let mut texts = csv::Reader::from_path(ws.stage("split").join("texts.csv")).unwrap();

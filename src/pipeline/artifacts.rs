@@ -15,7 +15,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::ops::Range;
 use std::path::Path;
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayViewMut2};
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 
 use crate::error::IoError;
@@ -226,41 +226,24 @@ pub fn read_dense_block(
     rows: &[usize],
     columns: Option<Range<usize>>,
 ) -> Result<Array2<f32>, PipelineError> {
-    use std::io::{Seek, SeekFrom};
-    let DenseNpy {
-        mut reader,
-        data_start,
-        n_rows,
-        n_cols,
-    } = open_dense(path)?;
-    let columns = columns.unwrap_or(0..n_cols);
-    if columns.start > columns.end || columns.end > n_cols {
-        return Err(npy_error(
-            path,
-            format!("columns {columns:?} asked of a matrix of {n_cols} columns"),
-        ));
-    }
-    if let Some(&bad) = rows.iter().find(|&&r| r >= n_rows) {
-        return Err(npy_error(
-            path,
-            format!("row {bad} asked of a matrix of {n_rows} rows"),
-        ));
-    }
-    let io = |e| IoError::new("reading", path, e);
+    let mut npy = open_dense(path)?;
+    let columns = columns.unwrap_or(0..npy.n_cols);
     let mut out = Array2::<f32>::zeros((rows.len(), columns.len()));
-    let mut bytes = vec![0u8; columns.len() * 4];
-    for (mut target, &row) in out.rows_mut().into_iter().zip(rows) {
-        reader
-            .seek(SeekFrom::Start(
-                data_start + ((row * n_cols + columns.start) * 4) as u64,
-            ))
-            .and_then(|_| reader.read_exact(&mut bytes))
-            .map_err(io)?;
-        for (value, chunk) in target.iter_mut().zip(bytes.chunks_exact(4)) {
-            *value = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        }
-    }
+    npy.read_block_into(path, rows, columns, 1.0, out.view_mut())?;
     Ok(out)
+}
+
+/// [`read_dense_block`] into `out` (a row per entry of `rows`, a column per column of
+/// `columns`), each value times `weight`: how the combined image features are put together from
+/// the files of their blocks without a second copy of any block in memory.
+pub fn read_dense_block_into(
+    path: &Path,
+    rows: &[usize],
+    columns: Range<usize>,
+    weight: f32,
+    out: ArrayViewMut2<f32>,
+) -> Result<(), PipelineError> {
+    open_dense(path)?.read_block_into(path, rows, columns, weight, out)
 }
 
 /// A dense float32 `.npy` matrix opened and its header read.
@@ -270,6 +253,55 @@ struct DenseNpy {
     data_start: u64,
     n_rows: usize,
     n_cols: usize,
+}
+
+impl DenseNpy {
+    /// Columns `columns` of `rows`, each value times `weight`, into `out`; a seek only where a
+    /// row does not follow the one before, so that reading whole rows in order streams the file.
+    fn read_block_into(
+        &mut self,
+        path: &Path,
+        rows: &[usize],
+        columns: Range<usize>,
+        weight: f32,
+        mut out: ArrayViewMut2<f32>,
+    ) -> Result<(), PipelineError> {
+        use std::io::{Seek, SeekFrom};
+        let n_cols = self.n_cols;
+        if columns.start > columns.end || columns.end > n_cols {
+            return Err(npy_error(
+                path,
+                format!("columns {columns:?} asked of a matrix of {n_cols} columns"),
+            ));
+        }
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.n_rows) {
+            return Err(npy_error(
+                path,
+                format!("row {bad} asked of a matrix of {} rows", self.n_rows),
+            ));
+        }
+        assert_eq!(
+            out.dim(),
+            (rows.len(), columns.len()),
+            "the output has a row per row asked and a column per column asked"
+        );
+        let io = |e| IoError::new("reading", path, e);
+        let mut bytes = vec![0u8; columns.len() * 4];
+        // Where the reader stands: the data's first byte after the header.
+        let mut position = self.data_start;
+        for (mut target, &row) in out.rows_mut().into_iter().zip(rows) {
+            let start = self.data_start + ((row * n_cols + columns.start) * 4) as u64;
+            if start != position {
+                self.reader.seek(SeekFrom::Start(start)).map_err(io)?;
+            }
+            self.reader.read_exact(&mut bytes).map_err(io)?;
+            position = start + bytes.len() as u64;
+            for (value, chunk) in target.iter_mut().zip(bytes.chunks_exact(4)) {
+                *value = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) * weight;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Opens a dense float32 `.npy` matrix and reads its header.

@@ -167,9 +167,30 @@ impl Csls {
         k: usize,
     ) -> Result<Self, RetrievalError> {
         Ok(Self {
-            query_penalty: mean_knn_similarity(queries, gallery_side_reference, k, 256)?,
-            gallery_penalty: mean_knn_similarity(gallery, query_side_reference, k, 256)?,
+            query_penalty: Self::csls_query_penalty(queries, gallery_side_reference, k)?,
+            gallery_penalty: Self::csls_gallery_penalty(gallery, query_side_reference, k)?,
         })
+    }
+
+    /// `r_q` of [`Csls::fit`]: each query's mean cosine to its `k` nearest items of the
+    /// gallery's kind in the reference.
+    pub fn csls_query_penalty(
+        queries: &ArrayView2<f32>,
+        gallery_side_reference: &ArrayView2<f32>,
+        k: usize,
+    ) -> Result<Array1<f32>, RetrievalError> {
+        mean_knn_similarity(queries, gallery_side_reference, k, 256)
+    }
+
+    /// `r_g` of [`Csls::fit`]: each gallery item's mean cosine to its `k` nearest items of the
+    /// queries' kind in the reference. It does not depend on the queries, so a caller that
+    /// ranks the same gallery again may keep it (`search` does).
+    pub fn csls_gallery_penalty(
+        gallery: &ArrayView2<f32>,
+        query_side_reference: &ArrayView2<f32>,
+        k: usize,
+    ) -> Result<Array1<f32>, RetrievalError> {
+        mean_knn_similarity(gallery, query_side_reference, k, 256)
     }
 
     /// The inverted softmax of Smith, Turban, Hamblin and Hammerla ("Offline bilingual word

@@ -2,8 +2,10 @@
 //! images or captions only, then computed for every item.
 //!
 //! Per partition `<p>` (`main`, or `fold-<i>`):
-//! - image side: `<p>/image_features.npy` (the weighted concatenation of the blocks; rows in
-//!   `<p>/image_rows.txt`), one `<p>/block_<name>.npy` per block, and the fitted vocabularies
+//! - image side: one `<p>/block_<name>.npy` per block (rows in `<p>/image_rows.txt`), in the
+//!   manifest's summary `<p>_combined_layout`, the columns and weight of each block in the
+//!   combined matrix that `fit` and `embed` read (put together from the blocks as it is read,
+//!   [`CombinedImageFeatures`], rather than written a second time), and the fitted vocabularies
 //!   in `<p>/model/<array>.npy`; with `hflip_training`, the same for every image outside the
 //!   test part mirrored left to right in `<p>/hflip/` (extra training pairs);
 //! - text side: `<p>/text_features.npz` (sparse, scipy CSR; rows in `text_ids.txt`), the blocks
@@ -16,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
@@ -27,9 +30,7 @@ use crate::error::{Error, IoError};
 use crate::fusion::{ColumnBlocks, FusionError};
 use crate::image::{FittedImageFeatures, ImageFeatureParams, Orientation, SkippedImage};
 use crate::matrix::FeatureMatrix;
-use crate::pipeline::artifacts::{
-    dense_shape, read_dense, read_dense_block, read_dense_rows, read_ids,
-};
+use crate::pipeline::artifacts::{dense_shape, read_dense, read_dense_block_into, read_ids};
 use crate::pipeline::manifest::InputFingerprint;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::text::{FittedTextFeatures, TextFeatureParams};
@@ -149,11 +150,12 @@ struct Described {
     skipped: Vec<SkippedImage>,
 }
 
-/// Describes `paths` with `fitted` and writes `<dir>/image_features.npy` (the blocks, each times
-/// its weight), one `<dir>/block_<name>.npy` per block and `<dir>/image_rows.txt` (`id_of` each
-/// described path's index), a chunk of images at a time: memory holds one chunk, never the
-/// whole matrix (10 GB for the 50,000 images of the contest's attachment 1, twice that with
-/// the blocks). `what` prefixes each artifact's description.
+/// Describes `paths` with `fitted` and writes one `<dir>/block_<name>.npy` per block and
+/// `<dir>/image_rows.txt` (`id_of` each described path's index), a chunk of images at a time:
+/// memory holds one chunk, never the whole matrix (10 GB for the 50,000 images of the contest's
+/// attachment 1). The combined matrix, each block times its weight, is not written: readers put
+/// it together from the blocks ([`CombinedImageFeatures`]). `what` prefixes each artifact's
+/// description.
 #[allow(clippy::too_many_arguments)]
 fn describe_to_disk<'a>(
     out: &mut StageWriter,
@@ -167,12 +169,10 @@ fn describe_to_disk<'a>(
 ) -> Result<Described, Error> {
     let layout = fitted.block_layout();
     let dims: usize = layout.iter().map(|(_, width, _)| width).sum();
-    let combined_file = format!("{dir}/image_features.npy");
     let block_files: Vec<String> = layout
         .iter()
         .map(|(name, _, _)| format!("{dir}/block_{name}.npy"))
         .collect();
-    let mut combined = out.dense_rows(&combined_file, dims)?;
     let mut blocks = layout
         .iter()
         .zip(&block_files)
@@ -180,7 +180,6 @@ fn describe_to_disk<'a>(
         .collect::<Result<Vec<_>, _>>()?;
     let mut ids: Vec<&str> = Vec::new();
     let skipped = fitted.transform_chunked(paths, orientation, bar, |chunk| {
-        combined.append(&fitted.combine(&chunk.blocks))?;
         for (writer, block) in blocks.iter_mut().zip(&chunk.blocks) {
             writer.append(block)?;
         }
@@ -193,12 +192,6 @@ fn describe_to_disk<'a>(
         &ids,
         &format!("{what}ids of the image feature rows"),
     )?;
-    out.finish_dense(
-        &combined_file,
-        combined,
-        Some(&rows_file),
-        &format!("{what}all blocks, each times its weight"),
-    )?;
     for (((name, _, _), file), writer) in layout.iter().zip(&block_files).zip(blocks) {
         out.finish_dense(
             file,
@@ -207,6 +200,20 @@ fn describe_to_disk<'a>(
             &format!("{what}block {name}, normalised on its own"),
         )?;
     }
+    // Where each block goes in the combined matrix that `fit` and `embed` read, and its
+    // weight: what a numpy user needs to put it together (docs/pipelines.md).
+    let mut start = 0;
+    let combined: Vec<serde_json::Value> = layout
+        .iter()
+        .map(|(name, width, weight)| {
+            let entry = serde_json::json!({
+                "block": name, "start": start, "end": start + width, "weight": weight
+            });
+            start += width;
+            entry
+        })
+        .collect();
+    out.summary(&format!("{dir}_combined_layout"), combined);
     Ok(Described {
         rows: ids.len(),
         dims,
@@ -245,7 +252,7 @@ pub fn load_mirrored_image_features(ctx: &Context, p: &str) -> Result<Option<Row
         return Ok(None);
     }
     let dir = ctx.stage_dir("image-features").join(p).join("hflip");
-    Ok(Some(read_image_features(&dir)?))
+    Ok(Some(read_image_features(&dir, &params)?))
 }
 
 /// The widths of the image blocks, in the column order of the combined image features, as the
@@ -261,8 +268,9 @@ pub fn image_block_widths(ctx: &Context) -> Result<Vec<usize>, Error> {
 }
 
 /// The combined image features of partition `p` and their row ids.
-pub fn load_image_features(ctx: &Context, p: &str) -> Result<RowsWithIds, PipelineError> {
-    read_image_features(&ctx.stage_dir("image-features").join(p))
+pub fn load_image_features(ctx: &Context, p: &str) -> Result<RowsWithIds, Error> {
+    let params: ImageFeatureParams = ctx.config.section("image_features")?;
+    read_image_features(&ctx.stage_dir("image-features").join(p), &params)
 }
 
 /// The row ids of partition `p`'s image features.
@@ -274,21 +282,110 @@ pub fn load_image_row_ids(ctx: &Context, p: &str) -> Result<Vec<String>, Pipelin
     )
 }
 
-/// Rows `rows` (indices into [`load_image_row_ids`]) of partition `p`'s image features, read
-/// without reading the rest.
+/// Rows `rows` (indices into [`load_image_row_ids`]) of partition `p`'s combined image
+/// features, read without reading the rest.
 pub fn load_image_feature_rows(
     ctx: &Context,
     p: &str,
     rows: &[usize],
-) -> Result<Array2<f32>, PipelineError> {
-    read_dense_rows(&image_features_file(ctx, p), rows)
+) -> Result<Array2<f32>, Error> {
+    let files = CombinedImageFeatures::open(ctx, p)?;
+    Ok(files.read(rows, 0..files.n_cols)?)
 }
 
-/// Partition `p`'s combined image features, `image_features.npy`.
-fn image_features_file(ctx: &Context, p: &str) -> PathBuf {
-    ctx.stage_dir("image-features")
-        .join(p)
-        .join("image_features.npy")
+/// The combined image features of one folder that [`describe_to_disk`] wrote: every block side
+/// by side, each times its weight, in [`FittedImageFeatures::block_layout`] order. Only the
+/// blocks are on disk (`block_<name>.npy`); the combined rows are put together from them as
+/// they are read, to the same bits as the product `FittedImageFeatures::combine` computes, so
+/// that the stage does not write every value twice (10 GB at the contest's 50,000 images).
+pub struct CombinedImageFeatures {
+    blocks: Vec<BlockFile>,
+    n_rows: usize,
+    n_cols: usize,
+}
+
+/// One block's file and where its columns go in the combined matrix.
+struct BlockFile {
+    path: PathBuf,
+    start: usize,
+    width: usize,
+    weight: f32,
+}
+
+impl CombinedImageFeatures {
+    /// Partition `p`'s image features, as the pipeline's `[image_features]` lays them out.
+    pub fn open(ctx: &Context, p: &str) -> Result<Self, Error> {
+        let params: ImageFeatureParams = ctx.config.section("image_features")?;
+        Self::open_dir(&ctx.stage_dir("image-features").join(p), &params)
+    }
+
+    /// The blocks in `dir`, from their headers alone; a file whose shape does not fit the
+    /// layout of `params` is named.
+    fn open_dir(dir: &Path, params: &ImageFeatureParams) -> Result<Self, Error> {
+        let layout = params.clone().check()?.block_layout();
+        let (mut blocks, mut n_rows, mut n_cols) = (Vec::with_capacity(layout.len()), None, 0);
+        for (name, width, weight) in layout {
+            let path = dir.join(format!("block_{name}.npy"));
+            let (rows, cols) = dense_shape(&path)?;
+            if cols != width || n_rows.is_some_and(|n| n != rows) {
+                return Err(PipelineError::Invalid(format!(
+                    "{}: {rows} x {cols}, but block {name} of [image_features] is {width} \
+                     columns wide{}",
+                    path.display(),
+                    n_rows.map_or(String::new(), |n| format!(
+                        " and the blocks before it have {n} rows"
+                    ))
+                ))
+                .into());
+            }
+            n_rows = Some(rows);
+            blocks.push(BlockFile {
+                path,
+                start: n_cols,
+                width,
+                weight,
+            });
+            n_cols += width;
+        }
+        Ok(Self {
+            blocks,
+            n_rows: n_rows.unwrap_or(0),
+            n_cols,
+        })
+    }
+
+    /// Columns `columns` of `rows` (in the order given) of the combined matrix, each block's
+    /// part read from its own file.
+    pub fn read(
+        &self,
+        rows: &[usize],
+        columns: Range<usize>,
+    ) -> Result<Array2<f32>, PipelineError> {
+        if columns.start > columns.end || columns.end > self.n_cols {
+            return Err(PipelineError::Invalid(format!(
+                "columns {columns:?} asked of image features of {} columns",
+                self.n_cols
+            )));
+        }
+        let mut out = Array2::<f32>::zeros((rows.len(), columns.len()));
+        for block in &self.blocks {
+            let (lo, hi) = (
+                columns.start.max(block.start),
+                columns.end.min(block.start + block.width),
+            );
+            if lo >= hi {
+                continue;
+            }
+            read_dense_block_into(
+                &block.path,
+                rows,
+                lo - block.start..hi - block.start,
+                block.weight,
+                out.slice_mut(ndarray::s![.., lo - columns.start..hi - columns.start]),
+            )?;
+        }
+        Ok(out)
+    }
 }
 
 /// Rows `rows` (indices into [`load_image_row_ids`]) of partition `p`'s image features, handed
@@ -297,17 +394,17 @@ fn image_features_file(ctx: &Context, p: &str) -> PathBuf {
 /// images, never all of them (at the contest's 50,000 images, 4 GB for the widest block
 /// against 10 GB for the whole matrix).
 pub struct ImageFeatureRows {
-    path: PathBuf,
+    files: CombinedImageFeatures,
     rows: Vec<usize>,
-    n_cols: usize,
 }
 
 impl ImageFeatureRows {
-    /// Reads the file's header alone; a row it does not hold is refused when a block is read.
-    pub fn open(ctx: &Context, p: &str, rows: Vec<usize>) -> Result<Self, PipelineError> {
-        let path = image_features_file(ctx, p);
-        let (_, n_cols) = dense_shape(&path)?;
-        Ok(Self { path, rows, n_cols })
+    /// Reads the files' headers alone; a row they do not hold is refused when a block is read.
+    pub fn open(ctx: &Context, p: &str, rows: Vec<usize>) -> Result<Self, Error> {
+        Ok(Self {
+            files: CombinedImageFeatures::open(ctx, p)?,
+            rows,
+        })
     }
 }
 
@@ -326,7 +423,7 @@ impl ColumnBlocks for ImageFeatureRows {
     }
 
     fn n_cols(&self) -> usize {
-        self.n_cols
+        self.files.n_cols
     }
 
     fn block(
@@ -336,7 +433,8 @@ impl ColumnBlocks for ImageFeatureRows {
         width: usize,
     ) -> Result<Cow<'_, FeatureMatrix>, FusionError> {
         let file_rows: Vec<usize> = rows.iter().map(|&r| self.rows[r]).collect();
-        read_dense_block(&self.path, &file_rows, Some(start..start + width))
+        self.files
+            .read(&file_rows, start..start + width)
             .map(|m| Cow::Owned(FeatureMatrix::Dense(m)))
             .map_err(|e| FusionError::Read {
                 start,
@@ -347,9 +445,11 @@ impl ColumnBlocks for ImageFeatureRows {
 }
 
 /// What [`describe_to_disk`] wrote in `dir`: the combined features and their row ids.
-fn read_image_features(dir: &Path) -> Result<RowsWithIds, PipelineError> {
+fn read_image_features(dir: &Path, params: &ImageFeatureParams) -> Result<RowsWithIds, Error> {
+    let files = CombinedImageFeatures::open_dir(dir, params)?;
+    let all: Vec<usize> = (0..files.n_rows).collect();
     Ok((
-        read_dense(&dir.join("image_features.npy"))?,
+        files.read(&all, 0..files.n_cols)?,
         read_ids(&dir.join("image_rows.txt"))?,
     ))
 }
@@ -522,4 +622,83 @@ pub fn load_text_model(ctx: &Context, p: &str) -> Result<FittedTextFeatures, Err
     Ok(FittedTextFeatures::load(
         &ctx.stage_dir("text-features").join(p).join("model"),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::artifacts::write_dense;
+
+    /// Blocks of the default layout filled with distinct values, written to `dir`, and the
+    /// combined matrix they stand for, computed by `FittedImageFeatures::combine`'s rule.
+    fn written_blocks(dir: &Path, params: &ImageFeatureParams, rows: usize) -> Array2<f32> {
+        let layout = params.clone().check().unwrap().block_layout();
+        let n_cols: usize = layout.iter().map(|(_, width, _)| width).sum();
+        let mut combined = Array2::<f32>::zeros((rows, n_cols));
+        let mut start = 0;
+        for (b, (name, width, weight)) in layout.iter().enumerate() {
+            let block = Array2::from_shape_fn((rows, *width), |(r, c)| {
+                ((r * 7919 + c * 31 + b * 101) % 1000) as f32 / 997.0 - 0.3
+            });
+            write_dense(&dir.join(format!("block_{name}.npy")), &block).unwrap();
+            combined
+                .slice_mut(ndarray::s![.., start..start + width])
+                .zip_mut_with(&block, |c, &v| *c = v * weight);
+            start += width;
+        }
+        combined
+    }
+
+    #[test]
+    fn combined_features_are_read_from_the_blocks_to_the_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = ImageFeatureParams::default();
+        params.sift.bow.weight = 0.5;
+        params.hog.bow.weight = 2.0;
+        let combined = written_blocks(dir.path(), &params, 6);
+        let files = CombinedImageFeatures::open_dir(dir.path(), &params).unwrap();
+        assert_eq!((files.n_rows, files.n_cols), combined.dim());
+        assert!(files.blocks.len() >= 3, "a layout of several blocks");
+        let n = files.n_cols;
+        let second = files.blocks[1].start;
+        // Whole rows, rows out of order and repeated, ranges within a block and across several.
+        for (rows, columns) in [
+            (vec![0, 1, 2, 3, 4, 5], 0..n),
+            (vec![5, 0, 3, 3], 0..n),
+            (vec![4, 1], second - 3..second + 5),
+            (vec![2], second + 1..n - 1),
+            (vec![1, 2], second..second),
+        ] {
+            let read = files.read(&rows, columns.clone()).unwrap();
+            let expected = combined.select(ndarray::Axis(0), &rows);
+            let expected = expected.slice(ndarray::s![.., columns.clone()]);
+            assert_eq!(read.dim(), expected.dim());
+            assert!(
+                read.iter()
+                    .zip(expected.iter())
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "rows {rows:?}, columns {columns:?}"
+            );
+        }
+        assert!(files.read(&[0], 0..n + 1).is_err());
+        assert!(files.read(&[6], 0..1).is_err());
+    }
+
+    #[test]
+    fn a_block_that_does_not_fit_the_layout_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = ImageFeatureParams::default();
+        written_blocks(dir.path(), &params, 4);
+        let (name, width, _) = params.clone().check().unwrap().block_layout()[1].clone();
+        let file = dir.path().join(format!("block_{name}.npy"));
+        write_dense(&file, &Array2::zeros((3, width))).unwrap();
+        let err = CombinedImageFeatures::open_dir(dir.path(), &params)
+            .err()
+            .expect("three rows among blocks of four")
+            .to_string();
+        assert!(
+            err.contains(&format!("block_{name}.npy")) && err.contains("4 rows"),
+            "{err}"
+        );
+    }
 }
