@@ -132,11 +132,12 @@ fn search_ranks_as_rank_does_and_refuses_bad_queries() {
     }
 
     // The gallery's side of each hubness correction is kept between searches (the loop above
-    // ranked its second and third queries with what the first kept), named by the `embed` run
-    // it was made from: doctored, a kept file changes the ranking, so it is read; after `embed`
-    // runs again it is not, and it is removed; `clean` of `embed` removes the folder.
+    // ranked its second and third queries with what the first kept), inside `embed`'s folder:
+    // doctored, a kept file changes the ranking, so it is read; after `embed` runs again it is
+    // not, and it is replaced; `clean` of `embed` removes it.
     let kept_dir = ws
-        .stage("search")
+        .stage("embed")
+        .join("search")
         .join(partition.file_name().unwrap().to_str().unwrap());
     let kept = || -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&kept_dir)
@@ -151,7 +152,7 @@ fn search_ranks_as_rank_does_and_refuses_bad_queries() {
     let doctored = kept_dir.join(
         names
             .iter()
-            .find(|n| n.ends_with("-test-images-inverted-softmax-0.2.npy"))
+            .find(|n| *n == "test-images-inverted-softmax-0.2.npy")
             .unwrap_or_else(|| panic!("{names:?}")),
     );
     let penalties: ndarray::Array2<f32> = ndarray_npy::read_npy(&doctored).unwrap();
@@ -172,9 +173,12 @@ fn search_ranks_as_rank_does_and_refuses_bad_queries() {
     assert!(top_score(&search_json(&ws, &softmax)) > 900.0);
     ok(ws.path(), &["embed", "pipeline.toml", "--force"]);
     assert!(top_score(&search_json(&ws, &softmax)) < 10.0);
-    assert!(!doctored.exists(), "{:?}", kept());
+    // The search after `embed` ran kept its own penalties, not the doctored ones.
+    let rekept: ndarray::Array2<f32> = ndarray_npy::read_npy(&doctored).unwrap();
+    assert_eq!(rekept.dim(), penalties.dim());
+    assert!(rekept.iter().all(|&v| v > -100.0), "{rekept}");
     ok(ws.path(), &["clean", "pipeline.toml", "embed"]);
-    assert!(!ws.stage("search").exists());
+    assert!(!kept_dir.exists());
 
     // A caption typed in ranks as its twin in the dataset, and an image file as its id does
     // (every item of the gallery compared, k = its size).

@@ -675,8 +675,8 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Removes the artifacts of `stage` and of every stage downstream of it (all for `None`),
-    /// and with `embed` what `search` keeps from it; returns the folders removed.
+    /// Removes the artifacts of `stage` and of every stage downstream of it (all for `None`);
+    /// returns the folders removed.
     pub fn clean(&self, stage: Option<&str>) -> Result<Vec<PathBuf>, PipelineError> {
         let mut doomed: Vec<&str> = match stage {
             None => self.stages().map(|s| s.name()).collect(),
@@ -686,10 +686,6 @@ impl Pipeline {
             if s.upstream().iter().any(|u| doomed.contains(u)) && !doomed.contains(&s.name()) {
                 doomed.push(s.name());
             }
-        }
-        // What `search` keeps between calls is made from `embed`'s matrices.
-        if doomed.contains(&"embed") {
-            doomed.push("search");
         }
         let mut removed = Vec::new();
         for name in doomed {

@@ -12,16 +12,15 @@
 //! `rank` wrote for it. Each query is ranked on its own: what else is asked in the same call
 //! changes nothing. For a query taken by id, the rank of its true match in the whole gallery is
 //! given too. The gallery's side of a hubness correction, which does not depend on the query,
-//! is kept in `<work>/search/` for the next search ([`GalleryPenalties`]).
+//! is kept in the `embed` stage's folder for the next search ([`GalleryPenalties`]).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::Serialize;
 
 use super::artifacts::{read_dense, write_dense};
-use super::manifest::Manifest;
 use super::stages::evaluate::{PartEmbeddings, RankStageParams, pairs_embeddings, part_embeddings};
 use super::stages::features::{load_image_model, load_split, load_text_model};
 use super::stages::fusion::{load_cca, load_embeddings, pairs_in};
@@ -241,7 +240,7 @@ pub fn search(
         .into());
     }
     let gallery = pairs_embeddings(&split, &embeddings, &pairs);
-    let penalties = GalleryPenalties::new(ctx, p, &parts)?;
+    let penalties = GalleryPenalties::new(ctx, p, &parts);
     // CSLS takes its neighbourhoods from the training items, as `evaluate` does.
     let train = match hubness {
         Hubness::Csls(_) => Some(part_embeddings(
@@ -536,37 +535,23 @@ fn rank_gallery(
 /// The gallery's side of the hubness correction (`r_g` of every item ranked) kept between
 /// searches: it depends on the gallery and the ranking, not on the query, and at the contest's
 /// 50,000 items it took 24 s under the inverted softmax and 16 s under CSLS, against 0.8 s for
-/// the rest of a search. Kept in `<work>/search/<p>/`, one `.npy` per searched parts,
-/// side and ranking, named by the `embed` run it is made from, so a file made from other
-/// embeddings is never read; files of earlier runs are removed when a new one is written, and
-/// `clean` of `embed` removes the folder. A file that cannot be read or written costs a
-/// recomputation, never the search.
+/// the rest of a search. Kept inside the `embed` stage's folder, in `embed/search/<p>/`, one
+/// `.npy` per searched parts, side and ranking: a run of `embed` replaces its whole folder and
+/// `clean` removes it, so a kept file never outlives the embeddings it was made from. A file
+/// that cannot be read or written costs a recomputation, never the search.
 struct GalleryPenalties {
     dir: PathBuf,
-    /// Which `embed` the kept files are made from, the start of every kept file's name: the
-    /// start of its fingerprint (its parameters and inputs) and when it finished (a rerun with
-    /// `--force`, or by another build, has the same fingerprint).
-    made: String,
     /// The parts searched, joined by `+`.
     parts: String,
 }
 
 impl GalleryPenalties {
-    fn new(ctx: &Context, p: &str, parts: &[Part]) -> Result<Self, Error> {
-        let embed = ctx.stage_dir("embed");
-        let manifest = Manifest::load(&embed)?.ok_or_else(|| {
-            PipelineError::Invalid(format!("search: no manifest in {}", embed.display()))
-        })?;
+    fn new(ctx: &Context, p: &str, parts: &[Part]) -> Self {
         let parts: Vec<&str> = parts.iter().map(|part| part.as_str()).collect();
-        Ok(Self {
-            dir: ctx.stage_dir("search").join(p),
-            made: format!(
-                "{}-{}",
-                manifest.fingerprint.chars().take(12).collect::<String>(),
-                manifest.finished_at
-            ),
+        Self {
+            dir: ctx.stage_dir("embed").join("search").join(p),
             parts: parts.join("+"),
-        })
+        }
     }
 
     /// The `items` penalties named `what` (side and ranking), read if kept, else `compute`d
@@ -577,9 +562,7 @@ impl GalleryPenalties {
         items: usize,
         compute: impl FnOnce() -> Result<Array1<f32>, Error>,
     ) -> Result<Array1<f32>, Error> {
-        let path = self
-            .dir
-            .join(format!("{}-{}-{what}.npy", self.made, self.parts));
+        let path = self.dir.join(format!("{}-{what}.npy", self.parts));
         if let Ok(kept) = read_dense(&path) {
             if kept.dim() == (items, 1) {
                 log::debug!("search: gallery penalties read from {}", path.display());
@@ -587,25 +570,12 @@ impl GalleryPenalties {
             }
         }
         let penalties = compute()?;
-        if let Err(e) = self.keep(&path, &penalties) {
+        let kept = std::fs::create_dir_all(&self.dir)
+            .map_err(|e| PipelineError::from(IoError::new("creating", &self.dir, e)))
+            .and_then(|_| write_dense(&path, &penalties.view().insert_axis(Axis(1)).to_owned()));
+        if let Err(e) = kept {
             log::warn!("search: could not keep the gallery penalties: {e:#}");
         }
         Ok(penalties)
-    }
-
-    /// Writes `penalties` to `path` (through a temporary file), the files kept from other
-    /// `embed` runs removed first.
-    fn keep(&self, path: &Path, penalties: &Array1<f32>) -> Result<(), PipelineError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| IoError::new("creating", &self.dir, e))?;
-        let entries =
-            std::fs::read_dir(&self.dir).map_err(|e| IoError::new("listing", &self.dir, e))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(".npy") && !name.starts_with(&format!("{}-", self.made)) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-        write_dense(path, &penalties.view().insert_axis(Axis(1)).to_owned())
     }
 }

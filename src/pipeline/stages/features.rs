@@ -171,7 +171,7 @@ fn describe_to_disk<'a>(
     let dims: usize = layout.iter().map(|(_, width, _)| width).sum();
     let block_files: Vec<String> = layout
         .iter()
-        .map(|(name, _, _)| format!("{dir}/block_{name}.npy"))
+        .map(|(name, _, _)| format!("{dir}/{}", image_block_file(name)))
         .collect();
     let mut blocks = layout
         .iter()
@@ -219,6 +219,11 @@ fn describe_to_disk<'a>(
         dims,
         skipped,
     })
+}
+
+/// The file of image block `name` in a partition's folder: `block_<name>.npy`.
+pub fn image_block_file(name: &str) -> String {
+    format!("block_{name}.npy")
 }
 
 /// Loads the fitted image model of partition `p` from a committed `image-features` folder.
@@ -289,8 +294,7 @@ pub fn load_image_feature_rows(
     p: &str,
     rows: &[usize],
 ) -> Result<Array2<f32>, Error> {
-    let files = CombinedImageFeatures::open(ctx, p)?;
-    Ok(files.read(rows, 0..files.n_cols)?)
+    Ok(CombinedImageFeatures::open(ctx, p)?.read_rows(rows)?)
 }
 
 /// The combined image features of one folder that [`describe_to_disk`] wrote: every block side
@@ -325,7 +329,7 @@ impl CombinedImageFeatures {
         let layout = params.clone().check()?.block_layout();
         let (mut blocks, mut n_rows, mut n_cols) = (Vec::with_capacity(layout.len()), None, 0);
         for (name, width, weight) in layout {
-            let path = dir.join(format!("block_{name}.npy"));
+            let path = dir.join(image_block_file(&name));
             let (rows, cols) = dense_shape(&path)?;
             if cols != width || n_rows.is_some_and(|n| n != rows) {
                 return Err(PipelineError::Invalid(format!(
@@ -352,6 +356,11 @@ impl CombinedImageFeatures {
             n_rows: n_rows.unwrap_or(0),
             n_cols,
         })
+    }
+
+    /// Rows `rows` (in the order given) of the combined matrix, every column.
+    pub fn read_rows(&self, rows: &[usize]) -> Result<Array2<f32>, PipelineError> {
+        self.read(rows, 0..self.n_cols)
     }
 
     /// Columns `columns` of `rows` (in the order given) of the combined matrix, each block's
@@ -449,7 +458,7 @@ fn read_image_features(dir: &Path, params: &ImageFeatureParams) -> Result<RowsWi
     let files = CombinedImageFeatures::open_dir(dir, params)?;
     let all: Vec<usize> = (0..files.n_rows).collect();
     Ok((
-        files.read(&all, 0..files.n_cols)?,
+        files.read_rows(&all)?,
         read_ids(&dir.join("image_rows.txt"))?,
     ))
 }

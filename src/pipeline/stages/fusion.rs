@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use ndarray::{Array1, Array2, Axis};
 
 use super::features::{
-    ImageFeatureRows, image_block_widths, load_image_feature_rows, load_image_features,
+    CombinedImageFeatures, ImageFeatureRows, image_block_widths, load_image_features,
     load_image_row_ids, load_mirrored_image_features, load_split,
 };
 use crate::data::Part;
@@ -621,9 +621,10 @@ impl Stage for EmbedStage {
             // the model and one batch of them are ever in memory.
             let embeddings_file = format!("{p}/image_embeddings.npy");
             let mut image_embeddings = out.dense_rows(&embeddings_file, cca.dims())?;
+            let features = CombinedImageFeatures::open(ctx, p)?;
             let all_rows: Vec<usize> = (0..image_rows.len()).collect();
             for rows in all_rows.chunks(PROJECT_ROWS) {
-                let images = load_image_feature_rows(ctx, p, rows)?;
+                let images = features.read_rows(rows)?;
                 image_embeddings.append(&cca.embed_x(&FeatureMatrix::Dense(images))?)?;
             }
             out.finish_dense(

@@ -19,7 +19,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::features::{ImageFeatureRows, load_image_feature_rows, load_image_row_ids, load_split};
+use super::features::{
+    ImageFeatureRows, image_block_file, load_image_feature_rows, load_image_row_ids, load_split,
+};
 use super::fusion::{
     FitSection, compact_pairs, distinct_images, load_text_features, mirrored_pairs, pairs_in,
     stack_mirrored,
@@ -99,7 +101,7 @@ fn load_image_blocks(
     layout
         .into_iter()
         .map(|(name, _, weight)| {
-            let file = format!("block_{name}.npy");
+            let file = image_block_file(&name);
             let mut m = read_dense_rows(&dir.join(&file), rows)?;
             if params.hflip_training {
                 // Stacked like `with_mirrored` stacks the combined features.
