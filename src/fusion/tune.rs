@@ -8,8 +8,10 @@
 //! directions are nested (the first k of a larger fit are the k-dimensional solution) and `p`
 //! only rescales columns. Kernel maps (`kernel_x`, `kernel_y`) depend on none of the axes: they
 //! are fitted once per weighting ([`crate::fusion::CcaValidParams::map_pairs`]), and
-//! [`mean_recall_scorer`] maps each validation matrix once per map. The validation split must
-//! be carved out of the TRAINING data: the test split never chooses a default.
+//! [`mean_recall_scorer`] maps each validation matrix once per map, reading the image rows from
+//! disk a block of rows at a time when the caller hands them over as [`ScoredRows::Read`]. The
+//! validation split must be carved out of the TRAINING data: the test split never chooses a
+//! default.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -22,7 +24,7 @@ use super::{ColumnBlocks, FusionError};
 use crate::matrix::FeatureMatrix;
 use crate::retrieval::evaluate::{EvalOptions, evaluate};
 use crate::retrieval::rank::Hubness;
-use ndarray::Array2;
+use ndarray::{Array2, s};
 
 /// The axes of the grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,16 +296,64 @@ where
     Ok(TuneResult { points, best })
 }
 
+/// Rows a scorer projects: a matrix in memory, or rows of a [`ColumnBlocks`] read
+/// `rows_per_read` at a time and projected as they come, so that only their projections are
+/// held whole. At the contest's size the validation images of a `tune` round are 10,006 rows of
+/// 50,048 float32 (1.9 GiB); read this way, one read of 1,024 rows (0.2 GiB) is held at a time.
+#[derive(Clone, Copy)]
+pub enum ScoredRows<'a> {
+    Held(&'a FeatureMatrix),
+    Read {
+        source: &'a dyn ColumnBlocks,
+        /// Rows of `source`, in the order of the output.
+        rows: &'a [usize],
+        rows_per_read: usize,
+    },
+}
+
+impl ScoredRows<'_> {
+    /// `project` applied to the rows; read rows are projected a read at a time and the outputs
+    /// stacked. Each row's output depends on that row alone, so the result does not depend on
+    /// how the rows are read.
+    fn project(
+        &self,
+        project: impl Fn(&FeatureMatrix) -> Result<Array2<f32>, FusionError>,
+    ) -> Result<Array2<f32>, FusionError> {
+        let (source, rows, rows_per_read) = match *self {
+            ScoredRows::Held(matrix) => return project(matrix),
+            ScoredRows::Read {
+                source,
+                rows,
+                rows_per_read,
+            } => (source, rows, rows_per_read.max(1)),
+        };
+        if rows.len() <= rows_per_read {
+            let block = source.block(rows, 0, source.n_cols())?;
+            return project(&block);
+        }
+        let mut out: Option<Array2<f32>> = None;
+        for (i, chunk) in rows.chunks(rows_per_read).enumerate() {
+            let block = source.block(chunk, 0, source.n_cols())?;
+            let part = project(&block)?;
+            let out = out.get_or_insert_with(|| Array2::zeros((rows.len(), part.ncols())));
+            let start = i * rows_per_read;
+            out.slice_mut(s![start..start + chunk.len(), ..])
+                .assign(&part);
+        }
+        Ok(out.expect("more than one read"))
+    }
+}
+
 /// A scorer for [`tune`]: the mean of R@1, R@5, R@10 over both directions on validation data
 /// (`val_images` one row per image, `val_texts` one row per caption, `text_image[t]` the image
 /// row of caption `t`). CSLS takes its neighbourhoods from `references`, the training images
 /// and captions, as `evaluate` does; the inverted softmax takes the validation queries as its
 /// bank, as `evaluate` takes the test queries.
 pub fn mean_recall_scorer<'a>(
-    val_images: &'a FeatureMatrix,
+    val_images: ScoredRows<'a>,
     val_texts: &'a FeatureMatrix,
     text_image: &'a [usize],
-    references: Option<(&'a FeatureMatrix, &'a FeatureMatrix)>,
+    references: Option<(ScoredRows<'a>, &'a FeatureMatrix)>,
 ) -> impl Fn(&FittedCca, Option<&[f32]>, Hubness) -> Result<f64, String> + 'a {
     // Grid points share their kernel maps: each matrix is mapped once per map, not once per
     // point (the map, a PCA of up to 20,480 columns per image block, costs more than the CCA).
@@ -352,9 +402,9 @@ struct MapCache(RefCell<Option<(FittedKernelMap, Rc<FeatureMatrix>)>>);
 
 impl MapCache {
     /// `model.transform_x(x)`, the kernel map applied only when it differs from the last one.
-    fn transform_x(&self, model: &FittedCca, x: &FeatureMatrix) -> Result<Array2<f32>, String> {
+    fn transform_x(&self, model: &FittedCca, x: ScoredRows) -> Result<Array2<f32>, String> {
         match model.kernel_x() {
-            None => model.transform_x(x),
+            None => x.project(|x| model.transform_x(x)),
             Some(map) => self
                 .mapped(map, x, "x")
                 .and_then(|mapped| model.transform_mapped_x(&mapped)),
@@ -367,7 +417,7 @@ impl MapCache {
         match model.kernel_y() {
             None => model.transform_y(y),
             Some(map) => self
-                .mapped(map, y, "y")
+                .mapped(map, ScoredRows::Held(y), "y")
                 .and_then(|mapped| model.transform_mapped_y(&mapped)),
         }
         .map_err(|e| e.to_string())
@@ -376,7 +426,7 @@ impl MapCache {
     fn mapped(
         &self,
         map: &FittedKernelMap,
-        x: &FeatureMatrix,
+        x: ScoredRows,
         view: &'static str,
     ) -> Result<Rc<FeatureMatrix>, FusionError> {
         let mut cache = self.0.borrow_mut();
@@ -385,7 +435,7 @@ impl MapCache {
         {
             return Ok(Rc::clone(out));
         }
-        let out = Rc::new(FeatureMatrix::Dense(map.transform(x, view)?));
+        let out = Rc::new(FeatureMatrix::Dense(x.project(|x| map.transform(x, view))?));
         *cache = Some((map.clone(), Rc::clone(&out)));
         Ok(out)
     }
@@ -399,21 +449,42 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
+    /// Training and validation views of `n_train` and `n_val` pairs sharing 3 latent factors,
+    /// the x view squashed by tanh (so not linear in them).
+    fn tanh_views(seed: u64, n_train: usize, n_val: usize) -> [(Array2<f32>, Array2<f32>); 2] {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mx = gaussian(3, 8, &mut rng);
+        let my = gaussian(3, 6, &mut rng);
+        [n_train, n_val].map(|n| {
+            let z = gaussian(n, 3, &mut rng);
+            let x = (z.dot(&mx) + gaussian(n, 8, &mut rng) * 0.5).mapv(f32::tanh);
+            let y = z.dot(&my) + gaussian(n, 6, &mut rng) * 0.5;
+            (x, y)
+        })
+    }
+
+    /// Every row of `x` paired with the same row of `y`, for [`tune`]'s `views`.
+    fn row_pairs(
+        x: &FeatureMatrix,
+        y: &FeatureMatrix,
+    ) -> impl Fn(Option<&[f32]>) -> Result<PairedViews, String> {
+        move |_| {
+            let rows: Vec<usize> = (0..x.n_rows()).collect();
+            Ok(PairedViews {
+                x: Box::new(x.clone()),
+                x_rows: rows.clone(),
+                y: y.clone(),
+                y_rows: rows,
+            })
+        }
+    }
+
     #[test]
     fn kernel_grid_scores_equal_one_fit_and_one_scorer_per_point() {
         // The grid maps the views once and its scorer maps each matrix once per map: every
         // point must score what a model fitted on its own, scored afresh, scores.
-        let mut rng = ChaCha8Rng::seed_from_u64(8);
-        let mx = gaussian(3, 8, &mut rng);
-        let my = gaussian(3, 6, &mut rng);
-        let mut draw = |n: usize| {
-            let z = gaussian(n, 3, &mut rng);
-            let x = (z.dot(&mx) + gaussian(n, 8, &mut rng) * 0.5).mapv(f32::tanh);
-            let y = z.dot(&my) + gaussian(n, 6, &mut rng) * 0.5;
-            (FeatureMatrix::Dense(x), FeatureMatrix::Dense(y))
-        };
-        let (tx, ty) = draw(300);
-        let (vx, vy) = draw(80);
+        let [(tx, ty), (vx, vy)] =
+            tanh_views(8, 300, 80).map(|(x, y)| (FeatureMatrix::Dense(x), FeatureMatrix::Dense(y)));
         let text_image: Vec<usize> = (0..80).collect();
         let base = CcaParams {
             kernel_x: crate::fusion::KernelMapParams {
@@ -440,15 +511,13 @@ mod tests {
             inverted_softmax: vec![0.1],
         };
         let rows: Vec<usize> = (0..300).collect();
-        let views = |_: Option<&[f32]>| {
-            Ok(PairedViews {
-                x: Box::new(tx.clone()),
-                x_rows: rows.clone(),
-                y: ty.clone(),
-                y_rows: rows.clone(),
-            })
-        };
-        let scorer = mean_recall_scorer(&vx, &vy, &text_image, Some((&tx, &ty)));
+        let views = row_pairs(&tx, &ty);
+        let scorer = mean_recall_scorer(
+            ScoredRows::Held(&vx),
+            &vy,
+            &text_image,
+            Some((ScoredRows::Held(&tx), &ty)),
+        );
         let res = tune(&base, &grid, views, &scorer).unwrap();
         assert_eq!(res.points.len(), 24);
         assert!(
@@ -468,12 +537,91 @@ mod tests {
             .unwrap()
             .truncated(point.dims)
             .with_eigen_power(point.eigen_power);
-            let fresh = mean_recall_scorer(&vx, &vy, &text_image, Some((&tx, &ty)));
+            let fresh = mean_recall_scorer(
+                ScoredRows::Held(&vx),
+                &vy,
+                &text_image,
+                Some((ScoredRows::Held(&tx), &ty)),
+            );
             assert_eq!(
                 fresh(&alone, None, point.hubness()).unwrap(),
                 point.score,
                 "{point:?}"
             );
+        }
+    }
+
+    #[test]
+    fn rows_read_a_block_at_a_time_score_as_rows_held() {
+        // The validation and reference images read from a larger matrix, out of order and a
+        // few rows at a time, must give every grid point the score it gets from the matrices
+        // themselves, with kernel maps and without.
+        let [(tx, ty), (vx, vy)] = tanh_views(21, 200, 50);
+        let (ty, vy) = (FeatureMatrix::Dense(ty), FeatureMatrix::Dense(vy));
+        // The source: the validation rows upside down, then the training rows.
+        let source = FeatureMatrix::Dense(
+            ndarray::concatenate(ndarray::Axis(0), &[vx.slice(s![..;-1, ..]), tx.view()]).unwrap(),
+        );
+        let val_rows: Vec<usize> = (0..50).rev().collect();
+        let ref_rows: Vec<usize> = (50..250).collect();
+        let (tx, vx) = (FeatureMatrix::Dense(tx), FeatureMatrix::Dense(vx));
+        let text_image: Vec<usize> = (0..50).collect();
+        let grid = TuneGrid {
+            ridge_x: vec![0.1, 1.0],
+            ridge_y: vec![0.1],
+            dims: vec![2, 4],
+            eigen_power: vec![1.0],
+            pca_dims: Vec::new(),
+            block_weights: Vec::new(),
+            csls_k: vec![0, 3],
+            inverted_softmax: vec![0.1],
+        };
+        let kernel = crate::fusion::KernelMapParams {
+            landmarks: 40,
+            input_dims: 4,
+            ..Default::default()
+        };
+        for base in [
+            CcaParams::new(4),
+            CcaParams {
+                kernel_x: kernel.clone(),
+                kernel_y: kernel,
+                ..CcaParams::new(4)
+            },
+        ] {
+            let views = row_pairs(&tx, &ty);
+            let held = mean_recall_scorer(
+                ScoredRows::Held(&vx),
+                &vy,
+                &text_image,
+                Some((ScoredRows::Held(&tx), &ty)),
+            );
+            let held = tune(&base, &grid, &views, &held).unwrap();
+            assert!(
+                held.points.iter().any(|p| p.score != held.points[0].score),
+                "the points must differ for the check to mean anything: {held:?}"
+            );
+            for rows_per_read in [1, 7, 50, 64] {
+                let read = |rows| ScoredRows::Read {
+                    source: &source,
+                    rows,
+                    rows_per_read,
+                };
+                let scorer = mean_recall_scorer(
+                    read(&val_rows),
+                    &vy,
+                    &text_image,
+                    Some((read(&ref_rows), &ty)),
+                );
+                let read = tune(&base, &grid, &views, &scorer).unwrap();
+                let scores = |r: &TuneResult| r.points.iter().map(|p| p.score).collect::<Vec<_>>();
+                assert_eq!(
+                    scores(&read),
+                    scores(&held),
+                    "{rows_per_read} rows per read, kernel maps: {}",
+                    base.kernel_x.landmarks > 0
+                );
+            }
         }
     }
 
@@ -519,7 +667,12 @@ mod tests {
             FeatureMatrix::Dense(tx.clone()),
             FeatureMatrix::Dense(ty.clone()),
         );
-        let scorer = mean_recall_scorer(&vx, &vy, &text_image, Some((&rx, &ry)));
+        let scorer = mean_recall_scorer(
+            ScoredRows::Held(&vx),
+            &vy,
+            &text_image,
+            Some((ScoredRows::Held(&rx), &ry)),
+        );
         let score = |m: &FittedCca, w: Option<&[f32]>, c: Hubness| {
             if w == Some(&[0.0][..]) {
                 Ok(0.0)

@@ -23,13 +23,15 @@ use super::features::{
     ImageFeatureRows, image_block_file, load_image_feature_rows, load_image_row_ids, load_split,
 };
 use super::fusion::{
-    FitSection, compact_pairs, distinct_images, load_text_features, mirrored_pairs, pairs_in,
-    stack_mirrored,
+    FitSection, PROJECT_ROWS, compact_pairs, distinct_images, load_text_features, mirrored_pairs,
+    pairs_in, stack_mirrored,
 };
 use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::ColumnBlocks;
-use crate::fusion::tune::{PairedViews, TuneGrid, TuneResult, mean_recall_scorer, tune};
+use crate::fusion::tune::{
+    PairedViews, ScoredRows, TuneGrid, TuneResult, mean_recall_scorer, tune,
+};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::{read_dense, read_dense_rows};
@@ -224,21 +226,28 @@ type Round = (Vec<(usize, usize)>, Vec<(usize, usize)>);
 
 /// The grid on one round: a CCA per (weights, pca, ridges) fitted on `train`, each grid point
 /// scored on the images and captions of `validation`. Rows of `images` from `unmirrored` on
-/// are mirrored copies.
+/// are mirrored copies; `on_disk` has the rows below `unmirrored`, read from the feature files,
+/// from which the validation images (and CSLS's training images) are projected a read of
+/// [`PROJECT_ROWS`] rows at a time, never held whole.
 #[allow(clippy::too_many_arguments)]
 fn tune_round(
     base: &crate::fusion::CcaParams,
     grid: &TuneGrid,
     blocks: &[(String, f32, Array2<f32>)],
     images: Box<dyn ColumnBlocks>,
+    on_disk: &ImageFeatureRows,
     unmirrored: usize,
     texts: &CsrMatrix,
     train: &[(usize, usize)],
     validation: &[(usize, usize)],
 ) -> Result<TuneResult, Error> {
+    let read = |rows| ScoredRows::Read {
+        source: on_disk,
+        rows,
+        rows_per_read: PROJECT_ROWS,
+    };
     // Validation: each image once, each caption pointing at its image's row.
     let (unique, text_image) = distinct_images(validation);
-    let val_images = images.block(&unique, 0, images.n_cols())?.into_owned();
     let val_texts = FeatureMatrix::Sparse(
         texts.select_rows(&validation.iter().map(|&(_, t)| t).collect::<Vec<_>>()),
     );
@@ -257,20 +266,21 @@ fn tune_round(
         (Vec::new(), Vec::new())
     };
     let ref_texts = FeatureMatrix::Sparse(texts.select_rows(&ref_captions));
-    let ref_images = images.block(&ref_rows, 0, images.n_cols())?.into_owned();
-    let references = wants_csls.then_some((&ref_images, &ref_texts));
-    let plain_scorer = mean_recall_scorer(&val_images, &val_texts, &text_image, references);
+    let references = wants_csls.then_some((read(&ref_rows), &ref_texts));
+    let plain_scorer = mean_recall_scorer(read(&unique), &val_texts, &text_image, references);
     let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>, hubness: Hubness| match w {
         None => plain_scorer(model, None, hubness),
         Some(w) => {
+            // The block-weight axis holds every block in memory already.
             let images = FeatureMatrix::Dense(combine_blocks(blocks, w, &unique));
             let ref_images = FeatureMatrix::Dense(combine_blocks(blocks, w, &ref_rows));
-            let references = wants_csls.then_some((&ref_images, &ref_texts));
-            mean_recall_scorer(&images, &val_texts, &text_image, references)(
-                model,
-                Some(w),
-                hubness,
-            )
+            let references = wants_csls.then_some((ScoredRows::Held(&ref_images), &ref_texts));
+            mean_recall_scorer(
+                ScoredRows::Held(&images),
+                &val_texts,
+                &text_image,
+                references,
+            )(model, Some(w), hubness)
         }
     };
     let x_rows: Vec<usize> = train.iter().map(|&(r, _)| r).collect();
@@ -375,7 +385,8 @@ impl Stage for TuneStage {
         // indices, and only training images gain pairs, round by round. Each round reads the
         // rows afresh rather than copying them, so that one copy is held at a time.
         // Without mirrored copies the rows are read from disk a column block at a time, as
-        // `fit` reads them, and only the validation rows are held whole.
+        // `fit` reads them; the validation rows, a block of rows at a time, as `embed` reads
+        // them (`on_disk`).
         let unmirrored = image_rows.len();
         let mirrored = ctx
             .config
@@ -393,6 +404,7 @@ impl Stage for TuneStage {
                 ))
             }
         };
+        let on_disk = ImageFeatureRows::open(ctx, p, rows.clone())?;
         let mut results = Vec::new();
         let n_rounds = rounds.len();
         for (i, (train, validation)) in rounds.iter().enumerate() {
@@ -414,6 +426,7 @@ impl Stage for TuneStage {
                 &grid,
                 &blocks,
                 round_images,
+                &on_disk,
                 unmirrored,
                 &texts,
                 &train,
