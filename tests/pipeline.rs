@@ -513,6 +513,51 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         err.contains("\"colour\"") && err.contains("sift_bow"),
         "{err}"
     );
+    // With one kernel map per image block, a block weighted 0 leaves its map too; any other
+    // weight would not reach the map, so it is refused.
+    let per_block_tune = [
+        "tune",
+        "pipeline.toml",
+        "--set",
+        "tune.ridge_x=[0.1]",
+        "--set",
+        "tune.ridge_y=[0.1]",
+        "--set",
+        "tune.dims=[8]",
+        "--set",
+        "tune.eigen_power=[1.0]",
+        "--set",
+        "fit.kernel_x.landmarks=40",
+        "--set",
+        "fit.kernel_x.per_block=true",
+    ];
+    ok(
+        ws.path(),
+        &[
+            &per_block_tune[..],
+            &[
+                "--set",
+                "tune.image_block_weights=[{}, {hsv = 0.0}, {gist = 0.0}]",
+            ],
+        ]
+        .concat(),
+    );
+    let tuned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.stage("tune").join("tune.json")).unwrap())
+            .unwrap();
+    assert_eq!(tuned["points"].as_array().unwrap().len(), 3, "{tuned:#}");
+    let err = common::fails(
+        ws.path(),
+        &[
+            &per_block_tune[..],
+            &["--set", "tune.image_block_weights=[{hsv = 2.0}]"],
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("hsv = 2") && err.contains("only leave a block out"),
+        "{err}"
+    );
 
     // k-fold cross-validation over the training and validation images: each point scored on
     // every fold, its score the mean; the ranking (CSLS, inverted softmax) is a grid axis.

@@ -3,7 +3,8 @@
 //!
 //! The grid covers the relative ridges of both views, the output dimensions and the eigenvalue
 //! weighting power `p` of Gong et al. (IJCV 2014), plus an optional list of per-block feature
-//! weights handled through a caller hook (the caller rebuilds its views for each weighting). One
+//! weights handled through a caller hook (the caller rebuilds its views for each weighting; with
+//! one kernel map per image block, a block weighted 0 leaves the map's blocks too). One
 //! CCA is fitted per (weights, ridge_x, ridge_y); the dims and `p` axes reuse it, since canonical
 //! directions are nested (the first k of a larger fit are the k-dimensional solution) and `p`
 //! only rescales columns. Kernel maps (`kernel_x`, `kernel_y`) depend on none of the axes: they
@@ -245,6 +246,7 @@ where
     let mut points = Vec::new();
     for wi in weight_sets {
         let w = wi.map(|i| grid.block_weights[i].as_slice());
+        let base = params_for_weights(base, w)?;
         let v = views(w).map_err(FusionError::Score)?;
         // The kernel maps do not depend on the grid's axes: fitted once per view set.
         let hidden = indicatif::ProgressBar::hidden();
@@ -294,6 +296,42 @@ where
     }
     let best = best_of(&points);
     Ok(TuneResult { points, best })
+}
+
+/// The base parameters for block weights `w`. With one kernel map per image block
+/// (`kernel_x.block_widths`, one width per weight), a block of weight 0 is left out of the
+/// views by the caller, so it is left out of the map's blocks too; the other weights leave the
+/// widths as they are (each block is scaled to unit length after its own PCA, so its weight
+/// does not reach the map).
+fn params_for_weights(base: &CcaParams, w: Option<&[f32]>) -> Result<CcaParams, FusionError> {
+    let widths = &base.kernel_x.block_widths;
+    let w = match w {
+        Some(w) if !widths.is_empty() => w,
+        _ => return Ok(base.clone()),
+    };
+    if widths.len() != w.len() {
+        return Err(FusionError::InvalidParam {
+            name: "block weights",
+            expected: "one weight per block of the image kernel map",
+            value: format!("{} weights for {} blocks", w.len(), widths.len()),
+        });
+    }
+    let kept: Vec<usize> = widths
+        .iter()
+        .zip(w)
+        .filter(|(_, weight)| **weight != 0.0)
+        .map(|(&width, _)| width)
+        .collect();
+    if kept.is_empty() {
+        return Err(FusionError::InvalidParam {
+            name: "block weights",
+            expected: "at least one block weighted above 0",
+            value: format!("{w:?}"),
+        });
+    }
+    let mut params = base.clone();
+    params.kernel_x.block_widths = kept;
+    Ok(params)
 }
 
 /// Rows a scorer projects: a matrix in memory, or rows of a [`ColumnBlocks`] read
@@ -548,6 +586,96 @@ mod tests {
                 point.score,
                 "{point:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_block_weighted_0_leaves_the_per_block_kernel_map() {
+        // x has two blocks of 4 columns, each with its own kernel map. The views hook leaves a
+        // block of weight 0 out of the matrices, as `tune`'s stage does: the map must then
+        // have only the other block, and score what a model fitted on that block alone scores.
+        let [(tx, ty), (vx, vy)] = tanh_views(5, 240, 60);
+        let keep = |m: &Array2<f32>, w: Option<&[f32]>| -> FeatureMatrix {
+            let w = w.unwrap_or(&[1.0, 1.0]);
+            let cols: Vec<usize> = (0..8).filter(|&c| w[c / 4] != 0.0).collect();
+            FeatureMatrix::Dense(m.select(ndarray::Axis(1), &cols))
+        };
+        let ty = FeatureMatrix::Dense(ty);
+        let vy = FeatureMatrix::Dense(vy);
+        let text_image: Vec<usize> = (0..60).collect();
+        let rows: Vec<usize> = (0..240).collect();
+        let base = CcaParams {
+            kernel_x: crate::fusion::KernelMapParams {
+                landmarks: 60,
+                input_dims: 3,
+                block_widths: vec![4, 4],
+                ..Default::default()
+            },
+            ..CcaParams::new(3)
+        };
+        let grid = TuneGrid {
+            ridge_x: vec![0.3],
+            ridge_y: vec![0.3],
+            dims: vec![3],
+            eigen_power: vec![1.0],
+            pca_dims: Vec::new(),
+            block_weights: vec![vec![1.0, 1.0], vec![0.0, 1.0], vec![1.0, 0.0]],
+            csls_k: Vec::new(),
+            inverted_softmax: Vec::new(),
+        };
+        let views = |w: Option<&[f32]>| {
+            Ok(PairedViews {
+                x: Box::new(keep(&tx, w)),
+                x_rows: rows.clone(),
+                y: ty.clone(),
+                y_rows: rows.clone(),
+            })
+        };
+        let score = |m: &FittedCca, w: Option<&[f32]>, h: Hubness| {
+            let val = keep(&vx, w);
+            mean_recall_scorer(ScoredRows::Held(&val), &vy, &text_image, None)(m, w, h)
+        };
+        let res = tune(&base, &grid, views, score).unwrap();
+        assert_eq!(res.points.len(), 3);
+        for (point, w) in res.points.iter().zip(&grid.block_weights) {
+            let widths: Vec<usize> = w.iter().filter(|&&w| w != 0.0).map(|_| 4).collect();
+            let alone = CcaParams {
+                kernel_x: crate::fusion::KernelMapParams {
+                    block_widths: widths,
+                    ..base.kernel_x.clone()
+                },
+                ..base.clone()
+            }
+            .ridge_x(0.3)
+            .ridge_y(0.3)
+            .check()
+            .unwrap()
+            .fit_paired(
+                &keep(&tx, Some(w)),
+                &rows,
+                &ty,
+                &rows,
+                &indicatif::ProgressBar::hidden(),
+            )
+            .unwrap()
+            .with_eigen_power(1.0);
+            assert_eq!(
+                score(&alone, Some(w), Hubness::None).unwrap(),
+                point.score,
+                "{w:?}"
+            );
+        }
+        assert_ne!(res.points[1].score, res.points[2].score, "{res:?}");
+        for (weights, wanted) in [
+            (vec![vec![1.0, 1.0, 1.0]], "3 weights for 2 blocks"),
+            (vec![vec![0.0, 0.0]], "at least one block weighted above 0"),
+        ] {
+            let bad = TuneGrid {
+                block_weights: weights,
+                ..grid.clone()
+            };
+            let err = tune(&base, &bad, views, score).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{err}");
         }
     }
 

@@ -117,25 +117,49 @@ fn load_image_blocks(
         .collect()
 }
 
-/// Each candidate of `image_block_weights` as one weight per block, in layout order.
+/// Each candidate of `image_block_weights` as one weight per block, in layout order. With one
+/// kernel map per image block (`per_block_maps`) a block's weight does not reach its map (each
+/// block is scaled to unit length after its own PCA), so a candidate may only leave blocks out
+/// (weight 0) or name their configured weight.
 fn block_weight_sets(
     ctx: &Context,
     blocks: &[(String, f32, Array2<f32>)],
     candidates: &[std::collections::BTreeMap<String, f32>],
+    per_block_maps: bool,
 ) -> Result<Vec<Vec<f32>>, Error> {
     let names: Vec<&str> = blocks.iter().map(|(n, _, _)| n.as_str()).collect();
+    let bad = |message: String| -> Error {
+        PipelineError::BadConfig {
+            path: ctx.config.path.clone(),
+            message,
+        }
+        .into()
+    };
     candidates
         .iter()
         .map(|candidate| {
             if let Some(unknown) = candidate.keys().find(|k| !names.contains(&k.as_str())) {
-                return Err(PipelineError::BadConfig {
-                    path: ctx.config.path.clone(),
-                    message: format!(
-                        "[tune] image_block_weights names block {unknown:?}; the image blocks are {}",
-                        names.join(", ")
-                    ),
+                return Err(bad(format!(
+                    "[tune] image_block_weights names block {unknown:?}; the image blocks are {}",
+                    names.join(", ")
+                )));
+            }
+            if per_block_maps {
+                let rescaled = blocks.iter().find_map(|(name, configured, _)| {
+                    candidate
+                        .get(name)
+                        .filter(|&&w| w != 0.0 && w != *configured)
+                        .map(|w| (name, w))
+                });
+                if let Some((name, w)) = rescaled {
+                    return Err(bad(format!(
+                        "[tune] image_block_weights gives {name} = {w}, which would change \
+                         nothing: with one kernel map per image block ([fit.kernel_x] \
+                         per_block) each block is scaled to unit length after its own PCA, so a \
+                         weight can only leave a block out (0); to weight the blocks' kernels, \
+                         set fit.kernel_x.block_weighting = \"alignment\""
+                    )));
                 }
-                .into());
             }
             Ok(blocks
                 .iter()
@@ -377,7 +401,12 @@ impl Stage for TuneStage {
             dims: params.dims.clone(),
             eigen_power: params.eigen_power.clone(),
             pca_dims: params.pca_dims.clone(),
-            block_weights: block_weight_sets(ctx, &blocks, &params.image_block_weights)?,
+            block_weights: block_weight_sets(
+                ctx,
+                &blocks,
+                &params.image_block_weights,
+                !base.kernel_x.block_widths.is_empty(),
+            )?,
             csls_k: params.csls_k.clone(),
             inverted_softmax: params.inverted_softmax.clone(),
         };
