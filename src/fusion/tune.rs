@@ -9,8 +9,9 @@
 //! directions are nested (the first k of a larger fit are the k-dimensional solution) and `p`
 //! only rescales columns. Kernel maps (`kernel_x`, `kernel_y`) depend on none of the axes: they
 //! are fitted once per weighting ([`crate::fusion::CcaValidParams::map_pairs`]), and
-//! [`mean_recall_scorer`] maps each validation matrix once per map, reading the image rows from
-//! disk a block of rows at a time when the caller hands them over as [`ScoredRows::Read`]. The
+//! [`mean_recall_scorer`] maps each validation matrix once per map ([`MeanRecall`] once per
+//! weighting and map, for image rows built per weighting), reading the image rows from disk a
+//! block of rows at a time when the caller hands them over as [`ScoredRows::Read`]. The
 //! validation split must be carved out of the TRAINING data: the test split never chooses a
 //! default.
 
@@ -386,25 +387,67 @@ impl ScoredRows<'_> {
 /// (`val_images` one row per image, `val_texts` one row per caption, `text_image[t]` the image
 /// row of caption `t`). CSLS takes its neighbourhoods from `references`, the training images
 /// and captions, as `evaluate` does; the inverted softmax takes the validation queries as its
-/// bank, as `evaluate` takes the test queries.
+/// bank, as `evaluate` takes the test queries. A caller whose image rows change with the block
+/// weights scores through [`MeanRecall`] instead.
 pub fn mean_recall_scorer<'a>(
     val_images: ScoredRows<'a>,
     val_texts: &'a FeatureMatrix,
     text_image: &'a [usize],
     references: Option<(ScoredRows<'a>, &'a FeatureMatrix)>,
 ) -> impl Fn(&FittedCca, Option<&[f32]>, Hubness) -> Result<f64, String> + 'a {
-    // Grid points share their kernel maps: each matrix is mapped once per map, not once per
-    // point (the map, a PCA of up to 20,480 columns per image block, costs more than the CCA).
-    let caches: [MapCache; 4] = Default::default();
-    move |model, _, hubness| {
-        let [val_x, val_y, ref_x, ref_y] = &caches;
-        let xi = val_x.transform_x(model, val_images)?;
-        let yt = val_y.transform_y(model, val_texts)?;
+    let (ref_images, ref_texts) = references.unzip();
+    let scoring = MeanRecall::new(val_texts, text_image, ref_texts);
+    move |model, _, hubness| scoring.score(model, None, hubness, val_images, ref_images)
+}
+
+/// The score of [`mean_recall_scorer`], with the image rows handed over at each call, so that a
+/// caller can build them for each block weighting (and drop them at the next) while grid points
+/// go on sharing their kernel maps: each matrix is mapped once per (weighting, map), not once
+/// per point (the map, a PCA of up to 20,480 columns per image block, costs more than the CCA).
+pub struct MeanRecall<'a> {
+    val_texts: &'a FeatureMatrix,
+    text_image: &'a [usize],
+    ref_texts: Option<&'a FeatureMatrix>,
+    /// Validation images, validation captions, reference images, reference captions.
+    caches: [MapCache; 4],
+}
+
+impl<'a> MeanRecall<'a> {
+    /// Scores against the captions `val_texts` (`text_image[t]` the image row of caption `t`),
+    /// with `ref_texts` the training captions CSLS takes its neighbourhoods from.
+    pub fn new(
+        val_texts: &'a FeatureMatrix,
+        text_image: &'a [usize],
+        ref_texts: Option<&'a FeatureMatrix>,
+    ) -> Self {
+        Self {
+            val_texts,
+            text_image,
+            ref_texts,
+            caches: Default::default(),
+        }
+    }
+
+    /// The mean recall of `model` on the validation images `val_images` (one row per image),
+    /// built with the block weights `weights`, CSLS taking its image neighbourhoods from
+    /// `ref_images`. An image matrix mapped earlier is reused only for the same weights and the
+    /// same kernel map.
+    pub fn score(
+        &self,
+        model: &FittedCca,
+        weights: Option<&[f32]>,
+        hubness: Hubness,
+        val_images: ScoredRows,
+        ref_images: Option<ScoredRows>,
+    ) -> Result<f64, String> {
+        let [val_x, val_y, ref_x, ref_y] = &self.caches;
+        let xi = val_x.transform_x(model, weights, val_images)?;
+        let yt = val_y.transform_y(model, self.val_texts)?;
         // CSLS ranks against the training items, mapped by this model; the other corrections
         // need none (without references, CSLS is refused by `Hubness::penalties`).
-        let mapped_references = match (hubness, references) {
-            (Hubness::Csls(_), Some((ref_images, ref_texts))) => Some((
-                ref_x.transform_x(model, ref_images)?,
+        let mapped_references = match (hubness, ref_images, self.ref_texts) {
+            (Hubness::Csls(_), Some(ref_images), Some(ref_texts)) => Some((
+                ref_x.transform_x(model, weights, ref_images)?,
                 ref_y.transform_y(model, ref_texts)?,
             )),
             _ => None,
@@ -424,8 +467,8 @@ pub fn mean_recall_scorer<'a>(
             csls_image_to_text: csls_i2t.as_ref(),
             ..EvalOptions::default()
         };
-        let e =
-            evaluate(&xi.view(), &yt.view(), text_image, &options).map_err(|e| e.to_string())?;
+        let e = evaluate(&xi.view(), &yt.view(), self.text_image, &options)
+            .map_err(|e| e.to_string())?;
         let sum: f64 = [&e.text_to_image, &e.image_to_text]
             .iter()
             .flat_map(|d| [1, 5, 10].map(|k| d.recall.get(&k).copied().unwrap_or(0.0)))
@@ -434,28 +477,39 @@ pub fn mean_recall_scorer<'a>(
     }
 }
 
-/// The last kernel map one matrix went through, with its output.
+/// The last (block weights, kernel map) one matrix went through, with its output. The weights
+/// say which image rows went in: the rows of one weighting are not those of another, even where
+/// the two maps came out equal.
 #[derive(Default)]
-struct MapCache(RefCell<Option<(FittedKernelMap, Rc<FeatureMatrix>)>>);
+struct MapCache(RefCell<Option<MappedRows>>);
+
+/// A [`MapCache`] entry: the weights and map, and the mapped rows.
+type MappedRows = ((Option<Vec<f32>>, FittedKernelMap), Rc<FeatureMatrix>);
 
 impl MapCache {
-    /// `model.transform_x(x)`, the kernel map applied only when it differs from the last one.
-    fn transform_x(&self, model: &FittedCca, x: ScoredRows) -> Result<Array2<f32>, String> {
+    /// `model.transform_x(x)`, `x` built with block weights `weights`; the kernel map applied
+    /// only when the weights or the map differ from the last ones.
+    fn transform_x(
+        &self,
+        model: &FittedCca,
+        weights: Option<&[f32]>,
+        x: ScoredRows,
+    ) -> Result<Array2<f32>, String> {
         match model.kernel_x() {
             None => x.project(|x| model.transform_x(x)),
             Some(map) => self
-                .mapped(map, x, "x")
+                .mapped(weights, map, x, "x")
                 .and_then(|mapped| model.transform_mapped_x(&mapped)),
         }
         .map_err(|e| e.to_string())
     }
 
-    /// `model.transform_y(y)`, the same way.
+    /// `model.transform_y(y)`, the same way (captions have no block weights).
     fn transform_y(&self, model: &FittedCca, y: &FeatureMatrix) -> Result<Array2<f32>, String> {
         match model.kernel_y() {
             None => model.transform_y(y),
             Some(map) => self
-                .mapped(map, ScoredRows::Held(y), "y")
+                .mapped(None, map, ScoredRows::Held(y), "y")
                 .and_then(|mapped| model.transform_mapped_y(&mapped)),
         }
         .map_err(|e| e.to_string())
@@ -463,18 +517,22 @@ impl MapCache {
 
     fn mapped(
         &self,
+        weights: Option<&[f32]>,
         map: &FittedKernelMap,
         x: ScoredRows,
         view: &'static str,
     ) -> Result<Rc<FeatureMatrix>, FusionError> {
         let mut cache = self.0.borrow_mut();
-        if let Some((cached, out)) = cache.as_ref()
-            && cached == map
+        if let Some(((cached_weights, cached_map), out)) = cache.as_ref()
+            && cached_weights.as_deref() == weights
+            && cached_map == map
         {
             return Ok(Rc::clone(out));
         }
+        // The last output is let go before the next is built.
+        *cache = None;
         let out = Rc::new(FeatureMatrix::Dense(x.project(|x| map.transform(x, view))?));
-        *cache = Some((map.clone(), Rc::clone(&out)));
+        *cache = Some(((weights.map(<[f32]>::to_vec), map.clone()), Rc::clone(&out)));
         Ok(out)
     }
 }
@@ -677,6 +735,69 @@ mod tests {
             let err = tune(&base, &bad, views, score).unwrap_err().to_string();
             assert!(err.contains(wanted), "{err}");
         }
+    }
+
+    #[test]
+    fn a_shared_scorer_maps_the_rows_of_each_weighting_anew() {
+        // `tune`'s stage hands one `MeanRecall` the image rows of each block weighting in turn.
+        // Under one model, so one kernel map, the rows of weighting [1, 0] (the second block's
+        // columns zeroed) must not be scored as the mapped rows of [1, 1]: every call must score
+        // what a fresh scorer scores.
+        let [(tx, ty), (vx, vy)] = tanh_views(8, 200, 50);
+        let rows: Vec<usize> = (0..200).collect();
+        let model = CcaParams {
+            kernel_x: crate::fusion::KernelMapParams {
+                landmarks: 50,
+                input_dims: 4,
+                ..Default::default()
+            },
+            ..CcaParams::new(3)
+        }
+        .ridge_x(0.3)
+        .ridge_y(0.3)
+        .check()
+        .unwrap()
+        .fit_paired(
+            &FeatureMatrix::Dense(tx),
+            &rows,
+            &FeatureMatrix::Dense(ty),
+            &rows,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .unwrap();
+        let mut first_block_only = vx.clone();
+        first_block_only.slice_mut(s![.., 4..]).fill(0.0);
+        let vy = FeatureMatrix::Dense(vy);
+        let text_image: Vec<usize> = (0..50).collect();
+        let shared = MeanRecall::new(&vy, &text_image, None);
+        let weightings = [
+            (vec![1.0, 1.0], FeatureMatrix::Dense(vx)),
+            (vec![1.0, 0.0], FeatureMatrix::Dense(first_block_only)),
+        ];
+        let mut scores = Vec::new();
+        for (weights, images) in weightings.iter().chain(&weightings) {
+            let got = shared
+                .score(
+                    &model,
+                    Some(weights),
+                    Hubness::None,
+                    ScoredRows::Held(images),
+                    None,
+                )
+                .unwrap();
+            let fresh = mean_recall_scorer(ScoredRows::Held(images), &vy, &text_image, None)(
+                &model,
+                None,
+                Hubness::None,
+            )
+            .unwrap();
+            assert_eq!(got, fresh, "{weights:?}");
+            scores.push(got);
+        }
+        assert_ne!(
+            scores[0], scores[1],
+            "the weightings must score apart: {scores:?}"
+        );
     }
 
     #[test]

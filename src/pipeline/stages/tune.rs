@@ -9,6 +9,7 @@
 //! point's score, the winner) and `tune.md`; the winner is to be copied into `[fit]` by the
 //! user, so that choosing stays a visible, reviewable step.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -29,9 +30,7 @@ use super::fusion::{
 use crate::data::Part;
 use crate::error::Error;
 use crate::fusion::ColumnBlocks;
-use crate::fusion::tune::{
-    PairedViews, ScoredRows, TuneGrid, TuneResult, mean_recall_scorer, tune,
-};
+use crate::fusion::tune::{MeanRecall, PairedViews, ScoredRows, TuneGrid, TuneResult, tune};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::{read_dense, read_dense_rows};
@@ -290,22 +289,35 @@ fn tune_round(
         (Vec::new(), Vec::new())
     };
     let ref_texts = FeatureMatrix::Sparse(texts.select_rows(&ref_captions));
-    let references = wants_csls.then_some((read(&ref_rows), &ref_texts));
-    let plain_scorer = mean_recall_scorer(read(&unique), &val_texts, &text_image, references);
-    let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>, hubness: Hubness| match w {
-        None => plain_scorer(model, None, hubness),
-        Some(w) => {
-            // The block-weight axis holds every block in memory already.
-            let images = FeatureMatrix::Dense(combine_blocks(blocks, w, &unique));
-            let ref_images = FeatureMatrix::Dense(combine_blocks(blocks, w, &ref_rows));
-            let references = wants_csls.then_some((ScoredRows::Held(&ref_images), &ref_texts));
-            mean_recall_scorer(
-                ScoredRows::Held(&images),
-                &val_texts,
-                &text_image,
-                references,
-            )(model, Some(w), hubness)
+    let scoring = MeanRecall::new(&val_texts, &text_image, wants_csls.then_some(&ref_texts));
+    // With a block-weight axis (which holds every block in memory already), the validation and
+    // reference rows of the weighting being scored, combined once per weighting: `tune` scores
+    // every point of one weighting before the next, and `scoring` maps them once per map.
+    let combined: RefCell<Option<(Vec<f32>, [FeatureMatrix; 2])>> = RefCell::new(None);
+    let scorer = |model: &crate::fusion::FittedCca, w: Option<&[f32]>, hubness: Hubness| {
+        let Some(w) = w else {
+            let references = wants_csls.then(|| read(&ref_rows));
+            return scoring.score(model, None, hubness, read(&unique), references);
+        };
+        let mut combined = combined.borrow_mut();
+        if combined
+            .as_ref()
+            .is_none_or(|(built_for, _)| built_for != w)
+        {
+            *combined = None;
+            let rows = [&unique, &ref_rows]
+                .map(|rows| FeatureMatrix::Dense(combine_blocks(blocks, w, rows)));
+            *combined = Some((w.to_vec(), rows));
         }
+        let (_, [images, ref_images]) = combined.as_ref().expect("built above");
+        let references = wants_csls.then_some(ScoredRows::Held(ref_images));
+        scoring.score(
+            model,
+            Some(w),
+            hubness,
+            ScoredRows::Held(images),
+            references,
+        )
     };
     let x_rows: Vec<usize> = train.iter().map(|&(r, _)| r).collect();
     let y_rows: Vec<usize> = train.iter().map(|&(_, t)| t).collect();
@@ -317,6 +329,8 @@ fn tune_round(
         base,
         grid,
         |w| {
+            // The last weighting's rows are let go before this one's views are built.
+            combined.borrow_mut().take();
             let x: Box<dyn ColumnBlocks> = match w {
                 Some(w) => Box::new(FeatureMatrix::Dense(combine_blocks(blocks, w, &all_rows))),
                 None => images
