@@ -14,7 +14,18 @@
 //! - whitening by a symmetric eigendecomposition of the (reduced) covariance, dropping directions
 //!   whose regularized variance is below `1e-10` of the largest (rank-deficient views, `r = 0`);
 //! - the projected dimensions are weighted by `σᵢ^p`, the canonical correlations to the power
-//!   `p` (Gong et al., IJCV 2014, eq. 6; `p = 0` is plain CCA).
+//!   `p` (Gong et al., IJCV 2014, eq. 6; `p = 0` is plain CCA);
+//! - optionally (`topics = K`, off by default), Gong et al.'s third view built without
+//!   supervision (ibid.: clusters of the text as "topics"): the captions are clustered into `K`
+//!   topics by spherical k-means on their reduced rows, and the clusters' indicators join the
+//!   CCA as a third view. The three whitened views' block matrix of cross-covariances is then
+//!   eigendecomposed, as in their three-view CCA, instead of the SVD of one cross-covariance;
+//!   the image and text parts of each eigenvector become the projections (each scaled to unit
+//!   variance), and the eigenvalues take the place of the correlations in the weighting
+//!   `σᵢ^p`. Unlike Gong et al.'s, they are taken without the identity their generalised form
+//!   adds, and divided by the largest they can reach, so that they lie in [0, 1] and become
+//!   the two-view correlations as the topic view fades. `topic_weight = w` scales the topic
+//!   view's cross-covariances (`ρxy + w (ρxz + ρyz)`; `w = 1` is Gong et al.'s sum).
 //!
 //! `CcaParams::new(dims).ridge_x(r).ridge_y(r).eigen_power(p)` → `.check()?` → `.fit(&x, &y)?`
 //! → [`FittedCca`] with `transform_x`, `transform_y`, `correlations`, `to_arrays`/`from_arrays`.
@@ -64,6 +75,24 @@ pub struct CcaParams {
     pub kernel_x: KernelMapParams,
     /// Gaussian-kernel map of the text view before the CCA.
     pub kernel_y: KernelMapParams,
+    /// Clusters of the captions that join the CCA as a third view (Gong et al. 2014); 0 is
+    /// off (two-view CCA), else at least 2. The topic view's ridge is `ridge_y`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub topics: usize,
+    /// Weight `w` of the topic view's cross-covariances in the three-view objective
+    /// `ρxy + w (ρxz + ρyz)`: 1 is Gong et al.'s sum; towards 0, two-view CCA.
+    #[serde(skip_serializing_if = "is_one")]
+    pub topic_weight: f64,
+}
+
+/// Off by default, and then left out of manifests (older work folders stay fresh).
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
+/// The default, left out of manifests.
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 impl Default for CcaParams {
@@ -81,6 +110,8 @@ impl Default for CcaParams {
             seed: 0,
             kernel_x: KernelMapParams::default(),
             kernel_y: KernelMapParams::default(),
+            topics: 0,
+            topic_weight: 1.0,
         }
     }
 }
@@ -132,6 +163,16 @@ impl CcaParams {
         self.seed = seed;
         self
     }
+    /// Clusters of the captions as a third view (0 = off).
+    pub fn topics(mut self, k: usize) -> Self {
+        self.topics = k;
+        self
+    }
+    /// Weight of the topic view in the three-view objective.
+    pub fn topic_weight(mut self, w: f64) -> Self {
+        self.topic_weight = w;
+        self
+    }
 
     pub fn check(self) -> Result<CcaValidParams, FusionError> {
         let bad = |name, value: String, expected| {
@@ -154,6 +195,16 @@ impl CcaParams {
         }
         if self.pca_dims == 0 {
             return bad("pca_dims", "0".into(), ">= 1");
+        }
+        if self.topics == 1 {
+            return bad("topics", "1".into(), "0 (off) or >= 2");
+        }
+        if !(self.topic_weight.is_finite() && self.topic_weight > 0.0) {
+            return bad(
+                "topic_weight",
+                self.topic_weight.to_string(),
+                "finite and > 0",
+            );
         }
         PcaParams::new(self.pca_dims)
             .power_iters(self.power_iters)
@@ -358,7 +409,8 @@ impl CcaValidParams {
         self.finish(wx, wy, n, progress)
     }
 
-    /// The SVD of the whitened cross-covariance and the projections.
+    /// The SVD of the whitened cross-covariance (or, with topics, the eigendecomposition of
+    /// the three views' block matrix) and the projections.
     fn finish(
         &self,
         wx: Whitened,
@@ -367,18 +419,12 @@ impl CcaValidParams {
         progress: &ProgressBar,
     ) -> Result<FittedCca, FusionError> {
         let p = &self.params;
-        let cxy = ops::cross_gram(&wx.scores.view(), &wy.scores.view()) / (n - 1) as f64;
-        let t = wx.white.t().dot(&cxy).dot(&wy.white);
+        let (u, v, sigma) = if p.topics == 0 {
+            two_view_directions(&wx, &wy, n)?
+        } else {
+            topic_view_directions(&wx, &wy, n, p)?
+        };
         progress.inc(1);
-        let (u, sigma, vt) = t.svddc(JobSvd::Some).map_err(|e| {
-            FusionError::Linalg(format!(
-                "SVD of the {}x{} whitened cross-covariance: {e}",
-                t.nrows(),
-                t.ncols()
-            ))
-        })?;
-        let u = u.ok_or_else(|| FusionError::Linalg("SVD returned no U".into()))?;
-        let vt = vt.ok_or_else(|| FusionError::Linalg("SVD returned no Vᵀ".into()))?;
         let k = p.dims.min(sigma.len());
         if k < p.dims {
             log::warn!(
@@ -388,7 +434,7 @@ impl CcaValidParams {
             );
         }
         let proj_x = full_projection(&wx, &u.slice(s![.., ..k]).to_owned());
-        let proj_y = full_projection(&wy, &vt.slice(s![..k, ..]).t().to_owned());
+        let proj_y = full_projection(&wy, &v.slice(s![.., ..k]).to_owned());
         progress.inc(1);
         let correlations = sigma.slice(s![..k]).mapv(|v| v.clamp(0.0, 1.0) as f32);
         progress.inc(1);
@@ -403,6 +449,124 @@ impl CcaValidParams {
             kernel_y: None,
         })
     }
+}
+
+/// Directions in whitened coordinates (`U`, `V`, one column per canonical dimension) and
+/// their weights, decreasing.
+type Directions = (Array2<f64>, Array2<f64>, Array1<f64>);
+
+/// The whitened cross-covariance `Waᵀ Cab Wb` of two views over the same `n` pairs.
+fn whitened_cross(a: &Whitened, b: &Whitened, n: usize) -> Array2<f64> {
+    let cab = ops::cross_gram(&a.scores.view(), &b.scores.view()) / (n - 1) as f64;
+    a.white.t().dot(&cab).dot(&b.white)
+}
+
+/// Two-view CCA: the SVD of the whitened cross-covariance.
+fn two_view_directions(wx: &Whitened, wy: &Whitened, n: usize) -> Result<Directions, FusionError> {
+    let t = whitened_cross(wx, wy, n);
+    let (u, sigma, vt) = t.svddc(JobSvd::Some).map_err(|e| {
+        FusionError::Linalg(format!(
+            "SVD of the {}x{} whitened cross-covariance: {e}",
+            t.nrows(),
+            t.ncols()
+        ))
+    })?;
+    let u = u.ok_or_else(|| FusionError::Linalg("SVD returned no U".into()))?;
+    let vt = vt.ok_or_else(|| FusionError::Linalg("SVD returned no Vᵀ".into()))?;
+    Ok((u, vt.t().to_owned(), sigma))
+}
+
+/// Gong et al.'s three-view CCA with the captions' clusters as the third view: the top
+/// eigenvectors of the whitened views' block matrix `[[0, Txy, wTxz], [Tyx, 0, wTyz], [wTzx,
+/// wTzy, 0]]` (`w` the topic weight), their image and text parts scaled to unit length (unit
+/// variance of each projected training variate, up to the ridge), and as weights the
+/// eigenvalues over the largest they can reach, `(1 + √(1 + 8w²)) / 2` (the top eigenvalue of
+/// `[[0, 1, w], [1, 0, w], [w, w, 0]]`; 2 at `w = 1`).
+fn topic_view_directions(
+    wx: &Whitened,
+    wy: &Whitened,
+    n: usize,
+    p: &CcaParams,
+) -> Result<Directions, FusionError> {
+    let labels = caption_topics(&wy.scores, p.topics, p.seed)?;
+    let wz = topic_view(&labels, p.topics, p.ridge_y)?;
+    let (kx, ky, kz) = (wx.white.ncols(), wy.white.ncols(), wz.white.ncols());
+    let mut block = Array2::<f64>::zeros((kx + ky + kz, kx + ky + kz));
+    let (x, y, z) = (0..kx, kx..kx + ky, kx + ky..kx + ky + kz);
+    let w = p.topic_weight;
+    for (a, b, ra, rb, weight) in [
+        (wx, wy, x.clone(), y.clone(), 1.0),
+        (wx, &wz, x.clone(), z.clone(), w),
+        (wy, &wz, y.clone(), z, w),
+    ] {
+        let t = whitened_cross(a, b, n) * weight;
+        block.slice_mut(s![ra.clone(), rb.clone()]).assign(&t);
+        block.slice_mut(s![rb, ra]).assign(&t.t());
+    }
+    let (values, vectors) = block.eigh(UPLO::Lower).map_err(|e| {
+        FusionError::Linalg(format!(
+            "eigh of the {0}x{0} three-view block matrix: {e}",
+            block.nrows()
+        ))
+    })?;
+    let k = kx.min(ky);
+    let top: Vec<usize> = (0..values.len()).rev().take(k).collect();
+    let unit_columns = |rows: std::ops::Range<usize>| {
+        let mut m = vectors.slice(s![rows, ..]).select(Axis(1), &top);
+        for mut col in m.columns_mut() {
+            let norm = col.dot(&col).sqrt();
+            if norm > 1e-12 {
+                col /= norm;
+            }
+        }
+        m
+    };
+    let largest = (1.0 + (1.0 + 8.0 * w * w).sqrt()) / 2.0;
+    let weights = top.iter().map(|&i| values[i].max(0.0) / largest).collect();
+    Ok((unit_columns(x), unit_columns(y), weights))
+}
+
+/// The topic of each pair's caption: spherical k-means (Lloyd, k-means++ seeded by `seed`)
+/// on the caption's reduced row scaled to unit length.
+fn caption_topics(scores: &Array2<f32>, k: usize, seed: u64) -> Result<Vec<usize>, FusionError> {
+    let mut rows = scores.clone();
+    crate::retrieval::l2_normalize_rows(&mut rows);
+    let settings = crate::image::vocabulary::KMeansSettings {
+        k,
+        max_iter: 100,
+        tol: 1e-6,
+        init_sample: rows.nrows(),
+        seed,
+    };
+    let (codebook, _) = crate::image::vocabulary::kmeans(rows.view(), &settings).map_err(|e| {
+        FusionError::InvalidParam {
+            name: "topics",
+            value: format!("{k} ({e})"),
+            expected: "at most the number of training captions",
+        }
+    })?;
+    Ok(codebook
+        .assign(rows.view())
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect())
+}
+
+/// The topic view: each pair's centred cluster indicator, whitened with the relative ridge
+/// `ridge`.
+fn topic_view(labels: &[usize], k: usize, ridge: f64) -> Result<Whitened, FusionError> {
+    let n = labels.len();
+    let mut share = Array1::<f32>::zeros(k);
+    for &l in labels {
+        share[l] += 1.0 / n as f32;
+    }
+    let mut scores = Array2::from_shape_fn((n, k), |(_, j)| -share[j]);
+    for (i, &l) in labels.iter().enumerate() {
+        scores[[i, l]] += 1.0;
+    }
+    let total = share.iter().map(|&q| (q * (1.0 - q)) as f64).sum::<f64>() * n as f64
+        / (n - 1).max(1) as f64;
+    whiten_scores(scores, None, share, total, k, "topics", ridge)
 }
 
 /// One view of the pairs, whitened by [`whiten_paired`]; when its kernel map is on, the map is
@@ -1437,6 +1601,7 @@ mod tests {
         assert!(CcaParams::new(0).check().is_err());
         assert!(CcaParams::new(2).ridge_x(-1.0).check().is_err());
         assert!(CcaParams::new(2).eigen_power(f64::NAN).check().is_err());
+        assert!(CcaParams::new(2).topics(1).check().is_err());
         let p = CcaParams::new(2).check().unwrap();
         let x: FeatureMatrix = Array2::<f32>::zeros((5, 2)).into();
         let y: FeatureMatrix = Array2::<f32>::ones((4, 2)).into();
@@ -1450,6 +1615,97 @@ mod tests {
             Err(FusionError::NoVariance { view: "x" })
         ));
     }
+    /// Pairs with a continuous shared signal (`x0`, `y0`: correlation 0.8) and, weaker across
+    /// the views but plain in the captions, 4 topics (`x1, x2` the topic's corner plus noise,
+    /// correlation about 0.64 with `y1, y2`, the corner scaled by 3 plus little noise).
+    fn with_topics(n: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let noise = ops::gaussian(n, 8, &mut rng);
+        let mut x = Array2::<f32>::zeros((n, 4));
+        let mut y = Array2::<f32>::zeros((n, 4));
+        for i in 0..n {
+            let topic = rng.gen_range(0..4);
+            let corner = [
+                if topic & 1 == 0 { 1.0 } else { -1.0 },
+                if topic & 2 == 0 { 1.0 } else { -1.0 },
+            ];
+            let shared = noise[[i, 0]];
+            x[[i, 0]] = shared;
+            y[[i, 0]] = 0.8 * shared + 0.6 * noise[[i, 1]];
+            for j in 0..2 {
+                x[[i, 1 + j]] = corner[j] + 1.2 * noise[[i, 2 + j]];
+                y[[i, 1 + j]] = 3.0 * corner[j] + 0.3 * noise[[i, 4 + j]];
+            }
+            x[[i, 3]] = noise[[i, 6]];
+            y[[i, 3]] = noise[[i, 7]];
+        }
+        (x, y)
+    }
+
+    fn correlation(a: ndarray::ArrayView1<f32>, b: ndarray::ArrayView1<f32>) -> f64 {
+        let (a, b) = (
+            a.to_owned().insert_axis(Axis(1)),
+            b.to_owned().insert_axis(Axis(1)),
+        );
+        let c = cov(&a, &b)[[0, 0]];
+        c / (cov(&a, &a)[[0, 0]] * cov(&b, &b)[[0, 0]]).sqrt()
+    }
+
+    #[test]
+    fn a_topic_view_puts_the_captions_clusters_first_with_unit_variance() {
+        let (x, y) = with_topics(4000, 3);
+        let (xm, ym): (FeatureMatrix, FeatureMatrix) = (x.clone().into(), y.into());
+        let fit_weighted = |topics, weight| {
+            CcaParams::new(3)
+                .ridge(1e-6)
+                .eigen_power(0.0)
+                .topics(topics)
+                .topic_weight(weight)
+                .check()
+                .unwrap()
+                .fit(&xm, &ym)
+                .unwrap()
+        };
+        let (two, three) = (fit_weighted(0, 1.0), fit_weighted(4, 1.0));
+        // Two views: the strongest correlation, the continuous signal, comes first.
+        let first = two.transform_x(&xm).unwrap();
+        let r = correlation(first.column(0), x.column(0));
+        assert!(r.abs() > 0.9, "two-view first dimension against x0: {r}");
+        // Three views: the topics, shared by all three, come first.
+        let u = three.transform_x(&xm).unwrap();
+        let r = correlation(u.column(0), x.column(0));
+        assert!(r.abs() < 0.3, "three-view first dimension against x0: {r}");
+        // Each projected training variate has unit variance (ridge 1e-6; tolerance 1e-3),
+        // and the weights decrease within [0, 1].
+        let v = three.transform_y(&ym).unwrap();
+        let (cuu, cvv) = (cov(&u, &u), cov(&v, &v));
+        for i in 0..3 {
+            assert!((cuu[[i, i]] - 1.0).abs() < 1e-3, "{cuu}");
+            assert!((cvv[[i, i]] - 1.0).abs() < 1e-3, "{cvv}");
+        }
+        let w = three.correlations();
+        assert!(w.iter().all(|&c| (0.0..=1.0).contains(&c)), "{w}");
+        assert!(w.windows(2).into_iter().all(|p| p[0] >= p[1]), "{w}");
+        // A light topic view (w = 0.05) leaves the two-view order: the continuous signal first.
+        let light = fit_weighted(4, 0.05).transform_x(&xm).unwrap();
+        let r = correlation(light.column(0), x.column(0));
+        assert!(
+            r.abs() > 0.9,
+            "first dimension at topic weight 0.05 against x0: {r}"
+        );
+        assert!(CcaParams::new(2).topic_weight(0.0).check().is_err());
+        // More topics than captions is refused, naming the parameter.
+        let few: FeatureMatrix = x.slice(s![..5, ..]).to_owned().into();
+        let err = CcaParams::new(2)
+            .topics(8)
+            .check()
+            .unwrap()
+            .fit(&few, &few)
+            .unwrap_err();
+        assert!(err.to_string().contains("topics"), "{err}");
+    }
+
     #[test]
     fn paired_fit_with_repeated_rows_equals_the_expanded_fit() {
         use rand::Rng;
