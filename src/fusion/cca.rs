@@ -1615,6 +1615,7 @@ mod tests {
             Err(FusionError::NoVariance { view: "x" })
         ));
     }
+
     /// Pairs with a continuous shared signal (`x0`, `y0`: correlation 0.8) and, weaker across
     /// the views but plain in the captions, 4 topics (`x1, x2` the topic's corner plus noise,
     /// correlation about 0.64 with `y1, y2`, the corner scaled by 3 plus little noise).
