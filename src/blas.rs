@@ -10,14 +10,22 @@
 //! its guard lives, and the last guard alive puts back the count that was set before, so that
 //! the single large products elsewhere (LAPACK's eigendecompositions in the CCA fit, which were
 //! slower at one thread) keep OpenBLAS's threads.
+//!
+//! OpenBLAS also picks its kernels by the CPU it finds at start-up ([`kernels`]). Kernels for
+//! different instruction sets (AVX-512, AVX2, AVX) add the same products in different orders,
+//! so two machines' results differ at rounding level. The manifests record which kernels wrote
+//! each stage (`pipeline::manifest::Machine`); `OPENBLAS_CORETYPE` picks others.
 
-use std::os::raw::c_int;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
 use std::sync::Mutex;
 
 // OpenBLAS's thread count, global to the process (linked through `openblas-src`).
 unsafe extern "C" {
     fn openblas_get_num_threads() -> c_int;
     fn openblas_set_num_threads(num_threads: c_int);
+    fn openblas_get_corename() -> *const c_char;
+    fn openblas_get_config() -> *const c_char;
 }
 
 /// How many guards are alive, and the thread count to put back when the last one is dropped.
@@ -48,6 +56,30 @@ pub fn one_thread_per_product() -> OneThreadPerProduct {
 pub fn threads() -> usize {
     // SAFETY: as in `one_thread_per_product`.
     unsafe { openblas_get_num_threads() }.max(1) as usize
+}
+
+/// The kernels OpenBLAS runs on this CPU and its build, e.g. "Zen kernels (OpenBLAS 0.3.21
+/// NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64)".
+pub fn kernels() -> String {
+    let text = |pointer: *const c_char| {
+        if pointer.is_null() {
+            return String::new();
+        }
+        // SAFETY: OpenBLAS returns a NUL-terminated string in a buffer it owns and never frees;
+        // the pointer was checked for null above.
+        let text = unsafe { CStr::from_ptr(pointer) };
+        text.to_string_lossy().trim().to_string()
+    };
+    // SAFETY: both getters take nothing and may be called from any thread.
+    let (core, config) = unsafe { (openblas_get_corename(), openblas_get_config()) };
+    match (text(core), text(config)) {
+        (core, config) if core.is_empty() && config.is_empty() => {
+            "OpenBLAS (kernels not reported)".to_string()
+        }
+        (core, config) if core.is_empty() => config,
+        (core, config) if config.is_empty() => format!("{core} kernels (OpenBLAS)"),
+        (core, config) => format!("{core} kernels ({config})"),
+    }
 }
 
 impl Drop for OneThreadPerProduct {

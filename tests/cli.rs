@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Workspace, fails, ok};
+use common::{Workspace, binary, fails, ok};
 
 #[test]
 fn split_reports_bad_images_and_skips_when_fresh() {
@@ -107,6 +107,37 @@ fn gbk_csv_is_detected_and_reported() {
     );
 }
 
+/// The manifest names the kernels OpenBLAS runs, not only the CPU: told to use others
+/// (`OPENBLAS_CORETYPE`, honoured by OpenBLAS builds with DYNAMIC_ARCH, such as Debian's),
+/// the stage records those.
+#[test]
+fn the_manifest_names_the_kernels_openblas_was_told_to_use() {
+    let build = crossmodal::blas::kernels();
+    if !cfg!(target_arch = "x86_64") || !build.contains("DYNAMIC_ARCH") {
+        eprintln!("skipped: OpenBLAS cannot be told its kernels here ({build})");
+        return;
+    }
+    let ws = Workspace::new(10, &["--no-bad-cases"], "");
+    let out = binary()
+        .args(["split", "pipeline.toml"])
+        .current_dir(ws.path())
+        .env_remove("RUST_LOG")
+        .env("OPENBLAS_CORETYPE", "Sandybridge")
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.stage("split").join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let blas = manifest["machine"]["blas"].as_str().unwrap_or_default();
+    assert!(blas.starts_with("Sandybridge kernels ("), "{manifest:#}");
+}
+
 #[test]
 fn inspect_prints_shape_statistics_and_rows() {
     let ws = Workspace::new(10, &["--no-bad-cases"], "");
@@ -132,6 +163,22 @@ fn inspect_prints_shape_statistics_and_rows() {
     let out = ok(ws.path(), &["inspect", "work/split"]);
     assert!(out.contains("stage `split` of pipeline `t`"), "{out}");
     assert!(out.contains("partitions.csv"), "{out}");
+    // The machine that ran the stage, with the BLAS build whose kernels it used.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.stage("split").join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let machine = &manifest["machine"];
+    assert!(
+        machine["cores"].as_u64().is_some_and(|n| n >= 1),
+        "{machine}"
+    );
+    let blas = machine["blas"].as_str().unwrap_or_default();
+    assert!(blas.contains("OpenBLAS"), "{machine}");
+    let cpu = machine["cpu"].as_str().unwrap_or_default();
+    assert!(!cpu.is_empty(), "{machine}");
+    assert!(out.contains(&format!("ran on {cpu}, ")), "{out}");
+    assert!(out.contains(blas), "{out}");
     let err = fails(ws.path(), &["inspect", "pipeline.toml"]);
     assert!(
         err.contains("pipeline.toml") && err.contains("not something inspect reads"),

@@ -184,6 +184,13 @@ fn neural_baselines_learn_and_compare_reproduces_evaluate() {
     ] {
         assert!(md.contains(row), "{row} missing from:\n{md}");
     }
+    // The machine the CCA fit ran on, as its manifest records it.
+    let fit_machine = &json(&ws.stage("fit").join("manifest.json"))["machine"];
+    let cpu = fit_machine["cpu"].as_str().unwrap();
+    assert!(
+        md.contains(&format!("The CCA fit ran on {cpu}, ")),
+        "{fit_machine} missing from:\n{md}"
+    );
     let svg = std::fs::read_to_string(ws.path().join("comparison.svg")).unwrap();
     assert!(svg.starts_with("<svg"), "{svg}");
     // The variant ran on the main work folder's split and features, linked, not recomputed.

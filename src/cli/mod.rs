@@ -13,7 +13,7 @@ use crossmodal::data::Part;
 use crossmodal::data::synthetic::{CsvEncoding, SyntheticParams, generate};
 use crossmodal::pipeline::compare::{
     ComparisonParams, DatasetRows, ExternalEmbeddings, compare_embeddings, link_stages,
-    measured_rows, render_markdown, render_svg, write_text,
+    measured_rows, render_markdown, render_svg, stage_machine, write_text,
 };
 use crossmodal::pipeline::inspect::{InspectOptions, inspect};
 use crossmodal::pipeline::search::{SearchOptions, SearchQuery, search};
@@ -604,10 +604,17 @@ fn comparison(
         }
         let folds = rows.first().map(|r| r.folds).unwrap_or(1);
         let description = ctx.config.pipeline.description.clone().unwrap_or_default();
+        let part = ctx
+            .config
+            .section::<crossmodal::pipeline::stages::evaluate::EvaluateParams>("evaluate")?
+            .part;
+        let machine = stage_machine(ctx, "fit")
+            .map(|machine| format!(" The CCA fit ran on {machine}."))
+            .unwrap_or_default();
         datasets.push(DatasetRows {
             title: ctx.config.pipeline.name.clone(),
             protocol: format!(
-                "{description}. `{}`, {} partition{}; scored on the {} part.",
+                "{description}. `{}`, {} partition{}; scored on the {} part.{machine}",
                 file.display(),
                 folds,
                 if folds == 1 {
@@ -615,10 +622,7 @@ fn comparison(
                 } else {
                     "s (mean over folds)"
                 },
-                ctx.config
-                    .section::<crossmodal::pipeline::stages::evaluate::EvaluateParams>("evaluate")?
-                    .part
-                    .as_str()
+                part.as_str()
             ),
             rows,
         });

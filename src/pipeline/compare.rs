@@ -19,6 +19,7 @@ use ndarray::Array2;
 use serde_json::Value;
 
 use super::artifacts::{atomic_write, read_dense, read_ids};
+use super::manifest::Machine;
 use super::stages::evaluate::{EvaluateParams, RankStageParams, evaluate_partition, report_extra};
 use super::stages::fusion::Embeddings;
 use super::stages::split::SplitArtifacts;
@@ -282,6 +283,14 @@ fn stage_seconds(ctx: &Context, stage: &str) -> Option<f64> {
         .map(|m| m.wall_seconds)
 }
 
+/// The machine `stage` ran on, where its manifest records one.
+pub fn stage_machine(ctx: &Context, stage: &str) -> Option<Machine> {
+    Manifest::load(&ctx.stage_dir(stage))
+        .ok()
+        .flatten()
+        .and_then(|m| m.machine)
+}
+
 fn stage_bytes(ctx: &Context, stage: &str, filter: &dyn Fn(&str) -> bool) -> Option<u64> {
     Manifest::load(&ctx.stage_dir(stage))
         .ok()
@@ -520,9 +529,10 @@ pub fn render_markdown(datasets: &[DatasetRows], command: &str, plot: Option<&st
          partition, vocabulary fitting included; for the dual encoder the forward pass, without\n\
          the one-off decode to 72 px. Timings are wall-clock on the machine that ran them, which\n\
          may have been running other jobs too: read them as upper bounds. Every row is\n\
-         reproducible for a fixed seed on one machine; the neural rows are trained by matrix\n\
-         kernels chosen for the CPU, so on another CPU they can round differently and move a\n\
-         little (docs/results.md).\n"
+         reproducible for a fixed seed on one machine. Matrix kernels are chosen for the CPU, so\n\
+         on another CPU the products round differently: the neural rows can move a little, and a\n\
+         CCA row by a query or two whose scores nearly tie (docs/results.md). Each dataset names\n\
+         the machine its CCA fit ran on.\n"
     );
     if let Some(plot) = plot {
         let _ = writeln!(s, "![R@10 of every measured method]({plot})\n");

@@ -24,7 +24,8 @@ use super::PipelineError;
 use super::artifacts;
 use super::config::PipelineConfig;
 use super::manifest::{
-    self, FORMAT_VERSION, InputFingerprint, MANIFEST_FILE, Manifest, OutputRecord, SkipRecord,
+    self, FORMAT_VERSION, InputFingerprint, MANIFEST_FILE, Machine, Manifest, OutputRecord,
+    SkipRecord,
 };
 use crate::error::{Error, IoError};
 use crate::sparse::CsrMatrix;
@@ -652,6 +653,7 @@ impl Pipeline {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            machine: Some(Machine::this()),
         };
         artifacts::write_json(&staging.join(MANIFEST_FILE), &manifest)?;
         self.commit(stage.name(), &staging)?;

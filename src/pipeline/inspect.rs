@@ -310,6 +310,9 @@ fn describe_stage(dir: &Path) -> Result<String, PipelineError> {
         manifest.format_version, manifest.tool_version, manifest.fingerprint, manifest.wall_seconds
     )
     .ok();
+    if let Some(machine) = &manifest.machine {
+        writeln!(out, "ran on {machine}").ok();
+    }
     writeln!(out, "outputs:").ok();
     for o in &manifest.outputs {
         let shape = if o.shape.is_empty() {

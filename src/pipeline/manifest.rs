@@ -2,7 +2,8 @@
 //!
 //! `manifest.json` records the format version, the tool version, the stage's parameters, the
 //! fingerprints of its input files and of its upstream stages, its outputs (file, kind, dtype,
-//! shape, bytes), what it skipped and why, and its wall time. A stage's `fingerprint` is a
+//! shape, bytes), what it skipped and why, its wall time, and the machine that ran it ([`Machine`]:
+//! results computed on two CPUs can differ at rounding level). A stage's `fingerprint` is a
 //! BLAKE3 hash of everything that determines its outputs (format version, stage name,
 //! parameters, inputs, upstream fingerprints); a stage is fresh when the fingerprint it would
 //! have now equals the one in its manifest and its outputs are all there (make's rule, with
@@ -186,6 +187,49 @@ pub struct SkipRecord {
     pub reason: String,
 }
 
+/// The machine a stage ran on: its CPU, the cores the process could use, and the BLAS kernels.
+///
+/// OpenBLAS picks its kernels by the CPU, and kernels for different instruction sets add the
+/// same products in different orders, so a stage run on two machines can write files that differ
+/// at rounding level, and a ranking can then differ by a few near-ties. Recorded so that a figure
+/// can be traced to the machine that computed it; it is not part of the fingerprint, so a work
+/// folder moved to another machine stays fresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    /// The CPU's model name (`/proc/cpuinfo`), or the architecture where there is none.
+    pub cpu: String,
+    pub cores: usize,
+    /// [`crate::blas::kernels`].
+    pub blas: String,
+}
+
+impl Machine {
+    /// The machine this process runs on.
+    pub fn this() -> Self {
+        let model_name = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .filter_map(|line| line.split_once(':'))
+                    .find(|(key, _)| key.trim() == "model name")
+                    .map(|(_, value)| value.trim().to_string())
+            })
+            .filter(|name| !name.is_empty());
+        Self {
+            cpu: model_name.unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            blas: crate::blas::kernels(),
+        }
+    }
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cores = if self.cores == 1 { "core" } else { "cores" };
+        write!(f, "{}, {} {cores}, {}", self.cpu, self.cores, self.blas)
+    }
+}
+
 /// What a stage folder holds and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -207,6 +251,9 @@ pub struct Manifest {
     pub wall_seconds: f64,
     /// Seconds since the Unix epoch when the stage finished.
     pub finished_at: u64,
+    /// Where the stage ran; absent in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
 }
 
 impl Manifest {
@@ -312,6 +359,42 @@ pub fn changed_params(old: &serde_json::Value, new: &serde_json::Value) -> Vec<S
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_machine_is_recorded_and_older_manifests_without_it_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let machine = Machine::this();
+        assert!(machine.cores >= 1 && !machine.cpu.is_empty(), "{machine:?}");
+        let mut manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            tool_version: "0.1.0".into(),
+            pipeline: "p".into(),
+            stage: "fit".into(),
+            fingerprint: "f".into(),
+            params: json!({"dims": 8}),
+            inputs: Vec::new(),
+            upstream: BTreeMap::new(),
+            outputs: Vec::new(),
+            skipped_counts: BTreeMap::new(),
+            skipped: Vec::new(),
+            summary: serde_json::Map::new(),
+            wall_seconds: 1.5,
+            finished_at: 7,
+            machine: Some(machine),
+        };
+        let path = dir.path().join(MANIFEST_FILE);
+        std::fs::write(&path, serde_json::to_string(&manifest).unwrap()).unwrap();
+        assert_eq!(
+            Manifest::load(dir.path()).unwrap().as_ref(),
+            Some(&manifest)
+        );
+        // Written before the machine was recorded: it loads, and the key stays out when saved.
+        manifest.machine = None;
+        let text = serde_json::to_string(&manifest).unwrap();
+        assert!(!text.contains("machine"), "{text}");
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(manifest));
+    }
 
     #[test]
     fn changed_params_names_nested_paths() {
