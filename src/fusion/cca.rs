@@ -13,6 +13,9 @@
 //!   variance;
 //! - whitening by a symmetric eigendecomposition of the (reduced) covariance, dropping directions
 //!   whose regularized variance is below `1e-10` of the largest (rank-deficient views, `r = 0`);
+//! - each canonical pair's sign (arbitrary in an SVD, and chosen differently by different
+//!   BLAS kernels) is fixed by its training variates: the sign under which their third moment
+//!   is positive, so saved projections compare across machines;
 //! - the projected dimensions are weighted by `σᵢ^p`, the canonical correlations to the power
 //!   `p` (Gong et al., IJCV 2014, eq. 6; `p = 0` is plain CCA);
 //! - optionally (`topics = K`, off by default), Gong et al.'s third view built without
@@ -433,8 +436,11 @@ impl CcaValidParams {
                 k
             );
         }
-        let proj_x = full_projection(&wx, &u.slice(s![.., ..k]).to_owned());
-        let proj_y = full_projection(&wy, &v.slice(s![.., ..k]).to_owned());
+        let mut u = u.slice(s![.., ..k]).to_owned();
+        let mut v = v.slice(s![.., ..k]).to_owned();
+        orient_by_skew(&wx, &wy, &mut u, &mut v);
+        let proj_x = full_projection(&wx, &u);
+        let proj_y = full_projection(&wy, &v);
         progress.inc(1);
         let correlations = sigma.slice(s![..k]).mapv(|v| v.clamp(0.0, 1.0) as f32);
         progress.inc(1);
@@ -924,6 +930,31 @@ fn whiten_scores(
     })
 }
 
+/// Gives each canonical pair (column `j` of `U` and of `V`, flipped together, which leaves
+/// every cross-view score unchanged) the sign under which its training variates lean positive:
+/// `Σₜ (x̃ₜ·aⱼ)³ + (ỹₜ·bⱼ)³ ≥ 0` over the centred training pairs. An SVD or eigendecomposition
+/// fixes a direction only up to its sign, and the sign it returns depends on the BLAS and
+/// LAPACK kernels and on the internal bases (PCA, whitening) the fit went through. The variates
+/// depend on neither, so the same data gives the same saved projections on any machine, up to
+/// rounding, rather than up to a sign per column. (scikit-learn's `svd_flip` makes the largest
+/// coefficient positive instead; that depends on how the features are scaled.) A pair whose
+/// variates are symmetric, third moment zero to rounding, is the one case left to rounding.
+fn orient_by_skew(wx: &Whitened, wy: &Whitened, u: &mut Array2<f64>, v: &mut Array2<f64>) {
+    let third_moments = |w: &Whitened, dirs: &Array2<f64>| -> Array1<f64> {
+        let variates = w.scores.dot(&w.white.dot(dirs).mapv(|v| v as f32));
+        variates.map_axis(Axis(0), |col| {
+            col.iter().map(|&z| (z as f64).powi(3)).sum::<f64>()
+        })
+    };
+    let lean = third_moments(wx, u) + third_moments(wy, v);
+    for (j, &m) in lean.iter().enumerate() {
+        if m < 0.0 {
+            u.column_mut(j).mapv_inplace(|a| -a);
+            v.column_mut(j).mapv_inplace(|b| -b);
+        }
+    }
+}
+
 /// `V W U` (or `W U` without PCA): from the raw centred view to canonical coordinates.
 fn full_projection(w: &Whitened, u: &Array2<f64>) -> Array2<f32> {
     let wu = w.white.dot(u).mapv(|v| v as f32);
@@ -1220,6 +1251,43 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_view_gives_the_same_variates_signs_included() {
+        // With a relative ridge, CCA is invariant to an orthogonal map `Q` of a view (`tr(C)`
+        // and the ridge do not change), so `X` and `XQ` have the same training variates. The
+        // whitening inside the two fits differs, and with it the signs the SVD (or, with a
+        // topic view, the eigendecomposition) returns; orienting each pair by its variates
+        // makes them agree, and every pair leans positive on the training pairs.
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let (x, y) = planted(3000, 6, 5, 17);
+        let rotation = ops::gaussian(6, 6, &mut rng).qr_into().unwrap().0;
+        let rotated: FeatureMatrix = x.dot(&rotation).into();
+        let (x, y): (FeatureMatrix, FeatureMatrix) = (x.into(), y.into());
+        for topics in [0, 4] {
+            let params = CcaParams::new(4).ridge(0.1).topics(topics).check().unwrap();
+            let (a, b) = (
+                params.fit(&x, &y).unwrap(),
+                params.fit(&rotated, &y).unwrap(),
+            );
+            let (ua, ub) = (a.transform_x(&x).unwrap(), b.transform_x(&rotated).unwrap());
+            let scale = ua.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for ((j, p), q) in ua.indexed_iter().zip(ub.iter()) {
+                assert!(
+                    (p - q).abs() < 1e-3 * scale,
+                    "topics {topics}, {j:?}: {p} vs {q}"
+                );
+            }
+            let va = a.transform_y(&y).unwrap();
+            for j in 0..ua.ncols() {
+                let cubes = |z: ndarray::ArrayView1<f32>| {
+                    z.iter().map(|&v| (v as f64).powi(3)).sum::<f64>()
+                };
+                let lean = cubes(ua.column(j)) + cubes(va.column(j));
+                assert!(lean > 0.0, "topics {topics}, pair {j}: {lean}");
+            }
+        }
+    }
+
+    #[test]
     fn relative_ridge_is_scale_invariant() {
         // Multiplying a view by 1000 must not change the fitted correlations: the ridge scales
         // with tr(C)/d (an absolute ridge would not).
@@ -1278,8 +1346,9 @@ mod tests {
                 }
                 let ta = a.transform_y(&yd).unwrap();
                 let tb = b.transform_y(&ysp).unwrap();
+                // Signs included: each pair is oriented by its training variates.
                 for (p, q) in ta.iter().zip(tb.iter()) {
-                    assert!((p.abs() - q.abs()).abs() < 1e-2, "{p} vs {q}");
+                    assert!((p - q).abs() < 1e-2, "{p} vs {q}");
                 }
             }
         }
@@ -1740,7 +1809,8 @@ mod tests {
         for (a, b) in paired.correlations.iter().zip(expanded.correlations.iter()) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
-        // Same projections up to the sign of each canonical direction.
+        // Same projections, signs included, though the two fits reduce the images by PCA of
+        // different matrices (distinct rows weighted, or every pair's row).
         let probe = FeatureMatrix::Dense(images);
         let pa = paired.transform_x(&probe).unwrap();
         let pb = expanded.transform_x(&probe).unwrap();
@@ -1753,7 +1823,7 @@ mod tests {
                 .sum();
             let na: f32 = pa.column(j).iter().map(|a| a * a).sum::<f32>().sqrt();
             let nb: f32 = pb.column(j).iter().map(|b| b * b).sum::<f32>().sqrt();
-            assert!((dot.abs() / (na * nb) - 1.0).abs() < 1e-3, "direction {j}");
+            assert!((dot / (na * nb) - 1.0).abs() < 1e-3, "direction {j}");
         }
         let err = params
             .fit_paired(
