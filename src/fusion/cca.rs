@@ -940,11 +940,8 @@ fn whiten_scores(
 /// coefficient positive instead; that depends on how the features are scaled.) A pair whose
 /// variates are symmetric, third moment zero to rounding, is the one case left to rounding.
 fn orient_by_skew(wx: &Whitened, wy: &Whitened, u: &mut Array2<f64>, v: &mut Array2<f64>) {
-    let third_moments = |w: &Whitened, dirs: &Array2<f64>| -> Array1<f64> {
-        let variates = w.scores.dot(&w.white.dot(dirs).mapv(|v| v as f32));
-        variates.map_axis(Axis(0), |col| {
-            col.iter().map(|&z| (z as f64).powi(3)).sum::<f64>()
-        })
+    let third_moments = |w: &Whitened, dirs: &Array2<f64>| {
+        ops::column_third_moments(&w.scores.dot(&w.white.dot(dirs).mapv(|v| v as f32)))
     };
     let lean = third_moments(wx, u) + third_moments(wy, v);
     for (j, &m) in lean.iter().enumerate() {

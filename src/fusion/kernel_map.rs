@@ -14,7 +14,8 @@
 //! `k(z, l) = exp(-γ ‖z - l‖²)` against `landmarks` training rows drawn with a fixed seed. `γ` is
 //! `gamma_scale` over the median squared distance between landmarks, so `gamma_scale = 1` suits
 //! any view (over the pairs that differ, when most landmarks are equal, as in a block that is the
-//! same for most items).
+//! same for most items). Each PCA component takes the sign under which the third moment of the
+//! training rows along it is positive, so a saved basis compares across machines.
 //!
 //! With `block_widths`, the view is cut into column blocks (the image view's VLAD, Fisher, HSV,
 //! … blocks) and each gets a map of its own (its own mean, PCA and γ; the same landmark rows);
@@ -251,8 +252,9 @@ impl KernelMapValidParams {
         ops::check_finite(x, view)?;
         let mean = ops::column_means(x);
         let centred = Centred::new(x, mean);
-        let basis = self.basis(&centred, progress)?;
-        let reduced = reduce(&centred.mean, basis.as_ref(), x);
+        let mut basis = self.basis(&centred, progress)?;
+        let mut reduced = reduce(&centred.mean, basis.as_ref(), x);
+        orient_components(&mut basis, &mut reduced);
         self.gaussian_map(centred.mean, basis, reduced, view)
     }
 
@@ -278,12 +280,13 @@ impl KernelMapValidParams {
             )
         };
         let centred = StreamedCentred::new(rows.len(), width, &read, view)?;
-        let basis = self.basis(&centred, progress)?;
+        let mut basis = self.basis(&centred, progress)?;
         let mut reduced = match &basis {
             Some(v) => centred.dot(&v.view())?,
             None => centred.centred()?,
         };
         crate::retrieval::l2_normalize_rows(&mut reduced);
+        orient_components(&mut basis, &mut reduced);
         self.gaussian_map(centred.mean, basis, reduced, view)
     }
 
@@ -337,6 +340,21 @@ impl KernelMapValidParams {
             alignment: None,
         };
         Ok((map, reduced))
+    }
+}
+
+/// Gives each PCA component of a block the sign under which the third moment of the training
+/// rows' reduced coordinates is positive, as the CCA does for its canonical pairs, so that
+/// `basis.npy` and `landmarks.npy` come out the same on any machine up to rounding (LAPACK's
+/// signs depend on the kernels). The kernel values depend only on distances, which negating a
+/// coordinate of every row leaves exactly as they were.
+fn orient_components(basis: &mut Option<Array2<f32>>, reduced: &mut Array2<f32>) {
+    let Some(basis) = basis else { return };
+    for (j, &moment) in ops::column_third_moments(reduced).iter().enumerate() {
+        if moment < 0.0 {
+            basis.column_mut(j).mapv_inplace(|v| -v);
+            reduced.column_mut(j).mapv_inplace(|v| -v);
+        }
     }
 }
 
@@ -707,6 +725,51 @@ mod tests {
         assert!((doubled.blocks[0].gamma / a.blocks[0].gamma - 2.0).abs() < 1e-5);
         // Unit rows: squared distances lie in [0, 4], so γ ≥ 1/4.
         assert!(a.blocks[0].gamma >= 0.25, "{}", a.blocks[0].gamma);
+    }
+
+    #[test]
+    fn a_rotated_view_gives_the_same_landmarks_signs_included() {
+        // PCA of `XQ` (`Q` orthogonal) finds the components of `X` turned by `Q`: the rows'
+        // coordinates along them are the same, but the decomposition of a different matrix
+        // returns them with other signs. Oriented by their third moments, the reduced
+        // landmarks agree, and so do the kernel values.
+        use ndarray_linalg::QRInto;
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        // Skewed columns (squared normals) with well-separated variances (ratio 2.25), so that
+        // both the components and the signs of their third moments are well determined.
+        let mut x = gaussian(300, 30, &mut rng).mapv(|v| v * v);
+        for (j, mut col) in x.columns_mut().into_iter().enumerate() {
+            col *= 1.5f32.powi(-(j as i32));
+        }
+        let rotation = gaussian(30, 30, &mut rng).qr_into().unwrap().0;
+        let p = KernelMapParams {
+            landmarks: 40,
+            input_dims: 8,
+            gamma_scale: 1.0,
+            seed: 4,
+            block_widths: Vec::new(),
+            block_weighting: BlockWeighting::Equal,
+        };
+        let rotated = x.dot(&rotation);
+        let (a, b) = (fit(p.clone(), &x), fit(p, &rotated));
+        let (la, lb) = (&a.blocks[0].landmarks, &b.blocks[0].landmarks);
+        for ((ij, u), v) in la.indexed_iter().zip(lb.iter()) {
+            assert!(
+                (u - v).abs() < 1e-3,
+                "landmark coordinate {ij:?}: {u} vs {v}"
+            );
+        }
+        let block = &a.blocks[0];
+        let reduced = reduce(&block.mean, block.basis.as_ref(), &x.clone().into());
+        let moments = ops::column_third_moments(&reduced);
+        assert!(moments.iter().all(|&m| m > 0.0), "{moments}");
+        let (ka, kb) = (
+            a.transform(&FeatureMatrix::Dense(x), "x").unwrap(),
+            b.transform(&FeatureMatrix::Dense(rotated), "x").unwrap(),
+        );
+        for (u, v) in ka.iter().zip(kb.iter()) {
+            assert!((u - v).abs() < 1e-3, "{u} vs {v}");
+        }
     }
 
     #[test]

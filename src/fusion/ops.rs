@@ -567,6 +567,14 @@ pub(crate) fn cross_gram(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Array2<f64
     .unwrap_or_else(|| Array2::zeros((a.ncols(), b.ncols())))
 }
 
+/// `Σᵢ zᵢⱼ³`, the third moment of each column of `z`, in `f64`. Its sign orients directions
+/// that a decomposition returns only up to their sign (canonical pairs, PCA components): it
+/// depends on the coordinates of the data along the direction, not on the basis the
+/// decomposition worked in or on the BLAS kernels it ran on.
+pub(crate) fn column_third_moments(z: &Array2<f32>) -> Array1<f64> {
+    z.map_axis(Axis(0), |col| col.iter().map(|&v| (v as f64).powi(3)).sum())
+}
+
 /// A `rows x cols` matrix of standard normal draws (Box–Muller), from a seeded generator.
 pub(crate) fn gaussian(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
     Array2::from_shape_simple_fn((rows, cols), || {
