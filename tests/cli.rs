@@ -130,10 +130,7 @@ fn the_manifest_names_the_kernels_openblas_was_told_to_use() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(ws.stage("split").join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = ws.manifest("split");
     let blas = manifest["machine"]["blas"].as_str().unwrap_or_default();
     assert!(blas.starts_with("Sandybridge kernels ("), "{manifest:#}");
 }
@@ -164,10 +161,7 @@ fn inspect_prints_shape_statistics_and_rows() {
     assert!(out.contains("stage `split` of pipeline `t`"), "{out}");
     assert!(out.contains("partitions.csv"), "{out}");
     // The machine that ran the stage, with the BLAS build whose kernels it used.
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(ws.stage("split").join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = ws.manifest("split");
     let machine = &manifest["machine"];
     assert!(
         machine["cores"].as_u64().is_some_and(|n| n >= 1),

@@ -185,7 +185,8 @@ fn neural_baselines_learn_and_compare_reproduces_evaluate() {
         assert!(md.contains(row), "{row} missing from:\n{md}");
     }
     // The machine the CCA fit ran on, as its manifest records it.
-    let fit_machine = &json(&ws.stage("fit").join("manifest.json"))["machine"];
+    let fit_manifest = ws.manifest("fit");
+    let fit_machine = &fit_manifest["machine"];
     let cpu = fit_machine["cpu"].as_str().unwrap();
     assert!(
         md.contains(&format!("The CCA fit ran on {cpu}, ")),

@@ -1274,12 +1274,9 @@ mod tests {
                 );
             }
             let va = a.transform_y(&y).unwrap();
-            for j in 0..ua.ncols() {
-                let cubes = |z: ndarray::ArrayView1<f32>| {
-                    z.iter().map(|&v| (v as f64).powi(3)).sum::<f64>()
-                };
-                let lean = cubes(ua.column(j)) + cubes(va.column(j));
-                assert!(lean > 0.0, "topics {topics}, pair {j}: {lean}");
+            let lean = ops::column_third_moments(&ua) + ops::column_third_moments(&va);
+            for (j, &m) in lean.iter().enumerate() {
+                assert!(m > 0.0, "topics {topics}, pair {j}: {m}");
             }
         }
     }

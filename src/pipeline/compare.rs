@@ -276,32 +276,28 @@ fn recalls(report: &Value, direction: &str) -> [f64; 3] {
     [r("r1"), r("r5"), r("r10")]
 }
 
+/// The manifest of `stage`, where the stage has run and its manifest reads.
+fn stage_manifest(ctx: &Context, stage: &str) -> Option<Manifest> {
+    Manifest::load(&ctx.stage_dir(stage)).ok().flatten()
+}
+
 fn stage_seconds(ctx: &Context, stage: &str) -> Option<f64> {
-    Manifest::load(&ctx.stage_dir(stage))
-        .ok()
-        .flatten()
-        .map(|m| m.wall_seconds)
+    stage_manifest(ctx, stage).map(|m| m.wall_seconds)
 }
 
 /// The machine `stage` ran on, where its manifest records one.
 pub fn stage_machine(ctx: &Context, stage: &str) -> Option<Machine> {
-    Manifest::load(&ctx.stage_dir(stage))
-        .ok()
-        .flatten()
-        .and_then(|m| m.machine)
+    stage_manifest(ctx, stage).and_then(|m| m.machine)
 }
 
 fn stage_bytes(ctx: &Context, stage: &str, filter: &dyn Fn(&str) -> bool) -> Option<u64> {
-    Manifest::load(&ctx.stage_dir(stage))
-        .ok()
-        .flatten()
-        .map(|m| {
-            m.outputs
-                .iter()
-                .filter(|o| filter(&o.file))
-                .map(|o| o.bytes)
-                .sum()
-        })
+    stage_manifest(ctx, stage).map(|m| {
+        m.outputs
+            .iter()
+            .filter(|o| filter(&o.file))
+            .map(|o| o.bytes)
+            .sum()
+    })
 }
 
 /// Milliseconds per image and per caption of the feature stages (decode, fit and describe),
@@ -418,9 +414,7 @@ pub fn measured_rows(ctx: &Context) -> Result<Vec<ComparisonRow>, Error> {
 }
 
 fn report_params(ctx: &Context, stage: &str) -> Value {
-    Manifest::load(&ctx.stage_dir(stage))
-        .ok()
-        .flatten()
+    stage_manifest(ctx, stage)
         .map(|m| m.params)
         .unwrap_or(Value::Null)
 }
