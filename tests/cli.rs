@@ -29,6 +29,32 @@ fn split_reports_bad_images_and_skips_when_fresh() {
 }
 
 #[test]
+fn the_data_folder_spelled_another_way_or_from_elsewhere_is_the_same_input() {
+    let ws = Workspace::new(12, &["--no-bad-cases"], "");
+    ok(ws.path(), &["split", "pipeline.toml"]);
+    let images = std::fs::read_to_string(ws.stage("split").join("images.csv")).unwrap();
+    let canonical = ws.path().canonicalize().unwrap().join("data");
+    let canonical = canonical.display().to_string();
+    assert!(
+        images.contains(&canonical),
+        "images.csv records the canonical path: {images}"
+    );
+    let work = ws.path().join("work").display().to_string();
+    for (dir, pipeline, data) in [
+        (ws.path().to_path_buf(), "pipeline.toml", "./data/"),
+        (ws.path().to_path_buf(), "pipeline.toml", canonical.as_str()),
+        (ws.path().join("data"), "../pipeline.toml", "."),
+    ] {
+        let args = ["split", pipeline, "--data", data, "--work", &work];
+        let again = ok(&dir, &args);
+        assert!(
+            again.contains("split: up to date"),
+            "--data {data}: {again}"
+        );
+    }
+}
+
+#[test]
 fn changed_parameter_reruns_the_stage() {
     let ws = Workspace::new(30, &["--no-bad-cases"], "");
     ok(ws.path(), &["split", "pipeline.toml"]);

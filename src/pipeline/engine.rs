@@ -336,7 +336,14 @@ struct Planned {
 impl Pipeline {
     /// Builds a pipeline; refuses sections of the pipeline file that no stage reads, and
     /// recovers from a swap that an interrupted run left half done.
-    pub fn new(ctx: Context, stages: Vec<Box<dyn Stage>>) -> Result<Self, PipelineError> {
+    ///
+    /// The data folder is taken by its canonical path when it exists, so that `../data`,
+    /// `./data/` and `/home/me/project/data` name the same inputs: the paths the stages record
+    /// (and fingerprint) do not depend on how the folder was spelled or where the command ran.
+    pub fn new(mut ctx: Context, stages: Vec<Box<dyn Stage>>) -> Result<Self, PipelineError> {
+        if let Ok(canonical) = ctx.data_dir.canonicalize() {
+            ctx.data_dir = canonical;
+        }
         let known: Vec<&str> = stages
             .iter()
             .flat_map(|s| s.sections().iter().copied())

@@ -75,7 +75,12 @@ impl ExtraTraining {
         if !ctx.config.sections.contains_key("extra_training") {
             return Ok(None);
         }
-        let extra: Self = ctx.config.section("extra_training")?;
+        let mut extra: Self = ctx.config.section("extra_training")?;
+        // By its canonical path, as the main data folder (`Pipeline::new`): the parameters
+        // record it, so its spelling must not make the split stale.
+        if let Ok(canonical) = extra.data.canonicalize() {
+            extra.data = canonical;
+        }
         let bad = |message: String| PipelineError::BadConfig {
             path: ctx.config.path.clone(),
             message: format!("[extra_training] {message}"),
