@@ -209,6 +209,8 @@ fn search_ranks_as_rank_does_and_refuses_bad_queries() {
         "k above the gallery lists it all"
     );
     let by_id = search_json(&ws, &["--image-id", &image_id, "-k", all]);
+    // images.csv names each image inside the data folder.
+    let image_path = format!("data/{image_path}");
     let file = search_json(&ws, &["--image", &image_path, "-k", all]);
     assert_same_ranking(&hits(&by_id), &hits(&file), "image file");
 

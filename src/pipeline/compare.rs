@@ -219,7 +219,7 @@ pub fn compare_embeddings(
     check_name(name)?;
     let params: EvaluateParams = ctx.config.section("evaluate")?;
     let rank: RankStageParams = ctx.config.section("rank")?;
-    let split = SplitArtifacts::load(&ctx.stage_dir("split"))?;
+    let split = SplitArtifacts::load(&ctx.stage_dir("split"), &ctx.data_dir)?;
     let embeddings = external.aligned(&split, params.part)?;
     let mut evaluations = Vec::new();
     let mut per_partition = serde_json::Map::new();
@@ -320,7 +320,7 @@ fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 /// The measured rows of one pipeline: CCA, the neural baselines and `compare` runs that
 /// have reports in its work folder.
 pub fn measured_rows(ctx: &Context) -> Result<Vec<ComparisonRow>, Error> {
-    let split = SplitArtifacts::load(&ctx.stage_dir("split"))?;
+    let split = SplitArtifacts::load(&ctx.stage_dir("split"), &ctx.data_dir)?;
     let (feat_image_ms, feat_text_ms) = feature_ms(ctx, &split);
     let mut rows = Vec::new();
     let row_of = |report: &Value, method: String| ComparisonRow {

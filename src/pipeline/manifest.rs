@@ -32,9 +32,13 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// the stage recorded, or nothing is recorded yet ([`Self::resolve`]). So a copy of the data
 /// that only changed modification times (a new disk, a fresh checkout) does not make every
 /// stage stale, and a collection whose `stat` is unchanged is not read at all.
+///
+/// Files are named relative to the data folder they were read from (`root`), so the data can
+/// move to another folder, or be named by another path, without a rerun.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputFingerprint {
-    /// The file, or a description of the collection (`ImageData/ (998 files)`).
+    /// The file relative to the data folder, or a description of the collection
+    /// (`images (998 files)`).
     pub path: String,
     pub bytes: u64,
     /// BLAKE3 of the content (files), or of names, sizes and contents (collections; in
@@ -46,6 +50,9 @@ pub struct InputFingerprint {
     /// Collections: the files, to read when the content must be checked (not saved).
     #[serde(skip)]
     files: Vec<PathBuf>,
+    /// Collections: the data folder the files' names are taken relative to (not saved).
+    #[serde(skip)]
+    root: PathBuf,
 }
 
 /// Two fingerprints are the same input when label, size and digest agree (`stat` is a cache).
@@ -58,26 +65,28 @@ impl PartialEq for InputFingerprint {
 impl Eq for InputFingerprint {}
 
 impl InputFingerprint {
-    /// Hashes a file's content.
-    pub fn of_file(path: &Path) -> Result<Self, IoError> {
+    /// Hashes a file's content; the file is named relative to the data folder `root`.
+    pub fn of_file(root: &Path, path: &Path) -> Result<Self, IoError> {
         let bytes = std::fs::read(path).map_err(|e| IoError::new("reading", path, e))?;
         Ok(Self {
-            path: path.display().to_string(),
+            path: relative_to(root, path).display().to_string(),
             bytes: bytes.len() as u64,
             digest: blake3::hash(&bytes).to_hex().to_string(),
             stat: None,
             files: Vec::new(),
+            root: PathBuf::new(),
         })
     }
 
     /// Summarises many files (images) by name, size and modification time, without reading
     /// them: `stat` of 50,000 files is fast, hashing 5 GB is not. Missing files count as such.
-    /// The digest is provisional until [`Self::resolve`].
-    pub fn of_collection(label: &str, paths: &[PathBuf]) -> Self {
+    /// The digest is provisional until [`Self::resolve`]. The names hashed are relative to the
+    /// data folder `root`.
+    pub fn of_collection(label: &str, root: &Path, paths: &[PathBuf]) -> Self {
         let mut hasher = blake3::Hasher::new();
         let mut total = 0u64;
         for path in paths {
-            hasher.update(path.as_os_str().as_encoded_bytes());
+            hasher.update(relative_to(root, path).as_os_str().as_encoded_bytes());
             match std::fs::metadata(path) {
                 Ok(meta) => {
                     total += meta.len();
@@ -102,6 +111,7 @@ impl InputFingerprint {
             digest: stat.clone(),
             stat: Some(stat),
             files: paths.to_vec(),
+            root: root.to_path_buf(),
         }
     }
 
@@ -127,14 +137,19 @@ impl InputFingerprint {
                 return false;
             }
         }
-        self.digest = content_digest(&self.files);
+        self.digest = content_digest(&self.root, &self.files);
         recorded.is_some_and(|old| old.stat.is_some() && old == self)
     }
 }
 
-/// BLAKE3 of the names, sizes and contents of `paths`, in order (each file hashed in parallel;
-/// a missing or unreadable file counts as such).
-fn content_digest(paths: &[PathBuf]) -> String {
+/// `path` as named inside the data folder `root`; a path outside it as it is.
+pub fn relative_to<'a>(root: &Path, path: &'a Path) -> &'a Path {
+    path.strip_prefix(root).unwrap_or(path)
+}
+
+/// BLAKE3 of the names (relative to `root`), sizes and contents of `paths`, in order (each
+/// file hashed in parallel; a missing or unreadable file counts as such).
+fn content_digest(root: &Path, paths: &[PathBuf]) -> String {
     use rayon::prelude::*;
     let per_file: Vec<Option<(u64, blake3::Hash)>> = paths
         .par_iter()
@@ -145,7 +160,7 @@ fn content_digest(paths: &[PathBuf]) -> String {
         .collect();
     let mut hasher = blake3::Hasher::new();
     for (path, file) in paths.iter().zip(&per_file) {
-        hasher.update(path.as_os_str().as_encoded_bytes());
+        hasher.update(relative_to(root, path).as_os_str().as_encoded_bytes());
         match file {
             Some((len, hash)) => {
                 hasher.update(&len.to_le_bytes());
@@ -432,12 +447,12 @@ mod tests {
             std::fs::write(path, format!("image {i}")).unwrap();
             set_mtime(path, 1_000_000);
         }
-        let mut first = InputFingerprint::of_collection("images", &paths);
+        let mut first = InputFingerprint::of_collection("images", dir.path(), &paths);
         assert!(!first.resolve(None));
         assert!(first.digest.starts_with("content:"), "{first:?}");
 
         // Unchanged stat: the recorded digest is taken without reading.
-        let mut same = InputFingerprint::of_collection("images", &paths);
+        let mut same = InputFingerprint::of_collection("images", dir.path(), &paths);
         assert!(!same.resolve(Some(&first)));
         assert_eq!(same, first);
 
@@ -445,28 +460,66 @@ mod tests {
         for path in &paths {
             set_mtime(path, 2_000_000);
         }
-        let mut touched = InputFingerprint::of_collection("images", &paths);
+        let mut touched = InputFingerprint::of_collection("images", dir.path(), &paths);
         assert_ne!(touched.stat, first.stat);
         assert!(touched.resolve(Some(&first)));
         assert_eq!(touched, first);
 
         // Same size, other content: changed.
         std::fs::write(&paths[1], "image 9").unwrap();
-        let mut edited = InputFingerprint::of_collection("images", &paths);
+        let mut edited = InputFingerprint::of_collection("images", dir.path(), &paths);
         assert!(!edited.resolve(Some(&touched)));
         assert_ne!(edited, touched);
         assert_eq!(edited.bytes, touched.bytes);
 
         // A manifest from before `stat`: its digest was the stat; unchanged, it stays fresh.
-        let mut legacy = InputFingerprint::of_collection("images", &paths);
+        let mut legacy = InputFingerprint::of_collection("images", dir.path(), &paths);
         legacy.digest = legacy.stat.take().unwrap();
         let json = serde_json::to_string(&legacy).unwrap();
         assert!(!json.contains("stat"), "{json}");
         let legacy: InputFingerprint = serde_json::from_str(&json).unwrap();
-        let mut now = InputFingerprint::of_collection("images", &paths);
+        let mut now = InputFingerprint::of_collection("images", dir.path(), &paths);
         assert!(!now.resolve(Some(&legacy)));
         assert_eq!(now, legacy);
         assert_eq!(now.stat, None, "kept in the old form");
+    }
+
+    #[test]
+    fn the_same_files_in_another_folder_are_the_same_input() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let write = |root: &Path, second: &str| {
+            std::fs::create_dir_all(root.join("img")).unwrap();
+            std::fs::write(root.join("list.csv"), "id\n1\n").unwrap();
+            for (name, text) in [("img/1.jpg", "one"), ("img/2.jpg", second)] {
+                std::fs::write(root.join(name), text).unwrap();
+            }
+            let paths = vec![root.join("img/1.jpg"), root.join("img/2.jpg")];
+            let mut images = InputFingerprint::of_collection("images", root, &paths);
+            images.resolve(None);
+            let list = InputFingerprint::of_file(root, &root.join("list.csv")).unwrap();
+            (list, images)
+        };
+        let (list_a, images_a) = write(a.path(), "two");
+        let (list_b, images_b) = write(b.path(), "two");
+        assert_eq!(list_a.path, "list.csv");
+        assert_eq!(list_a, list_b);
+        assert_eq!(images_a, images_b);
+        let params = json!({});
+        let print =
+            |inputs: &[InputFingerprint]| fingerprint("split", &params, inputs, &BTreeMap::new());
+        assert_eq!(
+            print(&[list_a.clone(), images_a.clone()]),
+            print(&[list_b, images_b])
+        );
+        // Content still counts: the copy with one image changed is another input.
+        let (_, images_c) = write(b.path(), "TWO");
+        assert_ne!(images_a, images_c);
+        // A file outside the data folder keeps its whole path.
+        let outside = InputFingerprint::of_file(&a.path().join("img"), &a.path().join("list.csv"));
+        assert_eq!(
+            outside.unwrap().path,
+            a.path().join("list.csv").display().to_string()
+        );
     }
 
     #[test]

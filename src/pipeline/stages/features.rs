@@ -38,7 +38,7 @@ use crate::text::{FittedTextFeatures, TextFeatureParams};
 /// Reads the committed split.
 pub fn load_split(ctx: &Context, stage: &str) -> Result<SplitArtifacts, PipelineError> {
     ctx.upstream_manifest(stage, "split")?;
-    SplitArtifacts::load(&ctx.stage_dir("split"))
+    SplitArtifacts::load(&ctx.stage_dir("split"), &ctx.data_dir)
 }
 
 /// The `image-features` stage.
@@ -488,7 +488,7 @@ impl Stage for TextFeaturesStage {
     fn inputs(&self, ctx: &Context) -> Result<Vec<InputFingerprint>, Error> {
         Ok(unlabelled_caption_files(ctx)?
             .iter()
-            .map(|p| InputFingerprint::of_file(p))
+            .map(|p| InputFingerprint::of_file(&ctx.data_dir, p))
             .collect::<Result<_, _>>()?)
     }
 

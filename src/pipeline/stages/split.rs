@@ -1,6 +1,7 @@
 //! `split`: read the dataset, check every image decodes, and fix the split.
 //!
-//! Outputs: `images.csv` (the usable images: id, path, format, size), `texts.csv` (every
+//! Outputs: `images.csv` (the usable images: id, path relative to the data folder, format,
+//! size; so the data can move without a rerun), `texts.csv` (every
 //! caption of a usable image, with its image id), `partitions.csv` (each image's part in each
 //! partition: `main`, or `fold-0` … `fold-<k-1>`), and the ids files. Missing and undecodable
 //! images are reported by id and reason and left out, with their captions; the manifest counts
@@ -20,7 +21,7 @@ use crate::data::split::{Partition, SplitParams, partitions};
 use crate::data::{self, Dataset, Layout, Part};
 use crate::error::{Error, IoError};
 use crate::pipeline::artifacts::atomic_write;
-use crate::pipeline::manifest::InputFingerprint;
+use crate::pipeline::manifest::{InputFingerprint, relative_to};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 
 /// The `split` stage.
@@ -118,16 +119,21 @@ fn load_dataset(ctx: &Context) -> Result<Dataset, Error> {
     load(pipeline.layout, &ctx.data_dir, pipeline.captions.as_deref())
 }
 
-/// The fingerprinted inputs of a dataset: its source files and its image files.
-fn dataset_inputs(dataset: &Dataset, name: &str) -> Result<Vec<InputFingerprint>, Error> {
+/// The fingerprinted inputs of a dataset read from the folder `root`: its source files and its
+/// image files, named relative to `root`.
+fn dataset_inputs(
+    dataset: &Dataset,
+    root: &Path,
+    name: &str,
+) -> Result<Vec<InputFingerprint>, Error> {
     let mut inputs = dataset
         .source_files
         .iter()
-        .map(|p| InputFingerprint::of_file(p))
+        .map(|p| InputFingerprint::of_file(root, p))
         .collect::<Result<Vec<_>, _>>()?;
     let mut paths: Vec<PathBuf> = dataset.images.iter().map(|i| i.path.clone()).collect();
     paths.extend(dataset.missing_images.iter().map(|(_, p)| p.clone()));
-    inputs.push(InputFingerprint::of_collection(name, &paths));
+    inputs.push(InputFingerprint::of_collection(name, root, &paths));
     Ok(inputs)
 }
 
@@ -188,9 +194,11 @@ impl Stage for SplitStage {
     }
 
     fn inputs(&self, ctx: &Context) -> Result<Vec<InputFingerprint>, Error> {
-        let mut inputs = dataset_inputs(&load_dataset(ctx)?, "images")?;
+        let mut inputs = dataset_inputs(&load_dataset(ctx)?, &ctx.data_dir, "images")?;
         if let Some(extra) = ExtraTraining::from_config(ctx)? {
-            inputs.extend(dataset_inputs(&extra.load()?, "extra training images")?);
+            let extra_inputs =
+                dataset_inputs(&extra.load()?, &extra.data, "extra training images")?;
+            inputs.extend(extra_inputs);
         }
         Ok(inputs)
     }
@@ -256,7 +264,7 @@ impl Stage for SplitStage {
                 partition.parts.resize(kept.images.len(), Part::Train);
             }
         }
-        write_split(out, &kept, &kept_checks, &partitions)?;
+        write_split(out, &ctx.data_dir, &kept, &kept_checks, &partitions)?;
 
         let mut formats = std::collections::BTreeMap::<String, usize>::new();
         for check in &kept_checks {
@@ -395,8 +403,11 @@ fn csv_error(path: &Path, e: csv::Error) -> std::io::Error {
     std::io::Error::other(format!("{}: {e}", path.display()))
 }
 
+/// Writes `images.csv`, `texts.csv` and `partitions.csv`; image paths inside `data_dir` are
+/// written relative to it ([`SplitArtifacts::load`] joins them to the data folder of its run).
 fn write_split(
     out: &mut StageWriter,
+    data_dir: &Path,
     dataset: &Dataset,
     checks: &[Checked],
     partitions: &[Partition],
@@ -409,7 +420,7 @@ fn write_split(
         for (image, check) in dataset.images.iter().zip(checks) {
             csv.write_record([
                 image.id.as_str(),
-                &image.path.display().to_string(),
+                &relative_to(data_dir, &image.path).display().to_string(),
                 &check.format,
                 &check.width.to_string(),
                 &check.height.to_string(),
@@ -421,7 +432,7 @@ fn write_split(
     out.record(
         "images.csv",
         "csv",
-        "usable images: id, path, format, original size",
+        "usable images: id, path (relative to the data folder), format, original size",
     )?;
     let image_ids: Vec<&str> = dataset.images.iter().map(|i| i.id.as_str()).collect();
     out.ids(
@@ -518,8 +529,9 @@ impl SplitArtifacts {
         index + self.extra_training_images >= self.image_ids.len()
     }
 
-    /// Reads the artifacts of a committed `split` folder.
-    pub fn load(dir: &Path) -> Result<Self, PipelineError> {
+    /// Reads the artifacts of a committed `split` folder; relative image paths are taken
+    /// inside `data_dir`, the data folder of this run (the data may have moved since the split).
+    pub fn load(dir: &Path, data_dir: &Path) -> Result<Self, PipelineError> {
         let bad = |path: &Path, message: String| PipelineError::BadArtifact {
             path: path.to_path_buf(),
             message,
@@ -535,7 +547,7 @@ impl SplitArtifacts {
         for record in images.records() {
             let record = record.map_err(|e| bad(&path, e.to_string()))?;
             image_ids.push(record[0].to_string());
-            image_paths.push(PathBuf::from(&record[1]));
+            image_paths.push(data_dir.join(&record[1]));
         }
         let index: std::collections::HashMap<&str, usize> = image_ids
             .iter()

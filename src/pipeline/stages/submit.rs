@@ -129,21 +129,29 @@ impl Stage for SubmitStage {
         if ctx.config.pipeline.layout == Layout::Teddy {
             if let Some(task) = load_attachment2(&ctx.data_dir)? {
                 for file in &task.source_files {
-                    inputs.push(crate::pipeline::manifest::InputFingerprint::of_file(file)?);
+                    inputs.push(crate::pipeline::manifest::InputFingerprint::of_file(
+                        &ctx.data_dir,
+                        file,
+                    )?);
                 }
                 let paths: Vec<_> = task.gallery.iter().map(|i| i.path.clone()).collect();
                 inputs.push(crate::pipeline::manifest::InputFingerprint::of_collection(
                     "attachment 2 images",
+                    &ctx.data_dir,
                     &paths,
                 ));
             }
             if let Some(task) = load_attachment3(&ctx.data_dir)? {
                 for file in &task.source_files {
-                    inputs.push(crate::pipeline::manifest::InputFingerprint::of_file(file)?);
+                    inputs.push(crate::pipeline::manifest::InputFingerprint::of_file(
+                        &ctx.data_dir,
+                        file,
+                    )?);
                 }
                 let paths: Vec<_> = task.queries.iter().map(|i| i.path.clone()).collect();
                 inputs.push(crate::pipeline::manifest::InputFingerprint::of_collection(
                     "attachment 3 images",
+                    &ctx.data_dir,
                     &paths,
                 ));
             }
