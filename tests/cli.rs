@@ -58,13 +58,7 @@ fn the_data_folder_spelled_another_way_or_moved_is_the_same_input() {
 
     // Moved (new modification times too): the split stays, and the next stage reads the
     // images where they are now.
-    let moved = ws.path().join("moved");
-    std::fs::create_dir(&moved).unwrap();
-    for entry in walk(&ws.path().join("data")) {
-        let to = moved.join(entry.strip_prefix(ws.path().join("data")).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &to).unwrap();
-    }
+    common::copy_folder(&ws.path().join("data"), &ws.path().join("moved"));
     std::fs::remove_dir_all(ws.path().join("data")).unwrap();
     let features = ok(
         ws.path(),
@@ -73,20 +67,6 @@ fn the_data_folder_spelled_another_way_or_moved_is_the_same_input() {
     assert!(features.contains("split: up to date"), "{features}");
     let manifest = ws.manifest("image-features");
     assert_eq!(manifest["skipped"], serde_json::json!([]), "{manifest:#}");
-}
-
-/// The files under `dir`, recursively.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

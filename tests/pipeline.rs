@@ -61,6 +61,17 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         assert!(ws.stage("evaluate").join(file).is_file(), "{file} written");
     }
 
+    // A copy of the data in another folder is the same input: only `evaluate` reruns, because
+    // report.html links its thumbnails into the data folder; the links follow the data.
+    let html = || std::fs::read_to_string(ws.stage("evaluate").join("report.html")).unwrap();
+    assert!(html().contains("src=\"../../data/ImageData/"), "{}", html());
+    common::copy_folder(&ws.path().join("data"), &ws.path().join("copy"));
+    let moved = ok(ws.path(), &["run", "pipeline.toml", "--data", "copy"]);
+    assert_eq!(ran(&moved), vec!["evaluate"], "{moved}");
+    assert!(html().contains("src=\"../../copy/ImageData/"), "{}", html());
+    let back = ok(ws.path(), &["run", "pipeline.toml"]);
+    assert_eq!(ran(&back), vec!["evaluate"], "{back}");
+
     // The result files follow the template: header, 5 rows per query, ranks 1-5, all queries.
     let words =
         std::fs::read_to_string(ws.stage("submit").join("contest/附件2/word_test.csv")).unwrap();

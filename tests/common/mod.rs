@@ -112,3 +112,17 @@ pub fn shared_data(test: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// Copies the files under `from` to `to`, recursively (new modification times).
+pub fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_folder(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}

@@ -406,9 +406,13 @@ impl Stage for EvaluateStage {
         let evaluate: EvaluateParams = ctx.config.section("evaluate")?;
         let rank: RankStageParams = ctx.config.section("rank")?;
         check_evaluate(ctx, &evaluate)?;
-        Ok(rank
-            .rank
-            .with_hubness(serde_json::json!({ "evaluate": evaluate }))?)
+        let mut record = serde_json::json!({ "evaluate": evaluate });
+        if evaluate.html_samples > 0 {
+            // report.html links its thumbnails into the data folder, so the folder is part of
+            // what the page says: data moved elsewhere reruns this stage (seconds), nothing else.
+            record["report_images_in"] = serde_json::json!(ctx.data_dir.display().to_string());
+        }
+        Ok(rank.rank.with_hubness(record)?)
     }
 
     fn run(&self, ctx: &Context, out: &mut StageWriter) -> Result<(), Error> {
