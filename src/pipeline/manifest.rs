@@ -34,7 +34,7 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// stage stale, and a collection whose `stat` is unchanged is not read at all.
 ///
 /// Files are named relative to the data folder they were read from (`root`), so the data can
-/// move to another folder, or be named by another path, without a rerun.
+/// move to another folder, or be named by another path, and still be the same input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputFingerprint {
     /// The file relative to the data folder, or a description of the collection

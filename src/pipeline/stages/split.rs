@@ -1,7 +1,7 @@
 //! `split`: read the dataset, check every image decodes, and fix the split.
 //!
 //! Outputs: `images.csv` (the usable images: id, path relative to the data folder, format,
-//! size; so the data can move without a rerun), `texts.csv` (every
+//! size; so the data can move without rerunning the split), `texts.csv` (every
 //! caption of a usable image, with its image id), `partitions.csv` (each image's part in each
 //! partition: `main`, or `fold-0` … `fold-<k-1>`), and the ids files. Missing and undecodable
 //! images are reported by id and reason and left out, with their captions; the manifest counts
