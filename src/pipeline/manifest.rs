@@ -142,6 +142,22 @@ impl InputFingerprint {
     }
 }
 
+/// The inputs a stage reads from the data folder `root`: each of `files` (CSV lists, caption
+/// files) by its content, then `images` as one collection labelled `label`.
+pub fn data_folder_inputs(
+    root: &Path,
+    files: &[PathBuf],
+    label: &str,
+    images: &[PathBuf],
+) -> Result<Vec<InputFingerprint>, IoError> {
+    let mut inputs = files
+        .iter()
+        .map(|file| InputFingerprint::of_file(root, file))
+        .collect::<Result<Vec<_>, _>>()?;
+    inputs.push(InputFingerprint::of_collection(label, root, images));
+    Ok(inputs)
+}
+
 /// `path` as named inside the data folder `root`; a path outside it as it is.
 pub fn relative_to<'a>(root: &Path, path: &'a Path) -> &'a Path {
     path.strip_prefix(root).unwrap_or(path)

@@ -21,7 +21,7 @@ use crate::data::split::{Partition, SplitParams, partitions};
 use crate::data::{self, Dataset, Layout, Part};
 use crate::error::{Error, IoError};
 use crate::pipeline::artifacts::atomic_write;
-use crate::pipeline::manifest::{InputFingerprint, relative_to};
+use crate::pipeline::manifest::{InputFingerprint, data_folder_inputs, relative_to};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 
 /// The `split` stage.
@@ -126,15 +126,14 @@ fn dataset_inputs(
     root: &Path,
     name: &str,
 ) -> Result<Vec<InputFingerprint>, Error> {
-    let mut inputs = dataset
-        .source_files
-        .iter()
-        .map(|p| InputFingerprint::of_file(root, p))
-        .collect::<Result<Vec<_>, _>>()?;
     let mut paths: Vec<PathBuf> = dataset.images.iter().map(|i| i.path.clone()).collect();
     paths.extend(dataset.missing_images.iter().map(|(_, p)| p.clone()));
-    inputs.push(InputFingerprint::of_collection(name, root, &paths));
-    Ok(inputs)
+    Ok(data_folder_inputs(
+        root,
+        &dataset.source_files,
+        name,
+        &paths,
+    )?)
 }
 
 /// One image that decodes: what the split records of it.

@@ -21,6 +21,7 @@ use crate::data::{ImageEntry, Layout, Part, TextEntry};
 use crate::error::Error;
 use crate::image::{FittedImageFeatures, Orientation, SkippedImage};
 use crate::matrix::FeatureMatrix;
+use crate::pipeline::manifest::{InputFingerprint, data_folder_inputs};
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::retrieval::RankParams;
 use crate::retrieval::score::score_files;
@@ -121,39 +122,26 @@ impl Stage for SubmitStage {
             .with_hubness(serde_json::json!({ "submit": submit }))?)
     }
 
-    fn inputs(
-        &self,
-        ctx: &Context,
-    ) -> Result<Vec<crate::pipeline::manifest::InputFingerprint>, Error> {
+    fn inputs(&self, ctx: &Context) -> Result<Vec<InputFingerprint>, Error> {
         let mut inputs = Vec::new();
         if ctx.config.pipeline.layout == Layout::Teddy {
             if let Some(task) = load_attachment2(&ctx.data_dir)? {
-                for file in &task.source_files {
-                    inputs.push(crate::pipeline::manifest::InputFingerprint::of_file(
-                        &ctx.data_dir,
-                        file,
-                    )?);
-                }
                 let paths: Vec<_> = task.gallery.iter().map(|i| i.path.clone()).collect();
-                inputs.push(crate::pipeline::manifest::InputFingerprint::of_collection(
-                    "attachment 2 images",
+                inputs.extend(data_folder_inputs(
                     &ctx.data_dir,
+                    &task.source_files,
+                    "attachment 2 images",
                     &paths,
-                ));
+                )?);
             }
             if let Some(task) = load_attachment3(&ctx.data_dir)? {
-                for file in &task.source_files {
-                    inputs.push(crate::pipeline::manifest::InputFingerprint::of_file(
-                        &ctx.data_dir,
-                        file,
-                    )?);
-                }
                 let paths: Vec<_> = task.queries.iter().map(|i| i.path.clone()).collect();
-                inputs.push(crate::pipeline::manifest::InputFingerprint::of_collection(
-                    "attachment 3 images",
+                inputs.extend(data_folder_inputs(
                     &ctx.data_dir,
+                    &task.source_files,
+                    "attachment 3 images",
                     &paths,
-                ));
+                )?);
             }
         }
         Ok(inputs)
