@@ -575,7 +575,7 @@ fn topic_view(labels: &[usize], k: usize, ridge: f64) -> Result<Whitened, Fusion
     whiten_scores(scores, None, share, total, k, "topics", ridge)
 }
 
-/// One view of the pairs, whitened by [`whiten_paired`]; when its kernel map is on, the map is
+/// One view of the pairs, whitened by `whiten_paired`; when its kernel map is on, the map is
 /// first fitted on the view's distinct training rows and the whitening runs on their images
 /// under it (returned with the map).
 /// Training pairs with each view passed through its kernel map (fitted here), ready for

@@ -474,7 +474,7 @@ impl FittedKernelMap {
         Ok(sum)
     }
 
-    /// The map's output from each block's rows reduced by [`reduce`] (one array per block, as
+    /// The map's output from each block's rows reduced by `reduce` (one array per block, as
     /// [`KernelMapValidParams::fit_reduced`] returns them): the blocks' weighted kernel values,
     /// summed.
     pub fn values_of_reduced(&self, reduced: &[Array2<f32>]) -> Array2<f32> {
@@ -560,7 +560,7 @@ impl GaussianMap {
     }
 
     /// The block's Gaussian kernel (unweighted) between the rows of `z`, reduced by
-    /// [`reduce`]: an `s x s` Gram matrix, for the alignment of the blocks.
+    /// `reduce`: an `s x s` Gram matrix, for the alignment of the blocks.
     pub fn gram_of_reduced(&self, z: &Array2<f32>) -> Array2<f64> {
         let dots = ops::dense_dot(&z.view(), &z.t());
         let norms: Vec<f64> = (0..z.nrows()).map(|i| dots[[i, i]] as f64).collect();

@@ -202,7 +202,7 @@ fn pyramid_atoms(regions: &[Vec<usize>], n: usize) -> (Vec<usize>, Vec<usize>, V
 ///
 /// The descriptors are PCA-projected and their posteriors computed once. The zeroth, first and
 /// second order statistics are computed by matrix products once per pyramid atom (see
-/// [`pyramid_atoms`]), and each region's statistics are the sum of its atoms', so a
+/// `pyramid_atoms`), and each region's statistics are the sum of its atoms', so a
 /// descriptor enters the products once however many levels hold it.
 pub fn fisher(desc: ArrayView2<f32>, regions: &[Vec<usize>], model: &FisherModel) -> Vec<f32> {
     let gmm = &model.gmm;

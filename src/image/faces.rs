@@ -101,8 +101,8 @@ impl FaceParams {
         Ok(())
     }
 
-    /// The cascade file: the one named, or the first of [`CASCADE_DIRS`] that has
-    /// [`DEFAULT_CASCADE`].
+    /// The cascade file: the one named, or the first of `CASCADE_DIRS` that has
+    /// `DEFAULT_CASCADE`.
     pub fn cascade_path(&self) -> Result<PathBuf, ImageError> {
         if let Some(path) = &self.cascade {
             return Ok(path.clone());

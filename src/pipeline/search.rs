@@ -12,7 +12,7 @@
 //! `rank` wrote for it. Each query is ranked on its own: what else is asked in the same call
 //! changes nothing. For a query taken by id, the rank of its true match in the whole gallery is
 //! given too. The gallery's side of a hubness correction, which does not depend on the query,
-//! is kept in the `embed` stage's folder for the next search ([`GalleryPenalties`]).
+//! is kept in the `embed` stage's folder for the next search (`GalleryPenalties`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -225,7 +225,7 @@ fn check_temperature(temperature: f32) -> Result<(), RetrievalError> {
 
 /// `log Σ_q exp(cos(q, g) / T)` over the rows `q` of `bank`, for every gallery row `g`. Blocked
 /// over the gallery, so that each block of items has its scores against the whole bank at hand
-/// ([`gallery_block`]).
+/// (`gallery_block`).
 pub fn gallery_log_sum_exp(
     bank: &ArrayView2<f32>,
     gallery: &ArrayView2<f32>,

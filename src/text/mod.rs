@@ -1,6 +1,6 @@
 //! The text side: Chinese captions → sparse TF-IDF blocks and dense sentence vectors.
 //!
-//! Captions are normalised ([`normalize`]: NFKC, half-width, lower-case Latin, `<人名>` kept as
+//! Captions are normalised ([`normalize`](mod@normalize): NFKC, half-width, lower-case Latin, `<人名>` kept as
 //! one token, mojibake dropped), segmented with jieba ([`segment`]), and turned into
 //! * TF-IDF of words and of character n-grams ([`tfidf`], Salton & Buckley 1988, with the
 //!   scikit-learn conventions for smoothing and normalisation), and

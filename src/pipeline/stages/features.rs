@@ -297,7 +297,7 @@ pub fn load_image_feature_rows(
     Ok(CombinedImageFeatures::open(ctx, p)?.read_rows(rows)?)
 }
 
-/// The combined image features of one folder that [`describe_to_disk`] wrote: every block side
+/// The combined image features of one folder that `describe_to_disk` wrote: every block side
 /// by side, each times its weight, in [`FittedImageFeatures::block_layout`] order. Only the
 /// blocks are on disk (`block_<name>.npy`); the combined rows are put together from them as
 /// they are read, to the same bits as the product `FittedImageFeatures::combine` computes, so

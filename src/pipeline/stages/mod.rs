@@ -1,7 +1,7 @@
 //! The stages of the pipeline, in the order the data flows through them.
 //!
 //! `split` reads the dataset and fixes who is train, validation and test; the feature stages,
-//! `fit`, `embed`, `rank` and `evaluate` follow. Each is a [`Stage`](super::Stage).
+//! `fit`, `embed`, `rank` and `evaluate` follow. Each is a [`Stage`].
 
 pub mod evaluate;
 pub mod features;

@@ -1,0 +1,256 @@
+//! crossmodal as a library: every stage of the pipeline as plain calls, without the pipeline
+//! engine, its work folder or its manifests. Read a dataset in the contest's layout, split it,
+//! learn the image and text features on the training images, learn the CCA on the training
+//! pairs, embed the test images and captions in the shared space, score both directions and
+//! print one caption's top 5.
+//!
+//!     cargo run --release --example library                 # on a generated synthetic dataset
+//!     cargo run --release --example library -- DATA_DIR     # on a folder in Teddy's layout
+//!
+//! `DATA_DIR` holds `ImageWordData.csv` and `ImageData/` (or `附件1/`), as
+//! `../shared/data/teddy/attachment1` does. Without it, the synthetic demo dataset (300 images
+//! with their bad cases: a truncated file, an empty one, a missing one) is generated in a
+//! temporary folder. Each stage is the linfa-style sequence `Params` → `check()` → `fit()` →
+//! fitted model → `transform()`; the settings here are the library's defaults and a plain
+//! linear CCA, not the tuned ones of `pipeline/*.toml` (Gaussian-kernel maps in front of the
+//! CCA, larger images), so the recalls are lower than the pipeline's on the same data.
+//! Exits non-zero when a direction's R@10 is not above chance, so CI can run it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use indicatif::ProgressBar;
+use ndarray::Axis;
+
+use crossmodal::data::split::{SplitParams, partitions};
+use crossmodal::data::synthetic::{SyntheticParams, generate};
+use crossmodal::data::{Part, teddy};
+use crossmodal::fusion::CcaParams;
+use crossmodal::image::ImageFeatureParams;
+use crossmodal::matrix::FeatureMatrix;
+use crossmodal::retrieval::evaluate::DirectionMetrics;
+use crossmodal::retrieval::{EvalOptions, evaluate, top_k};
+use crossmodal::text::TextFeatureParams;
+
+/// Seed of the synthetic data, the split, the image vocabularies, the CCA's randomized PCA and
+/// the word vectors (when their block is turned on).
+const SEED: u64 = 2024;
+
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main() -> Result<()> {
+    let temporary;
+    let data_dir = match std::env::args_os().nth(1) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            temporary = tempfile::tempdir().context("creating a temporary folder")?;
+            let summary = generate(temporary.path(), &SyntheticParams::new().seed(SEED))?;
+            println!(
+                "generated {} synthetic image–caption pairs in {}",
+                summary.ids.len(),
+                summary.csv_path.display()
+            );
+            temporary.path().to_path_buf()
+        }
+    };
+    println!("seed {SEED}");
+    run(&data_dir)
+}
+
+fn run(data_dir: &Path) -> Result<()> {
+    // 1. The dataset: images whose file exists, their captions, what was missing.
+    let dataset = teddy::load_attachment1(data_dir)
+        .with_context(|| format!("reading the dataset in {}", data_dir.display()))?;
+    println!(
+        "{} images with captions; {} listed images missing; caption file {}",
+        dataset.images.len(),
+        dataset.missing_images.len(),
+        dataset.encoding
+    );
+    for warning in &dataset.warnings {
+        println!("  warning: {warning}");
+    }
+
+    // 2. The split: a keyed hash of each image's id puts it in train or test.
+    let split = SplitParams {
+        seed: SEED,
+        validation: 0.0,
+        test: 0.2,
+        ..SplitParams::default()
+    };
+    let partition = partitions(&dataset, &split)?.remove(0);
+    let train = partition.images_in(Part::Train);
+
+    // 3. Image features: vocabularies learnt on the training images, then every image described.
+    // An image that cannot be decoded is reported and left out, never fatal.
+    let quiet = ProgressBar::hidden();
+    let paths: Vec<PathBuf> = dataset.images.iter().map(|i| i.path.clone()).collect();
+    let train_paths: Vec<PathBuf> = train.iter().map(|&i| paths[i].clone()).collect();
+    let image_model = ImageFeatureParams::new()
+        .seed(SEED)
+        .check()?
+        .fit(&train_paths, &quiet)?;
+    let images = image_model.transform(&paths, &quiet)?;
+    for skipped in &images.skipped {
+        println!("  skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    let layout: Vec<String> = image_model
+        .block_layout()
+        .iter()
+        .map(|(name, width, _)| format!("{name} {width}"))
+        .collect();
+    println!(
+        "image features: {} x {} ({})",
+        images.combined.nrows(),
+        images.combined.ncols(),
+        layout.join(", ")
+    );
+
+    // The rows to learn and test on: each caption with its image, where the image was read.
+    let row_of_image = row_lookup(&images.rows, dataset.images.len());
+    let pairs_in = |part: Part| -> Vec<(usize, usize)> {
+        dataset
+            .pairs
+            .iter()
+            .filter(|&&(image, _)| partition.parts[image] == part)
+            .filter_map(|&(image, text)| Some((row_of_image[image]?, text)))
+            .collect()
+    };
+    let (train_pairs, test_pairs) = (pairs_in(Part::Train), pairs_in(Part::Test));
+
+    // 4. Text features: TF-IDF of character 1-2 grams (the default block; word TF-IDF and
+    // fastText-style sentence vectors are options), fitted on the training captions.
+    let captions: Vec<String> = dataset.texts.iter().map(|t| t.caption.clone()).collect();
+    let train_captions: Vec<String> = train_pairs
+        .iter()
+        .map(|&(_, t)| captions[t].clone())
+        .collect();
+    let text_model =
+        TextFeatureParams::new()
+            .seed(SEED)
+            .check()?
+            .fit(&train_captions, &[], &quiet)?;
+    let texts = text_model.transform(&captions, &quiet).combined;
+    println!(
+        "text features: {} x {}, {} stored values",
+        texts.n_rows(),
+        texts.n_cols(),
+        texts.nnz()
+    );
+
+    // 5. The CCA, learnt on the training pairs (an image's row repeated for each caption): 64
+    // dimensions, a ridge relative to each view's scale, the dimensions weighted by their
+    // canonical correlations squared (Gong et al. 2014).
+    let (image_rows, text_rows): (Vec<usize>, Vec<usize>) = train_pairs.iter().copied().unzip();
+    let x = FeatureMatrix::Dense(images.combined.select(Axis(0), &image_rows));
+    let y = FeatureMatrix::Sparse(texts.select_rows(&text_rows));
+    let cca = CcaParams::new(64)
+        .ridge(1.0)
+        .eigen_power(2.0)
+        .seed(SEED)
+        .check()?
+        .fit(&x, &y)?;
+    let first: Vec<String> = cca
+        .correlations()
+        .iter()
+        .take(5)
+        .map(|c| format!("{c:.3}"))
+        .collect();
+    println!(
+        "CCA on {} training pairs: {} dimensions, first canonical correlations {}",
+        train_pairs.len(),
+        cca.dims(),
+        first.join(", ")
+    );
+
+    // 6. The test images and captions in the shared space (unit rows: cosine is a dot product).
+    let (test_image_rows, test_text_rows): (Vec<usize>, Vec<usize>) =
+        test_pairs.iter().copied().unzip();
+    let mut gallery_rows = test_image_rows.clone();
+    gallery_rows.sort_unstable();
+    gallery_rows.dedup();
+    let test_images = cca.embed_x(&FeatureMatrix::Dense(
+        images.combined.select(Axis(0), &gallery_rows),
+    ))?;
+    let test_texts = cca.embed_y(&FeatureMatrix::Sparse(texts.select_rows(&test_text_rows)))?;
+    let text_image: Vec<usize> = test_image_rows
+        .iter()
+        .map(|row| gallery_rows.binary_search(row).expect("a test image"))
+        .collect();
+
+    // 7. R@K both ways, against the test images and captions only.
+    let scores = evaluate(
+        &test_images.view(),
+        &test_texts.view(),
+        &text_image,
+        &EvalOptions::default(),
+    )?;
+    report("text → image", &scores.text_to_image);
+    report("image → text", &scores.image_to_text);
+
+    // 8. One caption's top 5, as `crossmodal search` shows it.
+    let query = 0;
+    let top = top_k(
+        &test_texts.slice(ndarray::s![query..query + 1, ..]),
+        &test_images.view(),
+        5.min(gallery_rows.len()),
+        256,
+        None,
+    )?;
+    println!("caption {:?}:", captions[test_text_rows[query]]);
+    for (rank, (&index, &score)) in top.indices.row(0).iter().zip(top.scores.row(0)).enumerate() {
+        let image = &dataset.images[images.rows[gallery_rows[index as usize]]];
+        let mark = if index as usize == text_image[query] {
+            "  <- its image"
+        } else {
+            ""
+        };
+        println!("  {}. {} (cosine {score:.3}){mark}", rank + 1, image.id);
+    }
+
+    for (name, metrics) in [
+        ("text → image", &scores.text_to_image),
+        ("image → text", &scores.image_to_text),
+    ] {
+        if metrics.recall[&10] <= metrics.chance[&10] {
+            bail!(
+                "{name}: R@10 {:.3} is not above chance ({:.3})",
+                metrics.recall[&10],
+                metrics.chance[&10]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// For each image of the dataset, its row in the feature matrix (`None`: it was skipped).
+fn row_lookup(rows: &[usize], n_images: usize) -> Vec<Option<usize>> {
+    let mut row_of = vec![None; n_images];
+    for (row, &image) in rows.iter().enumerate() {
+        row_of[image] = Some(row);
+    }
+    row_of
+}
+
+fn report(direction: &str, m: &DirectionMetrics) {
+    println!(
+        "{direction}: R@1 {:.1} %, R@5 {:.1} %, R@10 {:.1} % (chance {:.1} %), median rank {} \
+         of {}, {} queries",
+        100.0 * m.recall[&1],
+        100.0 * m.recall[&5],
+        100.0 * m.recall[&10],
+        100.0 * m.chance[&10],
+        m.median_rank,
+        m.gallery,
+        m.queries
+    );
+}
