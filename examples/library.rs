@@ -22,15 +22,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use indicatif::ProgressBar;
-use ndarray::Axis;
 
 use crossmodal::data::split::{SplitParams, partitions};
 use crossmodal::data::synthetic::{SyntheticParams, generate};
 use crossmodal::data::{Part, teddy};
 use crossmodal::fusion::{CcaParams, KernelMapParams};
 use crossmodal::image::ImageFeatureParams;
+use crossmodal::indicatif::ProgressBar;
 use crossmodal::matrix::FeatureMatrix;
+use crossmodal::ndarray::{Axis, s};
 use crossmodal::retrieval::evaluate::DirectionMetrics;
 use crossmodal::retrieval::{EvalOptions, evaluate, top_k};
 use crossmodal::text::TextFeatureParams;
@@ -237,7 +237,7 @@ fn run(data_dir: &Path, kernel: bool) -> Result<()> {
     // 8. One caption's top 5, as `crossmodal search` shows it.
     let query = 0;
     let top = top_k(
-        &test_texts.slice(ndarray::s![query..query + 1, ..]),
+        &test_texts.slice(s![query..query + 1, ..]),
         &test_images.view(),
         5.min(gallery_rows.len()),
         256,

@@ -16,8 +16,8 @@
 //! ```
 //! use crossmodal::fusion::CcaParams;
 //! use crossmodal::matrix::FeatureMatrix;
+//! use crossmodal::ndarray::Array2;
 //! use crossmodal::retrieval::top_k;
-//! use ndarray::Array2;
 //! use rand::{Rng, SeedableRng};
 //!
 //! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -56,6 +56,13 @@ pub mod sparse;
 pub mod text;
 
 pub use error::{Error, Result};
+
+// Crates of the public API, re-exported so that callers use the versions this crate was built
+// with: arrays (`ndarray`, `.npy` files with `ndarray_npy`) and the progress bars that fitting
+// and transforming take (`indicatif::ProgressBar::hidden()` for none).
+pub use indicatif;
+pub use ndarray;
+pub use ndarray_npy;
 
 // Links OpenBLAS (BLAS + LAPACK) for ndarray and ndarray-linalg.
 use openblas_src as _;

@@ -7,7 +7,7 @@
 //! name (without `.jpg`) per line — the standard Hodosh et al. (2013) split. Images listed in a
 //! split but absent from `images/` are reported and left out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::{DataError, Dataset, ImageEntry, Part, TextEntry};
@@ -42,7 +42,16 @@ fn parse_caption_line(line: &str) -> Option<(&str, &str, &str)> {
     Some((id, image, caption.trim()))
 }
 
-/// Reads Flickr8k-CN under `root` with the captions tagged `tag` (`zhc`, `enc`, `zhmtest`).
+/// Reads Flickr8k-CN under `root` with the captions tagged `tag`: `zhc` (written by native
+/// Chinese speakers, 5 per image), `enc` (the original English) or `zhmtest` (human
+/// translations of the test captions).
+///
+/// The images are those of the three split lists whose file exists, in list order (train,
+/// validation, test); [`Dataset::predefined`] gives each one's part. Listed images without a
+/// file are in [`Dataset::missing_images`] and their captions' ids in [`Dataset::orphan_texts`];
+/// unlike Teddy's loader, this one does not keep such captions in [`Dataset::texts`]. Captions
+/// of images in no list are left out too. Every caption left out is counted in
+/// [`Dataset::warnings`].
 pub fn load(root: &Path, tag: &str) -> Result<Dataset, DataError> {
     if !root.is_dir() {
         return Err(DataError::MissingRoot {
@@ -122,6 +131,12 @@ pub fn load(root: &Path, tag: &str) -> Result<Dataset, DataError> {
         ));
     }
 
+    let missing: HashSet<&str> = dataset
+        .missing_images
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut orphan_texts = Vec::new();
     let mut unused_captions = 0usize;
     for (line_no, line) in read_to_string(&caption_path)?.lines().enumerate() {
         if line.trim().is_empty() {
@@ -135,6 +150,9 @@ pub fn load(root: &Path, tag: &str) -> Result<Dataset, DataError> {
             });
         };
         let Some(&image) = image_index.get(image) else {
+            if missing.contains(image) {
+                orphan_texts.push(id.to_string());
+            }
             unused_captions += 1;
             continue;
         };
@@ -152,6 +170,7 @@ pub fn load(root: &Path, tag: &str) -> Result<Dataset, DataError> {
             caption: caption.to_string(),
         });
     }
+    dataset.orphan_texts = orphan_texts;
     if unused_captions > 0 {
         dataset.warnings.push(format!(
             "{unused_captions} captions belong to images that are absent or in no split list; left out"
@@ -186,5 +205,38 @@ mod tests {
             ))
         );
         assert_eq!(parse_caption_line("no-caption-here"), None);
+    }
+
+    #[test]
+    fn captions_of_missing_images_are_orphans_and_unlisted_ones_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("images")).unwrap();
+        std::fs::write(root.join("images/a.jpg"), b"present").unwrap();
+        std::fs::write(root.join("images/c.jpg"), b"in no list").unwrap();
+        std::fs::write(root.join("flickr8ktrain.txt"), "a.jpg\nb.jpg\n").unwrap();
+        std::fs::write(
+            root.join("flickr8kzhc.caption.txt"),
+            "a.jpg#zhc#0 一只狗\nb.jpg#zhc#0 一只猫\nb.jpg#zhc#1 两只猫\nc.jpg#zhc#0 一条鱼\n",
+        )
+        .unwrap();
+        let dataset = load(root, "zhc").unwrap();
+        let ids = |v: &[TextEntry]| v.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+        assert_eq!(dataset.images.len(), 1);
+        assert_eq!(dataset.images[0].id, "a");
+        assert_eq!(ids(&dataset.texts), ["a.jpg#zhc#0"]);
+        assert_eq!(dataset.pairs, [(0, 0)]);
+        assert_eq!(dataset.predefined, Some(vec![Part::Train]));
+        assert_eq!(dataset.missing_images.len(), 1);
+        assert_eq!(dataset.missing_images[0].0, "b");
+        assert_eq!(dataset.orphan_texts, ["b.jpg#zhc#0", "b.jpg#zhc#1"]);
+        assert!(
+            dataset
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("3 captions belong to images")),
+            "{:?}",
+            dataset.warnings
+        );
     }
 }

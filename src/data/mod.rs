@@ -190,16 +190,20 @@ impl std::str::FromStr for Part {
 /// A loaded dataset: images, texts, their pairs, and what was wrong with the input.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
-    /// Images whose file exists (missing ones are in `missing_images`).
+    /// Images whose file exists (missing ones are in `missing_images`). An "image index"
+    /// elsewhere is a position in this list.
     pub images: Vec<ImageEntry>,
+    /// The captions; a "text index" is a position in this list.
     pub texts: Vec<TextEntry>,
     /// `(image index, text index)` pairs; every text has exactly one image here.
     pub pairs: Vec<(usize, usize)>,
-    /// The dataset's own split of images, when it has one (Flickr8k's standard lists).
+    /// The dataset's own split of images, when it has one (Flickr8k's standard lists): the
+    /// part of each image, by image index (as long as `images`).
     pub predefined: Option<Vec<Part>>,
     /// Images listed by the dataset whose file is absent: `(id, expected path)`.
     pub missing_images: Vec<(String, PathBuf)>,
-    /// Texts left without an image because their image is missing.
+    /// The ids of the texts whose image is listed but missing. Teddy's loader keeps them in
+    /// `texts`, without a pair; Flickr8k's leaves them out of `texts`.
     pub orphan_texts: Vec<String>,
     /// Input files that define the dataset (for fingerprints), besides the images.
     pub source_files: Vec<PathBuf>,

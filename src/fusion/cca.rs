@@ -31,7 +31,9 @@
 //!   view's cross-covariances (`ρxy + w (ρxz + ρyz)`; `w = 1` is Gong et al.'s sum).
 //!
 //! `CcaParams::new(dims).ridge_x(r).ridge_y(r).eigen_power(p)` → `.check()?` → `.fit(&x, &y)?`
-//! → [`FittedCca`] with `transform_x`, `transform_y`, `correlations`, `to_arrays`/`from_arrays`.
+//! → [`FittedCca`] with `transform_x`, `transform_y` (canonical coordinates), `embed_x`,
+//! `embed_y` (the same, rows scaled to unit length, as they are ranked), `correlations`,
+//! `to_arrays`/`from_arrays` (the arrays to save and load).
 
 use std::borrow::Cow;
 
@@ -245,7 +247,10 @@ pub struct FittedCca {
     kernel_y: Option<FittedKernelMap>,
 }
 
-/// The arrays of a [`FittedCca`], for saving as `.npy` (`eigen_power` goes in the TOML/JSON).
+/// The arrays of a [`FittedCca`], for saving (e.g. as `.npy` with the re-exported
+/// [`ndarray_npy`], as the `fit` stage does) and rebuilding it with
+/// [`FittedCca::from_arrays`]. A kernel map is saved through its [`GaussianMap`] blocks' fields
+/// and rebuilt with [`GaussianMap::from_parts`] and [`FittedKernelMap::from_blocks`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct CcaArrays {
     pub mean_x: Array1<f32>,
@@ -1071,6 +1076,7 @@ impl FittedCca {
         }
     }
 
+    /// A copy of the model's arrays, [`Self::from_arrays`]'s input: what to save to rebuild it.
     pub fn to_arrays(&self) -> CcaArrays {
         CcaArrays {
             mean_x: self.mean_x.clone(),

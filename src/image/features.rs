@@ -471,6 +471,11 @@ impl Default for ImageFeatureParams {
 pub struct CheckedImageFeatureParams(ImageFeatureParams);
 
 impl ImageFeatureParams {
+    /// The defaults: images shrunk to a longer side of at most 256 px, seed 42; dense RootSIFT
+    /// as a bag of words, VLAD and Fisher vectors, dense HOG as a bag of words, HSV histograms
+    /// and GIST, each over its spatial pyramid: six blocks, 29,568 columns in all
+    /// ([`FittedImageFeatures::block_layout`] lists them). The local colour statistics, the
+    /// global HOG, the file's geometry and the face block are off.
     pub fn new() -> Self {
         Self::default()
     }

@@ -192,7 +192,10 @@ impl Default for EvalOptions<'_> {
 
 /// Evaluates both directions. `text_image[t]` is the row in `images` of text `t`'s image; an
 /// image with several captions appears once in `images` (one caption per image is the case of
-/// `text_image` being a permutation). Every image must have at least one text.
+/// `text_image` being a permutation). Every image must have at least one text. The scores are
+/// cosines, so the rows need not be of unit length (`FittedCca::transform_x` and `embed_x` rank
+/// alike); a text query hits when its image is retrieved, an image query when any of its texts
+/// is.
 pub fn evaluate(
     images: &ArrayView2<f32>,
     texts: &ArrayView2<f32>,

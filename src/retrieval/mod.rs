@@ -1,10 +1,10 @@
 //! Retrieval in the shared space: ranking, metrics, reports and contest result files.
 //!
 //! [`rank`] is exact blocked cosine top-K (with optional CSLS hubness correction, Conneau et al.
-//! 2018), [`evaluate`](mod@evaluate) the recall@K / median-rank protocol of Hodosh et al. (2013) in both
-//! directions, [`report`] writes `report.json`, `report.md`, a recall curve PNG and an HTML page
-//! of examples, [`submit`] the contest's `result1.csv` / `result2.csv`, and [`score`] scores such
-//! files against gold pairs.
+//! 2018), [`evaluate`](mod@evaluate) the recall@K / median-rank protocol of Hodosh et al.
+//! (2013) in both directions, [`report`] writes `report.json`, `report.md`, a recall curve PNG
+//! and an HTML page of examples, [`submit`] the contest's `result1.csv` / `result2.csv`, and
+//! [`score`] scores such files against gold pairs.
 
 use std::path::PathBuf;
 
