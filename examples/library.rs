@@ -129,7 +129,7 @@ fn run(data_dir: &Path, kernel: bool) -> Result<()> {
     );
 
     // The rows to learn and test on: each caption with its image, where the image was read.
-    let row_of_image = row_lookup(&images.rows, dataset.images.len());
+    let row_of_image = images.row_of_input();
     let pairs_in = |part: Part| -> Vec<(usize, usize)> {
         dataset
             .pairs
@@ -267,15 +267,6 @@ fn run(data_dir: &Path, kernel: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// For each image of the dataset, its row in the feature matrix (`None`: it was skipped).
-fn row_lookup(rows: &[usize], n_images: usize) -> Vec<Option<usize>> {
-    let mut row_of = vec![None; n_images];
-    for (row, &image) in rows.iter().enumerate() {
-        row_of[image] = Some(row);
-    }
-    row_of
 }
 
 fn report(direction: &str, m: &DirectionMetrics) {

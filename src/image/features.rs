@@ -1,5 +1,5 @@
 //! The image feature extractor, in linfa style: [`ImageFeatureParams`] → `check()` →
-//! [`CheckedImageFeatureParams::fit`] → [`FittedImageFeatures`] → `transform()`.
+//! [`ImageFeatureValidParams::fit`] → [`FittedImageFeatures`] → `transform()`.
 //!
 //! Fitting decodes (a seeded subset of) the training images, keeps a seeded sample of each
 //! image's dense RootSIFT / HOG descriptors and learns the vocabularies (k-means for bags of
@@ -468,7 +468,7 @@ impl Default for ImageFeatureParams {
 
 /// Parameters that passed [`ImageFeatureParams::check`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct CheckedImageFeatureParams(ImageFeatureParams);
+pub struct ImageFeatureValidParams(ImageFeatureParams);
 
 impl ImageFeatureParams {
     /// The defaults: images shrunk to a longer side of at most 256 px, seed 42; dense RootSIFT
@@ -496,7 +496,7 @@ impl ImageFeatureParams {
     }
 
     /// Validates every field, naming the offending one.
-    pub fn check(self) -> Result<CheckedImageFeatureParams, ImageError> {
+    pub fn check(self) -> Result<ImageFeatureValidParams, ImageError> {
         if !(32..=4096).contains(&self.max_side) {
             return Err(ImageError::param(
                 "max_side",
@@ -543,7 +543,7 @@ impl ImageFeatureParams {
                 "max_images, max_descriptors and kmeans_iter must be >= 1",
             ));
         }
-        let p = CheckedImageFeatureParams(self);
+        let p = ImageFeatureValidParams(self);
         if p.block_layout().is_empty() {
             return Err(ImageError::param(
                 "image features",
@@ -581,6 +581,18 @@ pub struct ImageFeatures {
     pub skipped: Vec<SkippedImage>,
 }
 
+impl ImageFeatures {
+    /// For each input path, in input order, its row in `blocks` and `combined` (`None`: the
+    /// image was skipped). The inverse of `rows`.
+    pub fn row_of_input(&self) -> Vec<Option<usize>> {
+        let mut row_of = vec![None; self.rows.len() + self.skipped.len()];
+        for (row, &input) in self.rows.iter().enumerate() {
+            row_of[input] = Some(row);
+        }
+        row_of
+    }
+}
+
 /// The rows of a few images, as [`FittedImageFeatures::transform_chunked`] hands them over.
 #[derive(Debug, Clone)]
 pub struct ImageFeatureChunk {
@@ -610,7 +622,7 @@ pub struct FittedImageFeatures {
     faces: Option<Arc<FaceDetector>>,
 }
 
-impl CheckedImageFeatureParams {
+impl ImageFeatureValidParams {
     pub fn params(&self) -> &ImageFeatureParams {
         &self.0
     }
@@ -855,7 +867,7 @@ impl FittedImageFeatures {
 
     /// Block names, widths and weights, in output order.
     pub fn block_layout(&self) -> Vec<(String, usize, f32)> {
-        CheckedImageFeatureParams(self.params.clone()).block_layout()
+        ImageFeatureValidParams(self.params.clone()).block_layout()
     }
 
     /// Describes one image: one vector per block, in [`Self::block_layout`] order.
@@ -1254,6 +1266,8 @@ mod tests {
         let fitted = checked.fit(&paths, &bar).unwrap();
         let f = fitted.transform(&paths, &bar).unwrap();
         assert_eq!(f.rows, vec![0, 1, 3, 4, 5, 6]);
+        let row_of = [Some(0), Some(1), None, Some(2), Some(3), Some(4), Some(5)];
+        assert_eq!(f.row_of_input(), row_of);
         assert_eq!(f.skipped.len(), 1);
         assert_eq!(f.skipped[0].index, 2);
         assert!(f.skipped[0].reason.contains("bad.jpg"));

@@ -26,8 +26,8 @@ use std::path::PathBuf;
 
 pub use decode::{DecodedImage, ImageFormat, decode_image, sniff_format};
 pub use features::{
-    CheckedImageFeatureParams, Colour, FittedImageFeatures, Hog, ImageFeatureChunk,
-    ImageFeatureParams, ImageFeatures, LocalParams, Orientation, Sift, SkippedImage,
+    Colour, FittedImageFeatures, Hog, ImageFeatureChunk, ImageFeatureParams,
+    ImageFeatureValidParams, ImageFeatures, LocalParams, Orientation, Sift, SkippedImage,
 };
 
 /// Errors of the image area. Decoding errors name the file; parameter errors the field.

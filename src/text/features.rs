@@ -8,7 +8,7 @@
 //! captions the caller passes); `transform` then maps any caption.
 //!
 //! linfa style: [`TextFeatureParams`] (serde, a pipeline TOML section) → [`check`] →
-//! [`ValidTextFeatureParams::fit`] → [`FittedTextFeatures`] → [`FittedTextFeatures::transform`]
+//! [`TextFeatureValidParams::fit`] → [`FittedTextFeatures`] → [`FittedTextFeatures::transform`]
 //! → [`TextFeatures`]. A fitted model saves to and loads from a directory whose matrices are
 //! `.npy` files (numpy) and whose vocabularies are text files, one term per line.
 //!
@@ -176,9 +176,9 @@ impl TextFeatureParams {
     }
 
     /// Checks every option.
-    pub fn check(self) -> Result<ValidTextFeatureParams, TextError> {
+    pub fn check(self) -> Result<TextFeatureValidParams, TextError> {
         self.check_ref()?;
-        Ok(ValidTextFeatureParams(self))
+        Ok(TextFeatureValidParams(self))
     }
 
     fn check_ref(&self) -> Result<(), TextError> {
@@ -232,9 +232,9 @@ impl TextFeatureParams {
 
 /// Checked [`TextFeatureParams`], ready to fit.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidTextFeatureParams(TextFeatureParams);
+pub struct TextFeatureValidParams(TextFeatureParams);
 
-impl ValidTextFeatureParams {
+impl TextFeatureValidParams {
     /// The checked options.
     pub fn params(&self) -> &TextFeatureParams {
         &self.0
@@ -374,7 +374,7 @@ pub struct TextFeatures {
     pub combined: CsrMatrix,
 }
 
-/// Fitted text features; see [`ValidTextFeatureParams::fit`].
+/// Fitted text features; see [`TextFeatureValidParams::fit`].
 #[derive(Debug)]
 pub struct FittedTextFeatures {
     params: TextFeatureParams,

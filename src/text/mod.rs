@@ -20,7 +20,7 @@ pub mod tfidf;
 #[cfg(test)]
 mod real_data_tests;
 
-pub use features::{FittedTextFeatures, TextFeatureParams, TextFeatures, ValidTextFeatureParams};
+pub use features::{FittedTextFeatures, TextFeatureParams, TextFeatureValidParams, TextFeatures};
 pub use normalize::{NormalizeParams, normalize};
 pub use segment::{SegmentParams, Segmenter};
 pub use subword::{FittedSentenceEncoder, SubwordParams, WordVectors};
