@@ -1,8 +1,9 @@
 //! crossmodal as a library: every stage of the pipeline as plain calls, without the pipeline
 //! engine, its work folder or its manifests. Read a dataset in the contest's layout, split it,
 //! learn the image and text features on the training images, learn the CCA on the training
-//! pairs, embed the test images and captions in the shared space, score both directions and
-//! print one caption's top 5.
+//! pairs, save the three fitted models and load them back, describe the test images and
+//! captions with the loaded models and embed them in the shared space, score both directions
+//! and print one caption's top 5.
 //!
 //!     cargo run --release --example library                 # on a generated synthetic dataset
 //!     cargo run --release --example library -- DATA_DIR     # on a folder in Teddy's layout
@@ -18,6 +19,7 @@
 //! `docs/results.md`.
 //! Exits non-zero when a direction's R@10 is not above chance, so CI can run it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -26,14 +28,14 @@ use anyhow::{Context, Result, bail};
 use crossmodal::data::split::{SplitParams, partitions};
 use crossmodal::data::synthetic::{SyntheticParams, generate};
 use crossmodal::data::{Part, teddy};
-use crossmodal::fusion::{CcaParams, KernelMapParams};
-use crossmodal::image::ImageFeatureParams;
+use crossmodal::fusion::{CcaParams, FittedCca, KernelMapParams};
+use crossmodal::image::{FittedImageFeatures, ImageFeatureParams, ImageFeatures};
 use crossmodal::indicatif::ProgressBar;
 use crossmodal::matrix::FeatureMatrix;
 use crossmodal::ndarray::{Axis, s};
 use crossmodal::retrieval::evaluate::DirectionMetrics;
 use crossmodal::retrieval::{EvalOptions, evaluate, top_k};
-use crossmodal::text::TextFeatureParams;
+use crossmodal::text::{FittedTextFeatures, TextFeatureParams};
 
 /// Seed of the synthetic data, the split, the image vocabularies, the CCA's randomized PCA and
 /// the word vectors (when their block is turned on).
@@ -103,17 +105,22 @@ fn run(data_dir: &Path, kernel: bool) -> Result<()> {
     let partition = partitions(&dataset, &split)?.remove(0);
     let train = partition.images_in(Part::Train);
 
-    // 3. Image features: vocabularies learnt on the training images, then every image described.
+    // 3. Image features: vocabularies learnt on the training images, which are then described.
     // An image that cannot be decoded is reported and left out, never fatal.
     let quiet = ProgressBar::hidden();
-    let paths: Vec<PathBuf> = dataset.images.iter().map(|i| i.path.clone()).collect();
-    let train_paths: Vec<PathBuf> = train.iter().map(|&i| paths[i].clone()).collect();
+    let paths_of = |images: &[usize]| -> Vec<PathBuf> {
+        images
+            .iter()
+            .map(|&i| dataset.images[i].path.clone())
+            .collect()
+    };
+    let train_paths = paths_of(&train);
     let image_model = ImageFeatureParams::new()
         .seed(SEED)
         .check()?
         .fit(&train_paths, &quiet)?;
-    let images = image_model.transform(&paths, &quiet)?;
-    for skipped in &images.skipped {
+    let train_images = image_model.transform(&train_paths, &quiet)?;
+    for skipped in &train_images.skipped {
         println!("  skipped {}: {}", skipped.path.display(), skipped.reason);
     }
     let layout: Vec<String> = image_model
@@ -122,50 +129,41 @@ fn run(data_dir: &Path, kernel: bool) -> Result<()> {
         .map(|(name, width, _)| format!("{name} {width}"))
         .collect();
     println!(
-        "image features: {} x {} ({})",
-        images.combined.nrows(),
-        images.combined.ncols(),
+        "image features of the training images: {} x {} ({})",
+        train_images.combined.nrows(),
+        train_images.combined.ncols(),
         layout.join(", ")
     );
-
-    // The rows to learn and test on: each caption with its image, where the image was read.
-    let row_of_image = images.row_of_input();
-    let pairs_in = |part: Part| -> Vec<(usize, usize)> {
-        dataset
-            .pairs
-            .iter()
-            .filter(|&&(image, _)| partition.parts[image] == part)
-            .filter_map(|&(image, text)| Some((row_of_image[image]?, text)))
-            .collect()
-    };
-    let (train_pairs, test_pairs) = (pairs_in(Part::Train), pairs_in(Part::Test));
+    let train_pairs = described_pairs(&dataset.pairs, &train, &train_images);
 
     // 4. Text features: TF-IDF of character 1-2 grams (the default block; word TF-IDF and
     // fastText-style sentence vectors are options), fitted on the training captions.
-    let captions: Vec<String> = dataset.texts.iter().map(|t| t.caption.clone()).collect();
-    let train_captions: Vec<String> = train_pairs
-        .iter()
-        .map(|&(_, t)| captions[t].clone())
-        .collect();
+    let captions_of = |pairs: &[(usize, usize)]| -> Vec<String> {
+        pairs
+            .iter()
+            .map(|&(_, text)| dataset.texts[text].caption.clone())
+            .collect()
+    };
+    let train_captions = captions_of(&train_pairs);
     let text_model =
         TextFeatureParams::new()
             .seed(SEED)
             .check()?
             .fit(&train_captions, &[], &quiet)?;
-    let texts = text_model.transform(&captions, &quiet).combined;
+    let train_texts = text_model.transform(&train_captions, &quiet).combined;
     println!(
-        "text features: {} x {}, {} stored values",
-        texts.n_rows(),
-        texts.n_cols(),
-        texts.nnz()
+        "text features of the training captions: {} x {}, {} stored values",
+        train_texts.n_rows(),
+        train_texts.n_cols(),
+        train_texts.nnz()
     );
 
     // 5. The CCA, learnt on the training pairs (an image's row repeated for each caption): a
     // ridge relative to each view's scale, the dimensions weighted by their canonical
     // correlations squared (Gong et al. 2014).
-    let (image_rows, text_rows): (Vec<usize>, Vec<usize>) = train_pairs.iter().copied().unzip();
-    let x = FeatureMatrix::Dense(images.combined.select(Axis(0), &image_rows));
-    let y = FeatureMatrix::Sparse(texts.select_rows(&text_rows));
+    let image_rows: Vec<usize> = train_pairs.iter().map(|&(row, _)| row).collect();
+    let x = FeatureMatrix::Dense(train_images.combined.select(Axis(0), &image_rows));
+    let y = FeatureMatrix::Sparse(train_texts);
     let cca_params = if kernel {
         // As pipeline/teddy.toml: each row described by its Gaussian kernel values against the
         // training rows (up to 4,096 of them), after a PCA to 1,024 columns; on the image side
@@ -209,22 +207,52 @@ fn run(data_dir: &Path, kernel: bool) -> Result<()> {
         first.join(", ")
     );
 
-    // 6. The test images and captions in the shared space (unit rows: cosine is a dot product).
-    let (test_image_rows, test_text_rows): (Vec<usize>, Vec<usize>) =
-        test_pairs.iter().copied().unzip();
-    let mut gallery_rows = test_image_rows.clone();
+    // 6. The three fitted models saved and loaded back, as a later program answering queries
+    // would: folders of .npy arrays (numpy reads them) and JSON, each written whole or not at all.
+    let saved = tempfile::tempdir().context("creating a folder for the models")?;
+    let (image_dir, text_dir, cca_dir) = (
+        saved.path().join("image"),
+        saved.path().join("text"),
+        saved.path().join("cca"),
+    );
+    image_model.save(&image_dir)?;
+    text_model.save(&text_dir)?;
+    cca.save(&cca_dir)?;
+    let image_model = FittedImageFeatures::load(&image_dir)?;
+    let text_model = FittedTextFeatures::load(&text_dir)?;
+    let cca = FittedCca::load(&cca_dir)?;
+    println!(
+        "models saved (image {:.1} MB, text {:.1} MB, CCA {:.1} MB) and loaded back",
+        folder_bytes(&image_dir)? as f64 / 1e6,
+        folder_bytes(&text_dir)? as f64 / 1e6,
+        folder_bytes(&cca_dir)? as f64 / 1e6
+    );
+
+    // 7. The test images and captions described by the loaded models and embedded in the
+    // shared space (unit rows: cosine is a dot product). The gallery: the test images that
+    // were read and have a caption.
+    let test = partition.images_in(Part::Test);
+    let described = image_model.transform(&paths_of(&test), &quiet)?;
+    for skipped in &described.skipped {
+        println!("  skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    let test_pairs = described_pairs(&dataset.pairs, &test, &described);
+    let test_captions = captions_of(&test_pairs);
+    let mut gallery_rows: Vec<usize> = test_pairs.iter().map(|&(row, _)| row).collect();
     gallery_rows.sort_unstable();
     gallery_rows.dedup();
     let test_images = cca.embed_x(&FeatureMatrix::Dense(
-        images.combined.select(Axis(0), &gallery_rows),
+        described.combined.select(Axis(0), &gallery_rows),
     ))?;
-    let test_texts = cca.embed_y(&FeatureMatrix::Sparse(texts.select_rows(&test_text_rows)))?;
-    let text_image: Vec<usize> = test_image_rows
+    let test_texts = cca.embed_y(&FeatureMatrix::Sparse(
+        text_model.transform(&test_captions, &quiet).combined,
+    ))?;
+    let text_image: Vec<usize> = test_pairs
         .iter()
-        .map(|row| gallery_rows.binary_search(row).expect("a test image"))
+        .map(|(row, _)| gallery_rows.binary_search(row).expect("a test image"))
         .collect();
 
-    // 7. R@K both ways, against the test images and captions only.
+    // 8. R@K both ways, against the test images and captions only.
     let scores = evaluate(
         &test_images.view(),
         &test_texts.view(),
@@ -234,7 +262,7 @@ fn run(data_dir: &Path, kernel: bool) -> Result<()> {
     report("text → image", &scores.text_to_image);
     report("image → text", &scores.image_to_text);
 
-    // 8. One caption's top 5, as `crossmodal search` shows it.
+    // 9. One caption's top 5, as `crossmodal search` shows it.
     let query = 0;
     let top = top_k(
         &test_texts.slice(s![query..query + 1, ..]),
@@ -243,9 +271,9 @@ fn run(data_dir: &Path, kernel: bool) -> Result<()> {
         256,
         None,
     )?;
-    println!("caption {:?}:", captions[test_text_rows[query]]);
+    println!("caption {:?}:", test_captions[query]);
     for (rank, (&index, &score)) in top.indices.row(0).iter().zip(top.scores.row(0)).enumerate() {
-        let image = &dataset.images[images.rows[gallery_rows[index as usize]]];
+        let image = &dataset.images[test[described.rows[gallery_rows[index as usize]]]];
         let mark = if index as usize == text_image[query] {
             "  <- its image"
         } else {
@@ -267,6 +295,35 @@ fn run(data_dir: &Path, kernel: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The caption pairs of `images` (indices into the dataset's images) whose image `described`
+/// has a row for: `(row, text index)`. An image that could not be read drops out here.
+fn described_pairs(
+    pairs: &[(usize, usize)],
+    images: &[usize],
+    described: &ImageFeatures,
+) -> Vec<(usize, usize)> {
+    let row_of_input = described.row_of_input();
+    let input_of: HashMap<usize, usize> = images.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    pairs
+        .iter()
+        .filter_map(|&(image, text)| Some((row_of_input[*input_of.get(&image)?]?, text)))
+        .collect()
+}
+
+/// Bytes of the files under `dir`.
+fn folder_bytes(dir: &Path) -> Result<u64> {
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        bytes += if path.is_dir() {
+            folder_bytes(&path)?
+        } else {
+            std::fs::metadata(&path)?.len()
+        };
+    }
+    Ok(bytes)
 }
 
 fn report(direction: &str, m: &DirectionMetrics) {

@@ -49,6 +49,7 @@ pub mod error;
 pub mod fusion;
 pub mod image;
 pub mod matrix;
+pub mod model_dir;
 pub mod neural;
 pub mod pipeline;
 pub mod retrieval;

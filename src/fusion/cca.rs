@@ -33,7 +33,8 @@
 //! `CcaParams::new(dims).ridge_x(r).ridge_y(r).eigen_power(p)` → `.check()?` → `.fit(&x, &y)?`
 //! → [`FittedCca`] with `transform_x`, `transform_y` (canonical coordinates), `embed_x`,
 //! `embed_y` (the same, rows scaled to unit length, as they are ranked), `correlations`,
-//! `to_arrays`/`from_arrays` (the arrays to save and load).
+//! `save`/`load` (a folder of `.npy` files, [`super::saved`]), `to_arrays`/`from_arrays` (the
+//! arrays themselves).
 
 use std::borrow::Cow;
 
@@ -247,10 +248,10 @@ pub struct FittedCca {
     kernel_y: Option<FittedKernelMap>,
 }
 
-/// The arrays of a [`FittedCca`], for saving (e.g. as `.npy` with the re-exported
-/// [`ndarray_npy`], as the `fit` stage does) and rebuilding it with
-/// [`FittedCca::from_arrays`]. A kernel map is saved through its [`GaussianMap`] blocks' fields
-/// and rebuilt with [`GaussianMap::from_parts`] and [`FittedKernelMap::from_blocks`].
+/// The arrays of a [`FittedCca`], to rebuild it with [`FittedCca::from_arrays`]; a kernel map is
+/// rebuilt from its [`GaussianMap`] blocks' fields with [`GaussianMap::from_parts`] and
+/// [`FittedKernelMap::from_blocks`]. To save a model to disk and load it back,
+/// [`FittedCca::save`] and [`FittedCca::load`] do all of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CcaArrays {
     pub mean_x: Array1<f32>,

@@ -15,6 +15,7 @@ pub mod kernel_map;
 pub(crate) mod ops;
 pub mod pca;
 pub mod profiles;
+pub mod saved;
 pub mod tune;
 
 pub use cca::{CcaArrays, CcaParams, CcaValidParams, FittedCca, MappedPairs};
@@ -138,6 +139,8 @@ pub enum FusionError {
     EmptyGrid(&'static str),
     #[error("scoring a grid point failed: {0}")]
     Score(String),
+    #[error(transparent)]
+    Io(#[from] crate::error::IoError),
     #[error("reading columns {start}..{end} of a view")]
     Read {
         start: usize,

@@ -1218,6 +1218,40 @@ impl FittedImageFeatures {
     }
 }
 
+/// The parameters' file in a saved image model's folder.
+pub const IMAGE_PARAMS_JSON: &str = "params.json";
+
+impl FittedImageFeatures {
+    /// Saves the extractor to `dir`: `params.json` and one `<name>.npy` per array of
+    /// [`Self::to_arrays`] (vocabularies, PCA and GMM of the Fisher vectors, ...). The folder is
+    /// written whole or not at all; an existing one is replaced.
+    pub fn save(&self, dir: &Path) -> Result<(), ImageError> {
+        crate::model_dir::write_folder_atomically(dir, |staging| {
+            crate::model_dir::write_json(&staging.join(IMAGE_PARAMS_JSON), &self.params)?;
+            for (name, array) in self.to_arrays() {
+                crate::model_dir::write_npy(&staging.join(format!("{name}.npy")), &array)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Loads an extractor written by [`Self::save`].
+    pub fn load(dir: &Path) -> Result<Self, ImageError> {
+        let params = crate::model_dir::read_json(&dir.join(IMAGE_PARAMS_JSON))?;
+        Self::read_arrays(dir, params)
+    }
+
+    /// Rebuilds an extractor from `params` and the `.npy` files of `dir` (the pipeline's
+    /// `image-features` folders keep the parameters in their manifest, not in the folder).
+    pub fn read_arrays(dir: &Path, params: ImageFeatureParams) -> Result<Self, ImageError> {
+        let mut arrays = Vec::new();
+        for (name, path) in crate::model_dir::npy_files(dir)? {
+            arrays.push((name, crate::model_dir::read_npy(&path)?));
+        }
+        Self::from_arrays(params, arrays)
+    }
+}
+
 fn row(a: &Array1<f32>) -> Array2<f32> {
     a.clone().insert_axis(Axis(0))
 }
@@ -1298,11 +1332,24 @@ mod tests {
         let f2 = fitted2.transform(&paths, &bar).unwrap();
         assert_eq!(f.combined, f2.combined);
 
-        // save/load round trip through arrays
+        // save/load round trip through arrays, and through a saved folder
         let loaded =
             FittedImageFeatures::from_arrays(checked.params().clone(), fitted.to_arrays()).unwrap();
         let f3 = loaded.transform(&paths, &bar).unwrap();
         assert_eq!(f.combined, f3.combined);
+        let saved = tempfile::tempdir().unwrap();
+        let model_dir = saved.path().join("image-model");
+        fitted.save(&model_dir).unwrap();
+        let loaded = FittedImageFeatures::load(&model_dir).unwrap();
+        assert_eq!(loaded.params(), fitted.params());
+        assert_eq!(loaded.to_arrays(), fitted.to_arrays());
+        assert_eq!(loaded.transform(&paths, &bar).unwrap().combined, f.combined);
+        std::fs::remove_file(model_dir.join("sift.bow.centroids.npy")).unwrap();
+        let e = FittedImageFeatures::load(&model_dir).unwrap_err();
+        assert!(e.to_string().contains("sift.bow.centroids"), "{e}");
+        std::fs::write(model_dir.join(IMAGE_PARAMS_JSON), "{\"sift\": 3}").unwrap();
+        let e = FittedImageFeatures::load(&model_dir).unwrap_err();
+        assert!(e.to_string().contains("params.json"), "{e}");
 
         // a missing array is named
         let mut arrays = fitted.to_arrays();

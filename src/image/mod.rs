@@ -74,6 +74,8 @@ pub enum ImageError {
     Fit { what: String, reason: String },
     #[error("fitted image model array {name}: {reason}")]
     ModelArray { name: String, reason: String },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoError),
 }
 
 impl ImageError {

@@ -318,8 +318,13 @@ impl FittedDualEncoder {
         })
     }
 
-    /// Writes `model.safetensors` and `dual_encoder.json` into `dir`.
+    /// Writes `model.safetensors` and `dual_encoder.json` into `dir`, the folder whole or not at
+    /// all (an existing one is replaced).
     pub fn save(&self, dir: &Path) -> Result<(), NeuralError> {
+        crate::model_dir::write_folder_atomically(dir, |staging| self.write_files(staging))
+    }
+
+    fn write_files(&self, dir: &Path) -> Result<(), NeuralError> {
         let model_err = |path: &Path, e: &dyn std::fmt::Display| NeuralError::Model {
             path: path.to_path_buf(),
             message: e.to_string(),

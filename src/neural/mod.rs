@@ -43,6 +43,8 @@ pub enum NeuralError {
     InputWidth { got: usize, expected: usize },
     #[error("model file {}: {message}", path.display())]
     Model { path: PathBuf, message: String },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoError),
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -80,13 +80,7 @@ fn npy_error(path: &Path, message: impl std::fmt::Display) -> PipelineError {
 
 /// Writes a dense float32 matrix as `.npy` (C order).
 pub fn write_dense(path: &Path, matrix: &Array2<f32>) -> Result<(), PipelineError> {
-    let standard = matrix.as_standard_layout();
-    atomic_write(path, |w| {
-        standard
-            .write_npy(w)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    })?;
-    Ok(())
+    Ok(crate::model_dir::write_npy(path, matrix)?)
 }
 
 /// Length of the `.npy` header [`DenseRowWriter`] writes: magic, version, header length and the
@@ -379,11 +373,7 @@ pub fn read_ids(path: &Path) -> Result<Vec<String>, PipelineError> {
 
 /// Writes a value as pretty JSON.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), PipelineError> {
-    atomic_write(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::other)?;
-        writeln!(w)
-    })?;
-    Ok(())
+    Ok(crate::model_dir::write_json(path, value)?)
 }
 
 /// The `.npy` bytes of a 0-d byte-string array (numpy dtype `|S<n>`), as scipy stores `format`.

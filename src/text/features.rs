@@ -538,8 +538,13 @@ impl FittedTextFeatures {
     /// `user_dict.txt` (if any), `{word,char}_vocab.txt` + `{word,char}_idf.npy`, and for the
     /// sentence block `subword.bin` (fastText model) or the vector table, `word_vectors.npy` +
     /// `word_vectors.vocab.txt`, `sif_vocab.txt` + `sif_probs.npy`, `sif_pc.npy`.
+    /// The folder is written whole or not at all; an existing one is replaced.
     pub fn save(&self, dir: &Path) -> Result<(), TextError> {
-        std::fs::create_dir_all(dir).map_err(|e| IoError::new("creating", dir, e))?;
+        crate::model_dir::write_folder_atomically(dir, |staging| self.write_files(staging))
+    }
+
+    /// Writes the files of [`Self::save`] into the empty folder `dir`.
+    fn write_files(&self, dir: &Path) -> Result<(), TextError> {
         let json = serde_json::to_string_pretty(&self.params).map_err(|e| TextError::BadModel {
             path: dir.to_path_buf(),
             message: format!("serialising params: {e}"),

@@ -30,7 +30,7 @@ use crate::error::{Error, IoError};
 use crate::fusion::{ColumnBlocks, FusionError};
 use crate::image::{FittedImageFeatures, ImageFeatureParams, Orientation, SkippedImage};
 use crate::matrix::FeatureMatrix;
-use crate::pipeline::artifacts::{dense_shape, read_dense, read_dense_block_into, read_ids};
+use crate::pipeline::artifacts::{dense_shape, read_dense_block_into, read_ids};
 use crate::pipeline::manifest::InputFingerprint;
 use crate::pipeline::{Context, PipelineError, Stage, StageWriter};
 use crate::text::{FittedTextFeatures, TextFeatureParams};
@@ -230,20 +230,7 @@ pub fn image_block_file(name: &str) -> String {
 pub fn load_image_model(ctx: &Context, p: &str) -> Result<FittedImageFeatures, Error> {
     let params: ImageFeatureParams = ctx.config.section("image_features")?;
     let dir = ctx.stage_dir("image-features").join(p).join("model");
-    let mut arrays = Vec::new();
-    let entries = std::fs::read_dir(&dir).map_err(|e| IoError::new("listing", &dir, e))?;
-    for entry in entries {
-        let path = entry.map_err(|e| IoError::new("listing", &dir, e))?.path();
-        if let Some(name) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".npy"))
-        {
-            arrays.push((name.to_string(), read_dense(&path)?));
-        }
-    }
-    arrays.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(FittedImageFeatures::from_arrays(params, arrays)?)
+    Ok(FittedImageFeatures::read_arrays(&dir, params)?)
 }
 
 /// A feature matrix and the ids of its rows.

@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array2, Axis};
 
 use super::features::{
     CombinedImageFeatures, ImageFeatureRows, image_block_widths, load_image_features,
@@ -33,7 +33,7 @@ use crate::data::Part;
 use crate::data::split::unit_hash;
 use crate::error::Error;
 use crate::fusion::cca::first_use_order;
-use crate::fusion::{CcaArrays, CcaParams, ColumnBlocks, FittedCca, FittedKernelMap, GaussianMap};
+use crate::fusion::{CcaParams, ColumnBlocks, FittedCca};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
 use crate::pipeline::artifacts::{read_dense, read_ids, read_sparse};
@@ -400,183 +400,24 @@ impl Stage for FitStage {
             let bar = ctx.bar(0, &format!("{p}: CCA"));
             let fitted = checked.fit_paired(images.as_ref(), &x_rows, &y, &y_rows, &bar)?;
             bar.finish_and_clear();
-            let arrays = fitted.to_arrays();
-            out.dense(
-                &format!("{p}/mean_x.npy"),
-                &as_row(&arrays.mean_x),
-                None,
-                "image-view mean",
-            )?;
-            out.dense(
-                &format!("{p}/mean_y.npy"),
-                &as_row(&arrays.mean_y),
-                None,
-                "text-view mean",
-            )?;
-            out.dense(
-                &format!("{p}/proj_x.npy"),
-                &arrays.proj_x,
-                None,
-                "image-view projection",
-            )?;
-            out.dense(
-                &format!("{p}/proj_y.npy"),
-                &arrays.proj_y,
-                None,
-                "text-view projection",
-            )?;
-            out.dense(
-                &format!("{p}/correlations.npy"),
-                &as_row(&arrays.correlations),
-                None,
-                "canonical correlations, decreasing",
-            )?;
-            for (view, map) in [("x", &arrays.kernel_x), ("y", &arrays.kernel_y)] {
-                if let Some(map) = map {
-                    write_kernel_map(out, &format!("{p}/kernel_{view}"), map)?;
-                }
+            for file in fitted.array_files() {
+                out.dense(&format!("{p}/{}", file.file), &file.array, None, file.about)?;
             }
             out.summary(&format!("{p}_pairs"), pairs.len());
-            out.summary(&format!("{p}_dims"), arrays.correlations.len());
-            let top: Vec<f32> = arrays.correlations.iter().take(5).copied().collect();
+            out.summary(&format!("{p}_dims"), fitted.dims());
+            let top: Vec<f32> = fitted.correlations().iter().take(5).copied().collect();
             out.summary(&format!("{p}_top_correlations"), top);
         }
         Ok(())
     }
 }
 
-/// A vector saved as a `1 x d` matrix.
-fn as_row(a: &Array1<f32>) -> Array2<f32> {
-    a.clone().insert_axis(Axis(0))
-}
-
-/// Writes a view's kernel map as `<prefix>/{mean,basis,landmarks,gamma}.npy`, or with several
-/// blocks, each block's in `<prefix>/block-<i>/`.
-fn write_kernel_map(
-    out: &mut StageWriter,
-    prefix: &str,
-    map: &FittedKernelMap,
-) -> Result<(), PipelineError> {
-    if let [block] = map.blocks.as_slice() {
-        return write_gaussian_map(out, prefix, block);
-    }
-    for (i, block) in map.blocks.iter().enumerate() {
-        write_gaussian_map(out, &format!("{prefix}/block-{i}"), block)?;
-    }
-    Ok(())
-}
-
-fn write_gaussian_map(
-    out: &mut StageWriter,
-    prefix: &str,
-    map: &GaussianMap,
-) -> Result<(), PipelineError> {
-    out.dense(
-        &format!("{prefix}/mean.npy"),
-        &as_row(&map.mean),
-        None,
-        "kernel map: view mean",
-    )?;
-    if let Some(basis) = &map.basis {
-        out.dense(
-            &format!("{prefix}/basis.npy"),
-            basis,
-            None,
-            "kernel map: PCA basis before the map",
-        )?;
-    }
-    out.dense(
-        &format!("{prefix}/landmarks.npy"),
-        &map.landmarks,
-        None,
-        "kernel map: landmarks (unit rows in the reduced space)",
-    )?;
-    out.dense(
-        &format!("{prefix}/gamma.npy"),
-        &Array2::from_elem((1, 1), map.gamma),
-        None,
-        "kernel map: Gaussian kernel width γ",
-    )?;
-    if let Some(alignment) = map.alignment {
-        out.dense(
-            &format!("{prefix}/weight.npy"),
-            &Array2::from_elem((1, 1), map.weight),
-            None,
-            "kernel map: the block's weight in the sum of kernels",
-        )?;
-        out.dense(
-            &format!("{prefix}/alignment.npy"),
-            &Array2::from_elem((1, 1), alignment),
-            None,
-            "kernel map: centred alignment of the block's kernel with the other view's",
-        )?;
-    }
-    Ok(())
-}
-
-/// Reads a kernel map written by [`write_kernel_map`].
-fn read_kernel_map(dir: &std::path::Path) -> Result<FittedKernelMap, Error> {
-    let mut blocks = Vec::new();
-    while dir.join(format!("block-{}", blocks.len())).is_dir() {
-        blocks.push(read_gaussian_map(
-            &dir.join(format!("block-{}", blocks.len())),
-        )?);
-    }
-    if blocks.is_empty() {
-        blocks.push(read_gaussian_map(dir)?);
-    }
-    Ok(FittedKernelMap::from_blocks(blocks)?)
-}
-
-fn read_gaussian_map(dir: &std::path::Path) -> Result<GaussianMap, Error> {
-    let basis_path = dir.join("basis.npy");
-    let basis = if basis_path.exists() {
-        Some(read_dense(&basis_path)?)
-    } else {
-        None
-    };
-    // Written only for blocks weighted by their alignment; otherwise weight 1.
-    let scalar = |name: &str| -> Result<Option<f32>, Error> {
-        let path = dir.join(name);
-        Ok(if path.exists() {
-            Some(read_dense(&path)?[[0, 0]])
-        } else {
-            None
-        })
-    };
-    Ok(GaussianMap::from_parts(
-        read_dense(&dir.join("mean.npy"))?.row(0).to_owned(),
-        basis,
-        read_dense(&dir.join("landmarks.npy"))?,
-        read_dense(&dir.join("gamma.npy"))?[[0, 0]],
-        scalar("weight.npy")?.unwrap_or(1.0),
-        scalar("alignment.npy")?,
-    )?)
-}
-
-/// Loads the CCA of partition `p` from a committed `fit` folder.
+/// Loads the CCA of partition `p` from a committed `fit` folder (the eigenvalue power is the
+/// pipeline file's, which the manifest records, not a file of the folder).
 pub fn load_cca(ctx: &Context, p: &str) -> Result<FittedCca, Error> {
     let params = FitSection::load(ctx)?.cca;
     let dir = ctx.stage_dir("fit").join(p);
-    let vector = |name: &str| -> Result<Array1<f32>, PipelineError> {
-        let m: Array2<f32> = read_dense(&dir.join(name))?;
-        Ok(m.row(0).to_owned())
-    };
-    let kernel = |enabled: bool, view: &str| -> Result<Option<FittedKernelMap>, Error> {
-        enabled
-            .then(|| read_kernel_map(&dir.join(format!("kernel_{view}"))))
-            .transpose()
-    };
-    Ok(FittedCca::from_arrays(CcaArrays {
-        kernel_x: kernel(params.kernel_x.enabled(), "x")?,
-        kernel_y: kernel(params.kernel_y.enabled(), "y")?,
-        mean_x: vector("mean_x.npy")?,
-        mean_y: vector("mean_y.npy")?,
-        proj_x: read_dense(&dir.join("proj_x.npy"))?,
-        proj_y: read_dense(&dir.join("proj_y.npy"))?,
-        correlations: vector("correlations.npy")?,
-        eigen_power: params.eigen_power,
-    })?)
+    Ok(FittedCca::read_arrays(&dir, params.eigen_power)?)
 }
 
 /// How many image rows are projected at once, by `embed` and `submit`: enough for the matrix

@@ -220,7 +220,6 @@ fn commit_partition(
     image_rows: Vec<String>,
 ) -> Result<(Embeddings, Costs), Error> {
     let model_dir = out.path(&format!("{p}/model"));
-    std::fs::create_dir_all(&model_dir).map_err(|e| IoError::new("creating", &model_dir, e))?;
     save(&model_dir)?;
     let model_bytes = record_model(out, p)?;
     write_training_log(out, p, log)?;
