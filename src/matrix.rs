@@ -11,11 +11,14 @@ use crate::sparse::CsrMatrix;
 /// One row per item, either dense or sparse.
 #[derive(Debug, Clone)]
 pub enum FeatureMatrix {
+    /// Dense rows (image features, projections).
     Dense(Array2<f32>),
+    /// Sparse rows in CSR form (text TF-IDF).
     Sparse(CsrMatrix),
 }
 
 impl FeatureMatrix {
+    /// Number of rows (items).
     pub fn n_rows(&self) -> usize {
         match self {
             FeatureMatrix::Dense(m) => m.nrows(),
@@ -23,6 +26,7 @@ impl FeatureMatrix {
         }
     }
 
+    /// Number of columns (features).
     pub fn n_cols(&self) -> usize {
         match self {
             FeatureMatrix::Dense(m) => m.ncols(),

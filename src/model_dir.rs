@@ -70,12 +70,16 @@ where
 /// array, and what it holds (the pipeline's manifests record this).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArrayFile {
+    /// Path relative to the model's folder, `/`-separated (`kernel_x/block-0/mean.npy`).
     pub file: String,
+    /// The array (vectors and scalars as `1 x d` and `1 x 1` matrices).
     pub array: Array2<f32>,
+    /// What it holds.
     pub about: &'static str,
 }
 
 impl ArrayFile {
+    /// An array and its file.
     pub fn new(file: impl Into<String>, array: Array2<f32>, about: &'static str) -> Self {
         Self {
             file: file.into(),

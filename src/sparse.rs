@@ -111,27 +111,35 @@ impl CsrMatrix {
         }
     }
 
+    /// Number of rows.
     pub fn n_rows(&self) -> usize {
         self.n_rows
     }
+    /// Number of columns.
     pub fn n_cols(&self) -> usize {
         self.n_cols
     }
+    /// `(rows, columns)`.
     pub fn shape(&self) -> (usize, usize) {
         (self.n_rows, self.n_cols)
     }
+    /// Number of stored values.
     pub fn nnz(&self) -> usize {
         self.data.len()
     }
+    /// Row pointers: row `i`'s values are `indptr[i]..indptr[i + 1]` of `indices` and `data`.
     pub fn indptr(&self) -> &[i64] {
         &self.indptr
     }
+    /// Column of each stored value.
     pub fn indices(&self) -> &[i32] {
         &self.indices
     }
+    /// The stored values.
     pub fn data(&self) -> &[f32] {
         &self.data
     }
+    /// The stored values, to rescale in place (the structure stays).
     pub fn data_mut(&mut self) -> &mut [f32] {
         &mut self.data
     }

@@ -148,7 +148,9 @@ pub struct ImageEntry {
 /// One caption of a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextEntry {
+    /// The id the dataset uses (Teddy's text id; Flickr8k's `<image>#<tag>#<k>`).
     pub id: String,
+    /// The caption's text, as the file gives it (the text features normalise it).
     pub caption: String,
 }
 
@@ -158,12 +160,16 @@ pub struct TextEntry {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Part {
+    /// What the models are fitted on.
     Train,
+    /// Held out for choosing settings.
     Validation,
+    /// Held out for the reported scores.
     Test,
 }
 
 impl Part {
+    /// The part's name as files and reports spell it (`train`, `validation`, `test`).
     pub fn as_str(self) -> &'static str {
         match self {
             Part::Train => "train",
@@ -228,7 +234,9 @@ impl Dataset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
+    /// The Teddy Cup attachments (`ImageWordData.csv` + `ImageData/`).
     Teddy,
+    /// Flickr8k-CN (`images/`, `flickr8k*.caption.txt`, the split lists).
     Flickr8k,
 }
 

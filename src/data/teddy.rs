@@ -81,18 +81,26 @@ pub fn load_attachment1(root: &Path) -> Result<Dataset, DataError> {
 /// Task 1 of the contest: rank the gallery images for each query text.
 #[derive(Debug, Clone)]
 pub struct TextToImageTask {
+    /// The texts of `word_test.csv`.
     pub queries: Vec<TextEntry>,
+    /// The images listed in `image_data.csv` whose file exists.
     pub gallery: Vec<ImageEntry>,
+    /// Images listed but absent: `(id, expected path)`.
     pub missing_images: Vec<(String, PathBuf)>,
+    /// The CSV files read: `word_test.csv`, then `image_data.csv`.
     pub source_files: Vec<PathBuf>,
 }
 
 /// Task 2 of the contest: rank the gallery texts for each query image.
 #[derive(Debug, Clone)]
 pub struct ImageToTextTask {
+    /// The images listed in `image_test.csv` whose file exists.
     pub queries: Vec<ImageEntry>,
+    /// The texts of `word_data.csv`.
     pub gallery: Vec<TextEntry>,
+    /// Images listed but absent: `(id, expected path)`.
     pub missing_images: Vec<(String, PathBuf)>,
+    /// The CSV files read: `image_test.csv`, then `word_data.csv`.
     pub source_files: Vec<PathBuf>,
 }
 

@@ -123,16 +123,19 @@ impl Default for CcaParams {
 }
 
 impl CcaParams {
+    /// The defaults, with `dims` output dimensions.
     pub fn new(dims: usize) -> Self {
         Self {
             dims,
             ..Self::default()
         }
     }
+    /// Sets [`Self::ridge_x`], the image view's relative ridge.
     pub fn ridge_x(mut self, r: f64) -> Self {
         self.ridge_x = r;
         self
     }
+    /// Sets [`Self::ridge_y`], the text view's relative ridge.
     pub fn ridge_y(mut self, r: f64) -> Self {
         self.ridge_y = r;
         self
@@ -141,30 +144,37 @@ impl CcaParams {
     pub fn ridge(self, r: f64) -> Self {
         self.ridge_x(r).ridge_y(r)
     }
+    /// Sets [`Self::eigen_power`], the power `p` of the weighting `σ^p`.
     pub fn eigen_power(mut self, p: f64) -> Self {
         self.eigen_power = p;
         self
     }
+    /// Sets [`Self::pca_dims`]: wider views are first reduced to `k` columns by PCA.
     pub fn pca_dims(mut self, k: usize) -> Self {
         self.pca_dims = k;
         self
     }
+    /// Sets [`Self::pca_method`].
     pub fn pca_method(mut self, m: PcaMethod) -> Self {
         self.pca_method = m;
         self
     }
+    /// Sets [`Self::pca_exact_max`].
     pub fn pca_exact_max(mut self, d: usize) -> Self {
         self.pca_exact_max = d;
         self
     }
+    /// Sets [`Self::power_iters`] of the randomized PCA.
     pub fn power_iters(mut self, q: usize) -> Self {
         self.power_iters = q;
         self
     }
+    /// Sets [`Self::oversample`] of the randomized PCA.
     pub fn oversample(mut self, p: usize) -> Self {
         self.oversample = p;
         self
     }
+    /// Sets [`Self::seed`] of the randomized PCA.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -180,6 +190,7 @@ impl CcaParams {
         self
     }
 
+    /// Checks every value (and the kernel maps' parameters); errors name the value.
     pub fn check(self) -> Result<CcaValidParams, FusionError> {
         let bad = |name, value: String, expected| {
             Err(FusionError::InvalidParam {
@@ -254,7 +265,9 @@ pub struct FittedCca {
 /// [`FittedCca::save`] and [`FittedCca::load`] do all of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CcaArrays {
+    /// Column means of the image view (of its kernel map's output, when it has one).
     pub mean_x: Array1<f32>,
+    /// Column means of the text view (of its kernel map's output, when it has one).
     pub mean_y: Array1<f32>,
     /// `dx x k`, unweighted.
     pub proj_x: Array2<f32>,
@@ -262,6 +275,7 @@ pub struct CcaArrays {
     pub proj_y: Array2<f32>,
     /// `k` regularized canonical correlations, decreasing.
     pub correlations: Array1<f32>,
+    /// The power `p` of the weighting `σ^p` applied by the transforms.
     pub eigen_power: f64,
     /// The image view's kernel map, when one was fitted (`proj_x` then starts from its output).
     pub kernel_x: Option<FittedKernelMap>,
@@ -281,6 +295,7 @@ struct Whitened {
 }
 
 impl CcaValidParams {
+    /// The checked parameters.
     pub fn params(&self) -> &CcaParams {
         &self.params
     }
@@ -1048,10 +1063,12 @@ impl FittedCca {
         &self.correlations
     }
 
+    /// Number of output dimensions `k`.
     pub fn dims(&self) -> usize {
         self.correlations.len()
     }
 
+    /// The power `p` of the weighting `σ^p`.
     pub fn eigen_power(&self) -> f64 {
         self.eigen_power
     }

@@ -42,6 +42,7 @@ pub enum PcaMethod {
 pub struct PcaParams {
     /// Number of components kept (clamped to `min(n - 1, d)`).
     pub components: usize,
+    /// Exact, randomized, or chosen by `d` ([`PcaMethod::Auto`]).
     pub method: PcaMethod,
     /// Largest `d` solved exactly under [`PcaMethod::Auto`].
     pub exact_max: usize,
@@ -49,6 +50,7 @@ pub struct PcaParams {
     pub power_iters: usize,
     /// Extra random directions `p` of the randomized solver.
     pub oversample: usize,
+    /// Seed of the randomized solver.
     pub seed: u64,
 }
 
@@ -70,33 +72,40 @@ impl Default for PcaParams {
 pub struct PcaValidParams(PcaParams);
 
 impl PcaParams {
+    /// The defaults, keeping `components` components.
     pub fn new(components: usize) -> Self {
         Self {
             components,
             ..Self::default()
         }
     }
+    /// Sets [`Self::method`].
     pub fn method(mut self, method: PcaMethod) -> Self {
         self.method = method;
         self
     }
+    /// Sets [`Self::exact_max`].
     pub fn exact_max(mut self, d: usize) -> Self {
         self.exact_max = d;
         self
     }
+    /// Sets [`Self::power_iters`].
     pub fn power_iters(mut self, q: usize) -> Self {
         self.power_iters = q;
         self
     }
+    /// Sets [`Self::oversample`].
     pub fn oversample(mut self, p: usize) -> Self {
         self.oversample = p;
         self
     }
+    /// Sets [`Self::seed`].
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
     }
 
+    /// Checks the values; errors name the value.
     pub fn check(self) -> Result<PcaValidParams, FusionError> {
         if self.components == 0 {
             return Err(FusionError::InvalidParam {
@@ -120,22 +129,28 @@ impl PcaParams {
 /// variance along each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FittedPca {
+    /// `d` column means.
     pub mean: Array1<f32>,
+    /// `d x k` principal axes, orthonormal columns, by decreasing variance.
     pub components: Array2<f32>,
+    /// `k` variances along the axes.
     pub explained_variance: Array1<f64>,
     /// `tr(C)` of the full covariance (all `d` directions).
     pub total_variance: f64,
 }
 
 impl PcaValidParams {
+    /// The checked parameters.
     pub fn params(&self) -> &PcaParams {
         &self.0
     }
 
+    /// Fits on the rows of `x`, dense or sparse.
     pub fn fit(&self, x: &FeatureMatrix) -> Result<FittedPca, FusionError> {
         self.fit_with_progress(x, &ProgressBar::hidden())
     }
 
+    /// [`Self::fit`], reporting to `progress`.
     pub fn fit_with_progress(
         &self,
         x: &FeatureMatrix,
@@ -283,6 +298,7 @@ impl FittedPca {
         ))
     }
 
+    /// Number of components kept `k`.
     pub fn n_components(&self) -> usize {
         self.components.ncols()
     }

@@ -41,13 +41,17 @@ use super::vocabulary::{Codebook, DiagGmm, KMeansSettings, Pca, kmeans};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BowParams {
+    /// Whether the block is computed (and written).
     pub enabled: bool,
     /// Vocabulary size.
     pub k: usize,
+    /// Hard (nearest word) or soft (kernel codebook) assignment of each descriptor.
     pub assignment: Assignment,
     /// Spatial pyramid levels (g → g×g cells).
     pub pyramid: Vec<u32>,
+    /// Normalisation of the whole block (Hellinger then L2, optionally the χ² feature map).
     pub norm: BlockNorm,
+    /// Multiplies the block's rows in the combined matrix.
     pub weight: f32,
 }
 
@@ -68,9 +72,13 @@ impl Default for BowParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VladParams {
+    /// Whether the block is computed (and written).
     pub enabled: bool,
+    /// Vocabulary size (k-means centroids).
     pub k: usize,
+    /// Spatial pyramid levels (g → g×g cells).
     pub pyramid: Vec<u32>,
+    /// Multiplies the block's rows in the combined matrix.
     pub weight: f32,
 }
 
@@ -89,13 +97,17 @@ impl Default for VladParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FisherParams {
+    /// Whether the block is computed (and written).
     pub enabled: bool,
     /// Gaussians.
     pub k: usize,
     /// PCA dimension of the descriptors before the GMM.
     pub pca_dim: usize,
+    /// Spatial pyramid levels (g → g×g cells).
     pub pyramid: Vec<u32>,
+    /// EM iterations of the diagonal GMM.
     pub em_iter: usize,
+    /// Multiplies the block's rows in the combined matrix.
     pub weight: f32,
 }
 
@@ -115,8 +127,11 @@ impl Default for FisherParams {
 /// Which kind of local descriptor a [`LocalParams`] describes; it only selects the defaults
 /// (so that a partial `[hog]` TOML section is completed with HOG, not SIFT, settings).
 pub trait LocalKind: Clone + std::fmt::Debug + PartialEq + Default + Send + Sync {
+    /// The kind's name: its TOML section and the prefix of its blocks (`sift`, `hog`, `colour`).
     const NAME: &'static str;
+    /// What the kind computes at each patch.
     const DESCRIPTOR: LocalDescriptor;
+    /// The kind's default settings.
     fn defaults() -> LocalParams<Self>;
 }
 
@@ -218,14 +233,19 @@ impl LocalKind for Colour {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, bound = "K: LocalKind")]
 pub struct LocalParams<K: LocalKind> {
+    /// Whether this kind of descriptor is computed at all (with every encoding of it).
     pub enabled: bool,
     /// OpenCV difference-of-Gaussians keypoints instead of the dense grid (SIFT only).
     pub keypoints: bool,
     /// At most this many keypoints per image (0: all).
     pub max_keypoints: usize,
+    /// The dense grid of patches the descriptors are computed on.
     pub grid: DenseGridParams,
+    /// Bag-of-visual-words encoding.
     pub bow: BowParams,
+    /// VLAD encoding.
     pub vlad: VladParams,
+    /// Fisher vector encoding.
     pub fisher: FisherParams,
     #[serde(skip)]
     kind: PhantomData<K>,
@@ -366,9 +386,13 @@ fn check_pyramid(name: &'static str, what: &str, p: &[u32]) -> Result<(), ImageE
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GlobalHogParams {
+    /// Whether the block is computed (and written).
     pub enabled: bool,
+    /// Side in pixels of the square the image is resized to before the HOG.
     pub size: usize,
+    /// HOG cell side in pixels.
     pub cell: usize,
+    /// Multiplies the block's rows in the combined matrix.
     pub weight: f32,
 }
 
@@ -391,6 +415,7 @@ pub struct FitParams {
     pub max_images: usize,
     /// Total descriptors kept (per kind), spread evenly over the images.
     pub max_descriptors: usize,
+    /// Lloyd iterations of k-means.
     pub kmeans_iter: usize,
     /// k-means++ seeding runs on at most this many descriptors.
     pub kmeans_init_sample: usize,
@@ -413,21 +438,27 @@ impl Default for FitParams {
 pub struct ImageFeatureParams {
     /// Images are shrunk so the longer side is at most this (never enlarged).
     pub max_side: u32,
+    /// Seed of the fit's random draws (the image and descriptor subsets, k-means, the GMM).
     pub seed: u64,
     /// Images per parallel chunk in `transform` (bounds memory).
     pub chunk_size: usize,
+    /// Dense SIFT (RootSIFT) descriptors and their encodings.
     pub sift: LocalParams<Sift>,
+    /// Dense HOG patch descriptors and their encodings.
     pub hog: LocalParams<Hog>,
     /// Dense local colour statistics (off by default; left out of the saved parameters when
     /// off, so that work folders from before this option stay fresh).
     #[serde(skip_serializing_if = "LocalParams::is_disabled")]
     pub colour: LocalParams<Colour>,
+    /// HSV colour histograms, over the regions of `hsv_pyramid`.
     pub hsv: HsvParams,
     /// Spatial pyramid of the HSV histograms.
     pub hsv_pyramid: Vec<u32>,
     /// Normalisation of the HSV block.
     pub hsv_norm: BlockNorm,
+    /// GIST: Gabor filter energies on a grid.
     pub gist: GistParams,
+    /// A HOG of the whole image (off by default).
     pub global_hog: GlobalHogParams,
     /// Shape, size, compression and format of the image file ([`super::geometry`]).
     #[serde(skip_serializing_if = "GeometryParams::is_disabled")]
@@ -435,6 +466,7 @@ pub struct ImageFeatureParams {
     /// Frontal faces found by OpenCV's Viola–Jones cascade ([`super::faces`]).
     #[serde(skip_serializing_if = "FaceParams::is_disabled")]
     pub faces: FaceParams,
+    /// How the vocabularies are learnt.
     pub fit: FitParams,
     /// Also describe every image outside the test part mirrored left to right, as extra
     /// training pairs with the same captions (data augmentation; the vocabularies are still
@@ -480,11 +512,13 @@ impl ImageFeatureParams {
         Self::default()
     }
 
+    /// Sets [`Self::seed`].
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
     }
 
+    /// Sets [`Self::max_side`].
     pub fn max_side(mut self, max_side: u32) -> Self {
         self.max_side = max_side;
         self
@@ -557,15 +591,20 @@ impl ImageFeatureParams {
 /// Whether an image is described as it is or mirrored left to right (augmentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Orientation {
+    /// The image as it is.
     AsIs,
+    /// The image mirrored left to right.
     Mirrored,
 }
 
 /// An image that could not be described, with the reason.
 #[derive(Debug, Clone)]
 pub struct SkippedImage {
+    /// Index of the image in the input paths.
     pub index: usize,
+    /// The image's file.
     pub path: PathBuf,
+    /// Why it could not be described.
     pub reason: String,
 }
 
@@ -578,6 +617,7 @@ pub struct ImageFeatures {
     pub combined: Array2<f32>,
     /// For each row, the index into the input paths.
     pub rows: Vec<usize>,
+    /// The images that could not be described, in input order.
     pub skipped: Vec<SkippedImage>,
 }
 
@@ -623,6 +663,7 @@ pub struct FittedImageFeatures {
 }
 
 impl ImageFeatureValidParams {
+    /// The checked parameters.
     pub fn params(&self) -> &ImageFeatureParams {
         &self.0
     }
@@ -861,6 +902,7 @@ fn fit_local(
 }
 
 impl FittedImageFeatures {
+    /// The parameters the extractor was fitted with.
     pub fn params(&self) -> &ImageFeatureParams {
         &self.params
     }

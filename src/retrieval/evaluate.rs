@@ -27,9 +27,13 @@ pub struct DirectionMetrics {
     pub recall: BTreeMap<usize, f64>,
     /// Recall@K of a random ranking, averaged over queries.
     pub chance: BTreeMap<usize, f64>,
+    /// Median 1-based rank of each query's first relevant item.
     pub median_rank: f64,
+    /// Mean 1-based rank of each query's first relevant item.
     pub mean_rank: f64,
+    /// Number of queries.
     pub queries: usize,
+    /// Number of items each query ranks.
     pub gallery: usize,
     /// Recall@K for K = 1..=curve.len() (for the recall curve).
     pub curve: Vec<f64>,
@@ -40,7 +44,9 @@ pub struct DirectionMetrics {
 /// Both directions of one evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// Captions as queries, images as the gallery.
     pub text_to_image: DirectionMetrics,
+    /// Images as queries, captions as the gallery.
     pub image_to_text: DirectionMetrics,
 }
 
@@ -171,6 +177,7 @@ pub struct EvalOptions<'a> {
     pub ks: Vec<usize>,
     /// Length of the recall curve.
     pub curve_max: usize,
+    /// Queries scored per matrix product (bounds memory: block_rows x gallery scores).
     pub block_rows: usize,
     /// CSLS penalties for text→image (queries: texts, gallery: images).
     pub csls_text_to_image: Option<&'a Csls>,
@@ -247,11 +254,14 @@ pub fn evaluate(
 /// Mean and sample standard deviation of a metric over folds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanStd {
+    /// Mean over the folds.
     pub mean: f64,
+    /// Sample standard deviation over the folds (0 with one fold).
     pub std: f64,
 }
 
 impl MeanStd {
+    /// Mean and sample standard deviation of `values` (both 0 when empty).
     pub fn of(values: &[f64]) -> Self {
         let n = values.len();
         if n == 0 {
@@ -273,22 +283,32 @@ impl MeanStd {
 /// One direction summarised over folds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DirectionSummary {
+    /// Recall@K, mean ± std over the folds.
     pub recall: BTreeMap<usize, MeanStd>,
+    /// Chance Recall@K, the mean over the folds.
     pub chance: BTreeMap<usize, f64>,
+    /// Median rank, mean ± std over the folds.
     pub median_rank: MeanStd,
+    /// Mean rank, mean ± std over the folds.
     pub mean_rank: MeanStd,
     /// Queries per fold (of the first fold; folds are normally equal).
     pub queries: usize,
+    /// Gallery size per fold (of the first fold).
     pub gallery: usize,
+    /// Recall@K for K = 1..=curve.len(), the mean over the folds.
     pub curve: Vec<f64>,
+    /// Chance recall for the same K, the mean over the folds.
     pub chance_curve: Vec<f64>,
 }
 
 /// Both directions over `folds` folds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Captions as queries, images as the gallery.
     pub text_to_image: DirectionSummary,
+    /// Images as queries, captions as the gallery.
     pub image_to_text: DirectionSummary,
+    /// Number of folds summarised.
     pub folds: usize,
 }
 

@@ -35,9 +35,11 @@ use crate::sparse::CsrMatrix;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WordBlockParams {
+    /// Whether the block is computed (off by default).
     pub enabled: bool,
     /// Multiplies the block's (L2-normalised) rows in the combined matrix.
     pub weight: f32,
+    /// TF-IDF settings of the word block.
     pub tfidf: TfidfParams,
 }
 
@@ -57,12 +59,15 @@ impl Default for WordBlockParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CharBlockParams {
+    /// Whether the block is computed.
     pub enabled: bool,
+    /// Multiplies the block's (L2-normalised) rows in the combined matrix.
     pub weight: f32,
     /// Shortest n-gram, in characters.
     pub min_n: usize,
     /// Longest n-gram, in characters.
     pub max_n: usize,
+    /// TF-IDF settings of the character n-gram block.
     pub tfidf: TfidfParams,
 }
 
@@ -82,8 +87,11 @@ impl Default for CharBlockParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SentenceBlockParams {
+    /// Whether the block is computed (off by default).
     pub enabled: bool,
+    /// Multiplies the block's (L2-normalised) rows in the combined matrix.
     pub weight: f32,
+    /// The fastText-style subword model the word vectors come from.
     pub subword: SubwordParams,
 }
 
@@ -104,10 +112,15 @@ impl Default for SentenceBlockParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TextFeatureParams {
+    /// Caption clean-up before segmentation (`<人名>` kept whole, mojibake dropped).
     pub normalize: NormalizeParams,
+    /// jieba segmentation and stop words.
     pub segment: SegmentParams,
+    /// TF-IDF of the segmented words.
     pub word: WordBlockParams,
+    /// TF-IDF of character n-grams.
     pub char: CharBlockParams,
+    /// SIF-weighted sentence vectors from subword word vectors.
     pub sentence: SentenceBlockParams,
     /// Seed of the word-vector training.
     pub seed: u64,
