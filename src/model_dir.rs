@@ -6,9 +6,8 @@
 //! they write through [`write_folder_atomically`], so a save that is interrupted or fails
 //! leaves the previous folder as it was (or none), never a mix of old and new files.
 
-use std::path::{Path, PathBuf};
-
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayBase, Data, Dimension};
 use ndarray_npy::{ReadNpyExt, WritableElement, WriteNpyExt};

@@ -61,6 +61,20 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
         assert!(ws.stage("evaluate").join(file).is_file(), "{file} written");
     }
 
+    // The `fit` folder is a saved model: the library's one call loads it, and the loaded CCA
+    // embeds the captions exactly as the `embed` stage did.
+    let cca = crossmodal::fusion::FittedCca::load(&ws.stage("fit").join("main")).unwrap();
+    let texts = crossmodal::pipeline::artifacts::read_sparse(
+        &ws.stage("text-features").join("main/text_features.npz"),
+    )
+    .unwrap();
+    let embedded = crossmodal::pipeline::artifacts::read_dense(
+        &ws.stage("embed").join("main/text_embeddings.npy"),
+    )
+    .unwrap();
+    let texts = crossmodal::matrix::FeatureMatrix::Sparse(texts);
+    assert_eq!(cca.embed_y(&texts).unwrap(), embedded);
+
     // A copy of the data in another folder is the same input: only `evaluate` reruns, because
     // report.html links its thumbnails into the data folder; the links follow the data.
     let html = || std::fs::read_to_string(ws.stage("evaluate").join("report.html")).unwrap();

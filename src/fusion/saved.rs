@@ -6,8 +6,8 @@
 //! `correlations.npy` (`1 x k`), and per view with a kernel map `kernel_<view>/` holding
 //! `mean.npy`, `basis.npy` (when a PCA came first), `landmarks.npy`, `gamma.npy`, and with
 //! alignment weighting `weight.npy` and `alignment.npy`; with several blocks, each block's files
-//! in `kernel_<view>/block-<i>/`. [`FittedCca::save`] adds `cca.json` (the eigenvalue power and
-//! the format's version); the pipeline keeps the power in its manifest instead.
+//! in `kernel_<view>/block-<i>/`; and `cca.json` (the eigenvalue power, the dimensions and the
+//! format's version).
 
 use std::path::Path;
 
@@ -19,18 +19,21 @@ use super::cca::{CcaArrays, FittedCca};
 use super::kernel_map::{FittedKernelMap, GaussianMap};
 use crate::model_dir::{ArrayFile, read_json, read_npy, write_folder_atomically, write_json};
 
-/// The file [`FittedCca::save`] adds to the arrays.
+/// The file of [`CcaJson`], beside the arrays.
 pub const CCA_JSON: &str = "cca.json";
 
 /// The version of the saved layout [`FittedCca::load`] reads.
 const FORMAT: u32 = 1;
 
-/// What `cca.json` holds.
-#[derive(Debug, Serialize, Deserialize)]
-struct SavedCca {
-    format: u32,
-    eigen_power: f64,
-    dims: usize,
+/// What `cca.json` holds: what the arrays do not say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CcaJson {
+    /// The version of the saved layout.
+    pub format: u32,
+    /// The power `p` of the weighting `σ^p` the transforms apply.
+    pub eigen_power: f64,
+    /// Output dimensions (the length of `correlations.npy`).
+    pub dims: usize,
 }
 
 impl FittedCca {
@@ -57,27 +60,39 @@ impl FittedCca {
         files
     }
 
-    /// Saves the model to `dir`: [`Self::array_files`] and `cca.json`. The folder is written
-    /// whole or not at all; an existing one is replaced.
+    /// The contents of `cca.json`.
+    pub fn cca_json(&self) -> CcaJson {
+        CcaJson {
+            format: FORMAT,
+            eigen_power: self.eigen_power(),
+            dims: self.dims(),
+        }
+    }
+
+    /// Saves the model to `dir`: [`Self::array_files`] and `cca.json` ([`Self::cca_json`]).
+    /// The folder is written whole or not at all; an existing one is replaced.
     pub fn save(&self, dir: &Path) -> Result<(), FusionError> {
         write_folder_atomically(dir, |staging| {
             for file in self.array_files() {
                 file.write_in(staging)?;
             }
-            let saved = SavedCca {
-                format: FORMAT,
-                eigen_power: self.eigen_power(),
-                dims: self.dims(),
-            };
-            write_json(&staging.join(CCA_JSON), &saved)?;
+            write_json(&staging.join(CCA_JSON), &self.cca_json())?;
             Ok(())
         })
     }
 
-    /// Loads a model written by [`Self::save`]. Errors name the file that is missing or does
-    /// not fit the others.
+    /// Loads a model written by [`Self::save`] or by the pipeline's `fit` stage. Errors name
+    /// the file that is missing or does not fit the others.
     pub fn load(dir: &Path) -> Result<Self, FusionError> {
-        let saved: SavedCca = read_json(&dir.join(CCA_JSON))?;
+        if !dir.join(CCA_JSON).exists() && dir.join("proj_x.npy").exists() {
+            return Err(FusionError::BadArrays(format!(
+                "{} has the arrays of a CCA but no {CCA_JSON} (a `fit` folder of an older build): \
+                 load it with FittedCca::read_arrays(dir, eigen_power), the eigen power as the \
+                 pipeline file sets it",
+                dir.display()
+            )));
+        }
+        let saved: CcaJson = read_json(&dir.join(CCA_JSON))?;
         if saved.format != FORMAT {
             return Err(FusionError::BadArrays(format!(
                 "{}: format {} (this build reads {FORMAT})",
@@ -98,13 +113,11 @@ impl FittedCca {
     }
 
     /// Reads the arrays of a saved folder, with the eigenvalue power given rather than read
-    /// from `cca.json` (the pipeline's `fit` folders keep it in their manifest). A view has a
-    /// kernel map when its `kernel_<view>/` folder exists.
+    /// from `cca.json` (which `fit` folders of older builds lack; the pipeline reads every `fit`
+    /// folder this way, with the power of its pipeline file). A view has a kernel map when its
+    /// `kernel_<view>/` folder exists.
     pub fn read_arrays(dir: &Path, eigen_power: f64) -> Result<Self, FusionError> {
-        let vector = |name: &str| -> Result<Array1<f32>, FusionError> {
-            let m: Array2<f32> = read_npy(&dir.join(name))?;
-            Ok(m.row(0).to_owned())
-        };
+        let vector = |name: &str| read_row(&dir.join(name));
         let kernel = |view: &str| -> Result<Option<FittedKernelMap>, FusionError> {
             let kernel_dir = dir.join(format!("kernel_{view}"));
             kernel_dir
@@ -128,6 +141,32 @@ impl FittedCca {
 /// A vector saved as a `1 x d` matrix.
 fn as_row(a: &Array1<f32>) -> Array2<f32> {
     a.clone().insert_axis(Axis(0))
+}
+
+/// Reads a vector saved by [`as_row`]; any other shape is an error naming the file.
+fn read_row(path: &Path) -> Result<Array1<f32>, FusionError> {
+    let m: Array2<f32> = read_npy(path)?;
+    if m.nrows() != 1 {
+        return Err(FusionError::BadArrays(format!(
+            "{} is {:?}, expected one row",
+            path.display(),
+            m.dim()
+        )));
+    }
+    Ok(m.row(0).to_owned())
+}
+
+/// Reads a scalar saved as a `1 x 1` matrix.
+fn read_scalar(path: &Path) -> Result<f32, FusionError> {
+    let row = read_row(path)?;
+    match row.as_slice() {
+        Some([value]) => Ok(*value),
+        _ => Err(FusionError::BadArrays(format!(
+            "{} has {} values, expected one",
+            path.display(),
+            row.len()
+        ))),
+    }
 }
 
 fn scalar(value: f32) -> Array2<f32> {
@@ -197,25 +236,21 @@ fn read_kernel_map(dir: &Path) -> Result<FittedKernelMap, FusionError> {
 }
 
 fn read_gaussian_map(dir: &Path) -> Result<GaussianMap, FusionError> {
-    let optional = |name: &str| -> Result<Option<Array2<f32>>, FusionError> {
-        let path = dir.join(name);
-        Ok(if path.exists() {
-            Some(read_npy(&path)?)
-        } else {
-            None
-        })
-    };
-    let value = |m: Array2<f32>| m[[0, 0]];
+    // `basis.npy` only when a PCA came first; `weight.npy` and `alignment.npy` only for blocks
+    // weighted by their alignment (otherwise weight 1).
+    let present = |name: &str| Some(dir.join(name)).filter(|path| path.exists());
     GaussianMap::from_parts(
-        read_npy::<Array2<f32>>(&dir.join("mean.npy"))?
-            .row(0)
-            .to_owned(),
-        optional("basis.npy")?,
+        read_row(&dir.join("mean.npy"))?,
+        present("basis.npy").map(|p| read_npy(&p)).transpose()?,
         read_npy(&dir.join("landmarks.npy"))?,
-        value(read_npy(&dir.join("gamma.npy"))?),
-        // Written only for blocks weighted by their alignment; otherwise weight 1.
-        optional("weight.npy")?.map_or(1.0, value),
-        optional("alignment.npy")?.map(value),
+        read_scalar(&dir.join("gamma.npy"))?,
+        present("weight.npy")
+            .map(|p| read_scalar(&p))
+            .transpose()?
+            .unwrap_or(1.0),
+        present("alignment.npy")
+            .map(|p| read_scalar(&p))
+            .transpose()?,
     )
 }
 
@@ -297,13 +332,29 @@ mod tests {
         assert!(err.contains("cca.json") && err.contains('9'), "{err}");
 
         fitted.save(&dir).unwrap();
+        let empty = Array2::<f32>::zeros((0, 12));
+        crate::model_dir::write_npy(&dir.join("mean_x.npy"), &empty).unwrap();
+        let err = FittedCca::load(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("mean_x.npy") && err.contains("one row"),
+            "{err}"
+        );
+
+        fitted.save(&dir).unwrap();
         let wrong = Array2::<f32>::zeros((5, 3));
         crate::model_dir::write_npy(&dir.join("proj_x.npy"), &wrong).unwrap();
         let err = FittedCca::load(&dir).unwrap_err().to_string();
         assert!(err.contains("proj_x rows"), "{err}");
 
+        // A folder without cca.json, as the `fit` stage of older builds left them.
+        fitted.save(&dir).unwrap();
         std::fs::remove_file(dir.join(CCA_JSON)).unwrap();
         let err = FittedCca::load(&dir).unwrap_err().to_string();
-        assert!(err.contains("cca.json"), "{err}");
+        assert!(
+            err.contains("cca.json") && err.contains("read_arrays"),
+            "{err}"
+        );
+        let read = FittedCca::read_arrays(&dir, fitted.eigen_power()).unwrap();
+        assert_eq!(read, fitted);
     }
 }

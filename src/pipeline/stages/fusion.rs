@@ -33,6 +33,7 @@ use crate::data::Part;
 use crate::data::split::unit_hash;
 use crate::error::Error;
 use crate::fusion::cca::first_use_order;
+use crate::fusion::saved::CCA_JSON;
 use crate::fusion::{CcaParams, ColumnBlocks, FittedCca};
 use crate::image::ImageFeatureParams;
 use crate::matrix::FeatureMatrix;
@@ -403,6 +404,11 @@ impl Stage for FitStage {
             for file in fitted.array_files() {
                 out.dense(&format!("{p}/{}", file.file), &file.array, None, file.about)?;
             }
+            out.json(
+                &format!("{p}/{CCA_JSON}"),
+                &fitted.cca_json(),
+                "eigen power, dims and format: FittedCca::load reads the folder",
+            )?;
             out.summary(&format!("{p}_pairs"), pairs.len());
             out.summary(&format!("{p}_dims"), fitted.dims());
             let top: Vec<f32> = fitted.correlations().iter().take(5).copied().collect();
