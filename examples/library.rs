@@ -315,13 +315,10 @@ fn described_pairs(
 /// Bytes of the files under `dir`.
 fn folder_bytes(dir: &Path) -> Result<u64> {
     let mut bytes = 0;
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = entry?.path();
-        bytes += if path.is_dir() {
-            folder_bytes(&path)?
-        } else {
-            std::fs::metadata(&path)?.len()
-        };
+    for file in crossmodal::model_dir::files_under(dir)? {
+        bytes += std::fs::metadata(&file)
+            .with_context(|| format!("reading the size of {}", file.display()))?
+            .len();
     }
     Ok(bytes)
 }

@@ -134,6 +134,25 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, IoError> {
         .map_err(|e| IoError::new("parsing", path, std::io::Error::other(e.to_string())))
 }
 
+/// Every file under `dir`, in its sub-folders too, sorted by path.
+pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, IoError> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), IoError> {
+        for entry in std::fs::read_dir(dir).map_err(|e| IoError::new("listing", dir, e))? {
+            let path = entry.map_err(|e| IoError::new("listing", dir, e))?.path();
+            if path.is_dir() {
+                walk(&path, files)?;
+            } else {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    Ok(files)
+}
+
 /// The `.npy` files directly in `dir`, sorted by name, as `(name without .npy, path)`.
 pub fn npy_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, IoError> {
     let mut files = Vec::new();

@@ -214,6 +214,22 @@ fn inspect_prints_shape_statistics_and_rows() {
     assert!(!cpu.is_empty(), "{machine}");
     assert!(out.contains(&format!("ran on {cpu}, ")), "{out}");
     assert!(out.contains(blas), "{out}");
+    // A folder without a manifest (a model the library saved): its files, each .npy's dtype
+    // and shape from its header, small JSON files in full; and a JSON file by itself.
+    let model = ws.path().join("model");
+    std::fs::create_dir_all(model.join("kernel_x")).unwrap();
+    crossmodal::model_dir::write_npy(&model.join("kernel_x/landmarks.npy"), &m).unwrap();
+    let json = serde_json::json!({ "dims": 2 });
+    crossmodal::model_dir::write_json(&model.join("cca.json"), &json).unwrap();
+    let out = ok(ws.path(), &["inspect", "model"]);
+    assert!(out.contains("2 files"), "{out}");
+    assert!(
+        out.contains("kernel_x/landmarks.npy") && out.contains("<f4 2 x 3"),
+        "{out}"
+    );
+    assert!(out.contains(r#"{"dims":2}"#), "{out}");
+    let out = ok(ws.path(), &["inspect", "model/cca.json"]);
+    assert!(out.contains(r#""dims": 2"#), "{out}");
     let err = fails(ws.path(), &["inspect", "pipeline.toml"]);
     assert!(
         err.contains("pipeline.toml") && err.contains("not something inspect reads"),

@@ -193,7 +193,8 @@ enum Command {
         #[arg(long, value_name = "WxH", default_value = "320x240", value_parser = parse_size)]
         max_size: (u32, u32),
     },
-    /// Print what an artifact holds: a .npy / .npz matrix, a stage folder or a manifest.
+    /// Print what an artifact holds: a .npy / .npz matrix, a stage folder or a manifest, a
+    /// folder without one (a saved model: its files and their shapes), a JSON file.
     Inspect {
         path: PathBuf,
         /// How many rows to print.

@@ -3,7 +3,9 @@
 //! For a `.npy` (dense) or scipy-CSR `.npz` (sparse) artifact: shape, dtype, sparsity,
 //! non-finite values, per-column min/mean/max (summarised across columns for wide matrices),
 //! and the first rows with their ids (from the manifest's `rows` entry). For a stage folder or
-//! a `manifest.json`: the manifest's outputs, skips and summary. Optionally a CSV export.
+//! a `manifest.json`: the manifest's outputs, skips and summary. For a folder without a
+//! manifest (a model the library saved, a stage's partition): its files, with each `.npy`'s
+//! dtype and shape. A JSON file: its contents. Optionally a CSV export.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -38,10 +40,18 @@ impl Default for InspectOptions {
 /// Describes the artifact at `path` (a matrix, a stage folder or a manifest).
 pub fn inspect(path: &Path, options: &InspectOptions) -> Result<String, PipelineError> {
     if path.is_dir() {
+        if !path.join(MANIFEST_FILE).exists() {
+            return describe_folder(path);
+        }
         return describe_stage(path);
     }
     if path.file_name().is_some_and(|n| n == MANIFEST_FILE) {
         return describe_stage(path.parent().unwrap_or(Path::new(".")));
+    }
+    if path.extension().is_some_and(|e| e == "json") {
+        let value: serde_json::Value = crate::model_dir::read_json(path)?;
+        let pretty = serde_json::to_string_pretty(&value).expect("a JSON value serialises");
+        return Ok(format!("{}\n{pretty}\n", path.display()));
     }
     let ids = row_ids(path);
     let (matrix, kind, extra) = match path.extension().and_then(|e| e.to_str()) {
@@ -76,7 +86,7 @@ pub fn inspect(path: &Path, options: &InspectOptions) -> Result<String, Pipeline
         _ => {
             return Err(PipelineError::BadArtifact {
                 path: path.to_path_buf(),
-                message: "not something inspect reads: give a .npy or .npz matrix, a stage folder or its manifest.json".into(),
+                message: "not something inspect reads: give a .npy or .npz matrix, a JSON file, a stage folder or a saved model's folder".into(),
             });
         }
     };
@@ -290,6 +300,89 @@ fn row_ids(path: &Path) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+/// A folder without a manifest (a saved model, or one partition of a stage folder): every file
+/// under it with its size, each `.npy` with its dtype and shape from its header, and each small
+/// JSON file in full.
+fn describe_folder(dir: &Path) -> Result<String, PipelineError> {
+    let files = crate::model_dir::files_under(dir)?;
+    let mut lines = Vec::new();
+    let mut total = 0;
+    for file in &files {
+        let bytes = std::fs::metadata(file)
+            .map_err(|e| crate::error::IoError::new("reading the size of", file, e))?
+            .len();
+        total += bytes;
+        let what = match file.extension().and_then(|e| e.to_str()) {
+            Some("npy") => npy_header_summary(file)?,
+            Some("json") if bytes <= 1024 => {
+                let value: serde_json::Value = crate::model_dir::read_json(file)?;
+                value.to_string()
+            }
+            _ => String::new(),
+        };
+        let relative = file.strip_prefix(dir).unwrap_or(file).display();
+        lines.push(format!("  {relative:<36} {bytes:>12} bytes  {what}"));
+    }
+    let mut out = format!(
+        "{}: {} files, {total} bytes (no {MANIFEST_FILE}: a saved model, or a partition of a \
+         stage folder)\n",
+        dir.display(),
+        files.len()
+    );
+    for line in lines {
+        writeln!(out, "{}", line.trim_end()).ok();
+    }
+    Ok(out)
+}
+
+/// `dtype, shape` of a `.npy` file, from its header alone (`<f4 803 x 256`).
+fn npy_header_summary(path: &Path) -> Result<String, PipelineError> {
+    use std::io::Read;
+    let bad = |message: &str| PipelineError::BadArtifact {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    };
+    let mut file =
+        std::fs::File::open(path).map_err(|e| crate::error::IoError::new("opening", path, e))?;
+    let mut head = [0u8; 12];
+    let read = file
+        .read(&mut head)
+        .map_err(|e| crate::error::IoError::new("reading", path, e))?;
+    if read < 10 || &head[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file (no \\x93NUMPY magic)"));
+    }
+    // Version 1 stores the header's length in 2 bytes, versions 2 and 3 in 4.
+    let (start, len) = match head[6] {
+        1 => (10, u16::from_le_bytes([head[8], head[9]]) as usize),
+        _ => (
+            12,
+            u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize,
+        ),
+    };
+    let mut header = vec![0u8; start + len];
+    header[..read].copy_from_slice(&head[..read]);
+    file.read_exact(&mut header[read..])
+        .map_err(|e| crate::error::IoError::new("reading the header of", path, e))?;
+    let text = String::from_utf8_lossy(&header[start..]);
+    let field = |key: &str, open: char, close: char| {
+        let after = &text[text.find(key)? + key.len()..];
+        let from = after.find(open)? + 1;
+        let to = from + after[from..].find(close)?;
+        Some(after[from..to].trim().to_string())
+    };
+    let descr = field("'descr'", '\'', '\'').ok_or_else(|| bad("no 'descr' in the header"))?;
+    let shape = field("'shape'", '(', ')').ok_or_else(|| bad("no 'shape' in the header"))?;
+    let dims: Vec<&str> = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    Ok(match dims.as_slice() {
+        [] => format!("{descr} scalar"),
+        _ => format!("{descr} {}", dims.join(" x ")),
+    })
 }
 
 fn describe_stage(dir: &Path) -> Result<String, PipelineError> {

@@ -26,7 +26,7 @@ use ndarray::Array2;
 use super::split::SplitArtifacts;
 use crate::data::teddy::{load_attachment2, load_attachment3};
 use crate::data::{Layout, Part};
-use crate::error::{Error, IoError};
+use crate::error::Error;
 use crate::fusion::{ColumnBlocks, FusionError};
 use crate::image::{FittedImageFeatures, ImageFeatureParams, Orientation, SkippedImage};
 use crate::matrix::FeatureMatrix;
@@ -586,29 +586,13 @@ fn unlabelled_captions(ctx: &Context) -> Result<Vec<String>, Error> {
 
 /// Records every file under `dir` (relative to the staging folder) as a model file.
 fn record_tree(out: &mut StageWriter, dir: &str) -> Result<(), PipelineError> {
-    let root = out.path(dir);
-    let mut files = Vec::new();
-    collect_files(&root, &mut files)?;
-    files.sort();
-    for file in files {
+    for file in crate::model_dir::files_under(&out.path(dir))? {
         let relative = file
             .strip_prefix(out.path(""))
             .expect("under the staging folder")
             .to_string_lossy()
             .to_string();
         out.record(&relative, "model", "fitted text model")?;
-    }
-    Ok(())
-}
-
-fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), PipelineError> {
-    for entry in std::fs::read_dir(dir).map_err(|e| IoError::new("listing", dir, e))? {
-        let path = entry.map_err(|e| IoError::new("listing", dir, e))?.path();
-        if path.is_dir() {
-            collect_files(&path, files)?;
-        } else {
-            files.push(path);
-        }
     }
     Ok(())
 }
