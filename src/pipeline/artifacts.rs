@@ -298,51 +298,78 @@ impl DenseNpy {
     }
 }
 
+/// The header of a `.npy` file: its dict (`{'descr': '<f4', 'fortran_order': False, 'shape':
+/// (2, 3), }`), where its data starts, and the reader standing there.
+pub(crate) struct NpyHeader {
+    pub(crate) dict: String,
+    pub(crate) data_start: u64,
+    pub(crate) reader: BufReader<File>,
+}
+
+impl NpyHeader {
+    /// Reads the header of the `.npy` file at `path`, checking its magic string.
+    pub(crate) fn read(path: &Path) -> Result<Self, PipelineError> {
+        let file = File::open(path).map_err(|e| IoError::new("opening", path, e))?;
+        let mut reader = BufReader::new(file);
+        let io = |e| IoError::new("reading", path, e);
+        let mut preamble = [0u8; 8];
+        reader.read_exact(&mut preamble).map_err(io)?;
+        if &preamble[..6] != b"\x93NUMPY" {
+            return Err(npy_error(path, "not a .npy file (no magic string)"));
+        }
+        // Version 1 stores the header's length in 2 bytes, versions 2 and 3 in 4.
+        let length_bytes = if preamble[6] == 1 { 2 } else { 4 };
+        let mut length = [0u8; 4];
+        reader.read_exact(&mut length[..length_bytes]).map_err(io)?;
+        let header_len = u32::from_le_bytes(length) as usize;
+        let mut header = vec![0u8; header_len];
+        reader.read_exact(&mut header).map_err(io)?;
+        Ok(Self {
+            dict: String::from_utf8_lossy(&header).into_owned(),
+            data_start: (preamble.len() + length_bytes + header_len) as u64,
+            reader,
+        })
+    }
+
+    /// The dtype (`'descr'`, e.g. `<f4`), if the dict names one.
+    pub(crate) fn descr(&self) -> Option<&str> {
+        let (_, rest) = self.dict.split_once("'descr': '")?;
+        Some(rest.split_once('\'')?.0)
+    }
+
+    /// The shape (empty for a scalar), if the dict gives one that parses.
+    pub(crate) fn shape(&self) -> Option<Vec<usize>> {
+        let (_, rest) = self.dict.split_once("'shape': (")?;
+        rest.split_once(')')?
+            .0
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| d.parse().ok())
+            .collect()
+    }
+}
+
 /// Opens a dense float32 `.npy` matrix and reads its header.
 fn open_dense(path: &Path) -> Result<DenseNpy, PipelineError> {
-    let file = File::open(path).map_err(|e| IoError::new("opening", path, e))?;
-    let mut reader = BufReader::new(file);
-    let io = |e| IoError::new("reading", path, e);
-    let mut preamble = [0u8; 8];
-    reader.read_exact(&mut preamble).map_err(io)?;
-    if &preamble[..6] != b"\x93NUMPY" {
-        return Err(npy_error(path, "not a .npy file (no magic string)"));
-    }
-    // Version 1 stores the header's length in 2 bytes, versions 2 and 3 in 4.
-    let length_bytes = if preamble[6] == 1 { 2 } else { 4 };
-    let mut length = [0u8; 4];
-    reader.read_exact(&mut length[..length_bytes]).map_err(io)?;
-    let header_len = u32::from_le_bytes(length) as usize;
-    let mut header = vec![0u8; header_len];
-    reader.read_exact(&mut header).map_err(io)?;
-    let header = String::from_utf8_lossy(&header);
-    if !header.contains("'descr': '<f4'") || !header.contains("'fortran_order': False") {
+    let header = NpyHeader::read(path)?;
+    let dict = &header.dict;
+    if !dict.contains("'descr': '<f4'") || !dict.contains("'fortran_order': False") {
         return Err(npy_error(
             path,
-            format!("expected little-endian float32 in C order, got the header {header:?}"),
+            format!("expected little-endian float32 in C order, got the header {dict:?}"),
         ));
     }
-    let shape: Vec<usize> = header
-        .split_once("'shape': (")
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .and_then(|(dims, _)| {
-            dims.split(',')
-                .map(str::trim)
-                .filter(|d| !d.is_empty())
-                .map(|d| d.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let shape = header.shape().unwrap_or_default();
     let [n_rows, n_cols] = shape[..] else {
         return Err(npy_error(
             path,
-            format!("expected a 2-d shape, got {header:?}"),
+            format!("expected a 2-d shape, got {dict:?}"),
         ));
     };
-    let data_start = (preamble.len() + length_bytes + header_len) as u64;
     Ok(DenseNpy {
-        reader,
-        data_start,
+        reader: header.reader,
+        data_start: header.data_start,
         n_rows,
         n_cols,
     })

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, ArrayView1};
 
 use super::PipelineError;
-use super::artifacts::{atomic_write, read_dense, read_ids, read_sparse};
+use super::artifacts::{NpyHeader, atomic_write, read_dense, read_ids, read_sparse};
 use super::manifest::{MANIFEST_FILE, Manifest};
 
 /// Options of an inspection.
@@ -339,46 +339,14 @@ fn describe_folder(dir: &Path) -> Result<String, PipelineError> {
 
 /// `dtype, shape` of a `.npy` file, from its header alone (`<f4 803 x 256`).
 fn npy_header_summary(path: &Path) -> Result<String, PipelineError> {
-    use std::io::Read;
-    let bad = |message: &str| PipelineError::BadArtifact {
+    let header = NpyHeader::read(path)?;
+    let bad = |what: &str| PipelineError::BadArtifact {
         path: path.to_path_buf(),
-        message: message.to_string(),
+        message: format!("no {what} in the header {:?}", header.dict),
     };
-    let mut file =
-        std::fs::File::open(path).map_err(|e| crate::error::IoError::new("opening", path, e))?;
-    let mut head = [0u8; 12];
-    let read = file
-        .read(&mut head)
-        .map_err(|e| crate::error::IoError::new("reading", path, e))?;
-    if read < 10 || &head[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy file (no \\x93NUMPY magic)"));
-    }
-    // Version 1 stores the header's length in 2 bytes, versions 2 and 3 in 4.
-    let (start, len) = match head[6] {
-        1 => (10, u16::from_le_bytes([head[8], head[9]]) as usize),
-        _ => (
-            12,
-            u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize,
-        ),
-    };
-    let mut header = vec![0u8; start + len];
-    header[..read].copy_from_slice(&head[..read]);
-    file.read_exact(&mut header[read..])
-        .map_err(|e| crate::error::IoError::new("reading the header of", path, e))?;
-    let text = String::from_utf8_lossy(&header[start..]);
-    let field = |key: &str, open: char, close: char| {
-        let after = &text[text.find(key)? + key.len()..];
-        let from = after.find(open)? + 1;
-        let to = from + after[from..].find(close)?;
-        Some(after[from..to].trim().to_string())
-    };
-    let descr = field("'descr'", '\'', '\'').ok_or_else(|| bad("no 'descr' in the header"))?;
-    let shape = field("'shape'", '(', ')').ok_or_else(|| bad("no 'shape' in the header"))?;
-    let dims: Vec<&str> = shape
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .collect();
+    let descr = header.descr().ok_or_else(|| bad("'descr'"))?;
+    let shape = header.shape().ok_or_else(|| bad("'shape'"))?;
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     Ok(match dims.as_slice() {
         [] => format!("{descr} scalar"),
         _ => format!("{descr} {}", dims.join(" x ")),

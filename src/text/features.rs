@@ -24,11 +24,10 @@ use serde::{Deserialize, Serialize};
 use super::TextError;
 use super::normalize::{NormalizeParams, normalize};
 use super::segment::{SegmentParams, Segmenter};
-use super::subword::{
-    FittedSentenceEncoder, SubwordParams, WordVectors, read_lines, read_npy, write_lines, write_npy,
-};
+use super::subword::{FittedSentenceEncoder, SubwordParams, WordVectors, read_lines, write_lines};
 use super::tfidf::{FittedTfidf, TfidfParams, char_ngrams};
 use crate::error::IoError;
+use crate::model_dir::{read_npy, write_npy};
 use crate::sparse::CsrMatrix;
 
 /// The word TF-IDF block.

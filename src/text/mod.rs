@@ -74,13 +74,6 @@ pub enum TextError {
         #[source]
         source: fasttext::FastTextError,
     },
-    /// A `.npy` file could not be read or written.
-    #[error("{action} {}: {message}", path.display())]
-    Npy {
-        action: &'static str,
-        path: PathBuf,
-        message: String,
-    },
     /// A saved model directory misses a file or does not match its parameters.
     #[error("saved text model {}: {message}", path.display())]
     BadModel { path: PathBuf, message: String },

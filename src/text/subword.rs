@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TextError;
 use crate::error::IoError;
+use crate::model_dir::{read_npy, write_npy};
 
 /// The word fastText adds at the end of each line; never a neighbour.
 const EOS: &str = "</s>";
@@ -460,24 +461,6 @@ impl WordVectors {
 
 fn norm(v: &[f32]) -> f32 {
     v.iter().map(|x| x * x).sum::<f32>().sqrt()
-}
-
-/// Writes a `.npy` file.
-pub(crate) fn write_npy<T: ndarray_npy::WriteNpyExt>(path: &Path, a: &T) -> Result<(), TextError> {
-    ndarray_npy::write_npy(path, a).map_err(|e| TextError::Npy {
-        action: "writing",
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
-/// Reads a `.npy` file.
-pub(crate) fn read_npy<T: ndarray_npy::ReadNpyExt>(path: &Path) -> Result<T, TextError> {
-    ndarray_npy::read_npy(path).map_err(|e| TextError::Npy {
-        action: "reading",
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
 }
 
 /// Writes one string per line.
