@@ -10,20 +10,29 @@ use std::path::PathBuf;
 /// Any error raised by the library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Reading, checking, splitting or writing a dataset failed ([`crate::data::DataError`]).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// An error of the image area ([`crate::image::ImageError`]).
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    /// An error of the text area ([`crate::text::TextError`]).
     #[error(transparent)]
     Text(#[from] crate::text::TextError),
+    /// An error of the fusion area ([`crate::fusion::FusionError`]).
     #[error(transparent)]
     Fusion(#[from] crate::fusion::FusionError),
+    /// An error of the retrieval area ([`crate::retrieval::RetrievalError`]).
     #[error(transparent)]
     Retrieval(#[from] crate::retrieval::RetrievalError),
+    /// An error of the stage engine or of artifacts on disk
+    /// ([`crate::pipeline::PipelineError`]).
     #[error(transparent)]
     Pipeline(#[from] crate::pipeline::PipelineError),
+    /// An error of the neural baselines ([`crate::neural::NeuralError`]).
     #[error(transparent)]
     Neural(#[from] crate::neural::NeuralError),
+    /// A file-system operation on a path failed ([`IoError`]).
     #[error(transparent)]
     Io(#[from] IoError),
 }
@@ -34,8 +43,11 @@ pub enum Error {
 #[derive(Debug, thiserror::Error)]
 #[error("{action} {}: {cause}", path.display())]
 pub struct IoError {
+    /// What was being done, as a verb phrase put before the path (`"reading"`, `"creating"`).
     pub action: &'static str,
+    /// The file or folder it was done on, as given.
     pub path: PathBuf,
+    /// The operating system's error.
     pub cause: std::io::Error,
 }
 

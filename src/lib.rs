@@ -43,6 +43,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// Every public item has a doc comment: CI runs clippy with `-D warnings`, so a new public
+// item without one fails it.
+#![warn(missing_docs)]
+
 pub mod blas;
 pub mod data;
 pub mod error;

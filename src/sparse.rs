@@ -20,16 +20,43 @@ pub struct CsrMatrix {
 /// Why a set of CSR arrays is not a valid matrix.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CsrError {
+    /// `indptr` does not have one entry more than the number of rows.
     #[error("indptr must have n_rows + 1 = {expected} entries, got {got}")]
-    IndptrLength { expected: usize, got: usize },
+    IndptrLength {
+        /// The number of rows plus one.
+        expected: usize,
+        /// The length of the `indptr` given.
+        got: usize,
+    },
+    /// `indptr` does not start at 0, decreases somewhere, or does not end at the number of values.
     #[error(
         "indptr must start at 0, be non-decreasing and end at nnz = {nnz}; row {row} breaks it"
     )]
-    IndptrOrder { row: usize, nnz: usize },
+    IndptrOrder {
+        /// The 0-based row whose bounds break it; also 0 when the first or last entry is wrong.
+        row: usize,
+        /// The number of stored values (the length of `data`).
+        nnz: usize,
+    },
+    /// `indices` and `data` differ in length.
     #[error("indices and data must have the same length, got {indices} and {data}")]
-    LengthMismatch { indices: usize, data: usize },
+    LengthMismatch {
+        /// The length of `indices`.
+        indices: usize,
+        /// The length of `data`.
+        data: usize,
+    },
+    /// A column index is negative, not below the number of columns, or not greater than the
+    /// previous one in its row.
     #[error("column {col} in row {row} is out of range for {n_cols} columns or not sorted/unique")]
-    BadColumn { row: usize, col: i64, n_cols: usize },
+    BadColumn {
+        /// The 0-based row holding it.
+        row: usize,
+        /// The column index found.
+        col: i64,
+        /// The number of columns of the matrix.
+        n_cols: usize,
+    },
 }
 
 impl CsrMatrix {

@@ -25,17 +25,24 @@ pub const TASK2_FIRST_TEXT_ID: u64 = 1_000_050_001;
 /// What [`carve`] wrote.
 #[derive(Debug, Clone)]
 pub struct CarvedContest {
+    /// The folder written under (`out`, as given).
     pub root: PathBuf,
+    /// `gold/result1_gold.csv`: `text_id,image_id` for each task 1 query, in id order.
     pub task1_gold: PathBuf,
+    /// `gold/result2_gold.csv`: `image_id,text_id` for each task 2 caption, sorted by image id.
     pub task2_gold: PathBuf,
+    /// Number of images, in each of `附件2` and `附件3`.
     pub images: usize,
+    /// Number of captions, in each of `word_test.csv` and `word_data.csv`.
     pub texts: usize,
 }
 
 /// One held-out image: its id and file.
 #[derive(Debug, Clone)]
 pub struct HeldOutImage {
+    /// The image id, also its file name under each `ImageData/`.
     pub id: String,
+    /// The original file, linked to or copied.
     pub path: PathBuf,
 }
 

@@ -18,30 +18,57 @@ use std::path::PathBuf;
 /// Errors raised while reading a dataset. Each names the file, line or value at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// The data directory given to a loader is not an existing directory.
     #[error("data directory {} does not exist", path.display())]
-    MissingRoot { path: PathBuf },
+    MissingRoot {
+        /// The directory, as given.
+        path: PathBuf,
+    },
+    /// A file the layout needs is in none of the places tried.
     #[error("no {what} found in {}: tried {tried}", dir.display())]
     NotFound {
+        /// What was looked for, e.g. `"caption file"`.
         what: &'static str,
+        /// The directory searched.
         dir: PathBuf,
+        /// The file name, or comma-separated paths relative to `dir`, reported as tried.
         tried: String,
     },
+    /// A line of a Flickr8k-CN caption file or split list is malformed or repeats an image.
     #[error("{}:{line}: {message}", path.display())]
     BadLine {
+        /// The file.
         path: PathBuf,
+        /// 1-based line.
         line: u64,
+        /// What is wrong with the line.
         message: String,
     },
+    /// A Flickr8k-CN caption file or split list is not UTF-8.
     #[error("{}: {message}", path.display())]
-    BadFile { path: PathBuf, message: String },
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it, with the offset of the first bad byte.
+        message: String,
+    },
+    /// The validation or test fraction of a split is outside [0, 1), or the two sum to 1 or more.
     #[error(
         "split fractions must be in [0, 1) and sum to less than 1, got validation {validation} and test {test}"
     )]
-    SplitFractions { validation: f64, test: f64 },
+    SplitFractions {
+        /// The validation fraction given.
+        validation: f64,
+        /// The test fraction given.
+        test: f64,
+    },
+    /// The number of folds of a split is 1 or more than 100.
     #[error("folds must be 0 (no folds) or in [2, 100], got {0}")]
     Folds(usize),
+    /// A layout name is none of `teddy`, `flickr8k` and `flickr8k-cn`.
     #[error("unknown dataset layout {0:?}: expected \"teddy\" or \"flickr8k\"")]
     UnknownLayout(String),
+    /// A file-system operation on a path failed (reading, writing, creating, linking, ...).
     #[error(transparent)]
     Io(#[from] crate::error::IoError),
     /// A CSV file is neither UTF-8 (with or without BOM) nor GB18030/GBK.
@@ -49,23 +76,38 @@ pub enum DataError {
         "{}: text is neither UTF-8 nor GB18030/GBK (invalid UTF-8 at byte {utf8_offset}, and GB18030 decoding fails too)",
         path.display()
     )]
-    Encoding { path: PathBuf, utf8_offset: usize },
+    Encoding {
+        /// The file, as given.
+        path: PathBuf,
+        /// Byte offset of the first invalid UTF-8 sequence; 0 when a UTF-16 BOM's text is invalid.
+        utf8_offset: usize,
+    },
     /// A CSV file has no header line.
     #[error("{}: no header line (the file is empty or blank)", path.display())]
-    NoHeader { path: PathBuf },
+    NoHeader {
+        /// The file, as given.
+        path: PathBuf,
+    },
     /// A column asked for is not in the header.
     #[error("{}, line {line}: missing column `{column}` (header has: {found})", path.display())]
     MissingColumn {
+        /// The file, as given.
         path: PathBuf,
+        /// 1-based line of the header.
         line: u64,
+        /// The column, as the caller spelt it.
         column: String,
+        /// The header's fields, joined with `, `.
         found: String,
     },
     /// A column asked for appears more than once in the header.
     #[error("{}, line {line}: column `{column}` appears more than once in the header", path.display())]
     DuplicateColumn {
+        /// The file, as given.
         path: PathBuf,
+        /// 1-based line of the header.
         line: u64,
+        /// The column, as the caller spelt it.
         column: String,
     },
     /// A row has a different number of fields than the header.
@@ -74,64 +116,94 @@ pub enum DataError {
         path.display()
     )]
     FieldCount {
+        /// The file, as given.
         path: PathBuf,
+        /// 1-based line where the row starts.
         line: u64,
+        /// Number of fields of the header.
         expected: usize,
+        /// Number of fields of the row.
         got: usize,
+        /// The row's fields joined with commas, cut to 120 characters.
         row: String,
     },
     /// A quoted field is still open at the end of the file.
     #[error("{}, line {line}: quoted field opened here is never closed (stray `\"`?)", path.display())]
-    UnterminatedQuote { path: PathBuf, line: u64 },
+    UnterminatedQuote {
+        /// The file, as given.
+        path: PathBuf,
+        /// 1-based line of the opening quote.
+        line: u64,
+    },
     /// The CSV parser failed.
     #[error("{}, line {line}: malformed CSV: {source}", path.display())]
     Csv {
+        /// The file, as given.
         path: PathBuf,
+        /// 1-based line of the error; 0 when the parser gives no position.
         line: u64,
+        /// The parser's error.
         #[source]
         source: ::csv::Error,
     },
     /// An id field is empty.
     #[error("{}, line {line}: empty `{column}`", path.display())]
     EmptyId {
+        /// The file, as given.
         path: PathBuf,
+        /// 1-based line where the row starts.
         line: u64,
+        /// The id column, as the caller spelt it.
         column: String,
     },
     /// An id appears twice; ids must be unique.
     #[error("{}, line {line}: duplicate `{column}` {id:?} (first seen on line {first_line})", path.display())]
     DuplicateId {
+        /// The file, as given.
         path: PathBuf,
+        /// 1-based line where the repeating row starts.
         line: u64,
+        /// 1-based line where the first row with this id starts.
         first_line: u64,
+        /// The id column, as the caller spelt it.
         column: String,
+        /// The repeated id, trimmed.
         id: String,
     },
     /// A parameter is out of range.
     #[error("parameter `{name}` {message}, got {value}")]
     Param {
+        /// The parameter's name (`width` or `height` for a size range).
         name: &'static str,
+        /// The value given, as text.
         value: String,
+        /// What the value must satisfy.
         message: &'static str,
     },
     /// Encoding an image failed.
     #[error("encoding image {}: {source}", path.display())]
     ImageEncode {
+        /// The image file that was to be written.
         path: PathBuf,
+        /// The encoder's error.
         #[source]
         source: ::image::ImageError,
     },
     /// Writing CSV records failed.
     #[error("writing CSV {}: {source}", path.display())]
     CsvWrite {
+        /// The CSV file being written.
         path: PathBuf,
+        /// The CSV writer's error.
         #[source]
         source: ::csv::Error,
     },
     /// Text cannot be written in the requested encoding.
     #[error("caption {text:?} cannot be encoded in {encoding}")]
     Unencodable {
+        /// The encoding asked for (`GBK`).
         encoding: &'static str,
+        /// The first caption holding a character the encoding lacks.
         text: String,
     },
 }

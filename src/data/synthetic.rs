@@ -241,17 +241,29 @@ pub struct SyntheticSummary {
 /// A colour of the palette, with its Chinese name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Colour {
+    /// `红色`, drawn as `[220, 30, 30]`.
     Red,
+    /// `橙色`, drawn as `[245, 130, 20]`.
     Orange,
+    /// `黄色`, drawn as `[240, 220, 30]`.
     Yellow,
+    /// `绿色`, drawn as `[40, 170, 60]`.
     Green,
+    /// `青色`, drawn as `[0, 190, 190]`.
     Cyan,
+    /// `蓝色`, drawn as `[30, 70, 210]`.
     Blue,
+    /// `紫色`, drawn as `[140, 50, 180]`.
     Purple,
+    /// `粉色`, drawn as `[250, 150, 190]`.
     Pink,
+    /// `白色`, drawn as `[245, 245, 245]`.
     White,
+    /// `黑色`, drawn as `[20, 20, 20]`.
     Black,
+    /// `灰色`, drawn as `[128, 128, 128]`.
     Grey,
+    /// `棕色`, drawn as `[130, 80, 40]`.
     Brown,
 }
 
@@ -323,10 +335,15 @@ impl Colour {
 /// A shape kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Shape {
+    /// A disc of radius `r` (`圆形`, `圆`).
     Circle,
+    /// A square with corners at about 1.2 `r` from its centre (`正方形`, `方块`, `方形`).
     Square,
+    /// An equilateral triangle with corners at `r`, pointing up before rotation (`三角形`, `三角`).
     Triangle,
+    /// A five-pointed star, points at `r` and inner corners at 0.45 `r` (`五角星`, `星星`, `星形`).
     Star,
+    /// An ellipse with semi-axes `r` and 0.55 `r` (`椭圆`, `椭圆形`).
     Ellipse,
 }
 
@@ -353,14 +370,23 @@ impl Shape {
 /// Where a group of shapes sits in the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Position {
+    /// Anchored at (0.25, 0.25) (`左上角`, `左上方`).
     TopLeft,
+    /// Anchored at (0.75, 0.25) (`右上角`, `右上方`).
     TopRight,
+    /// Anchored at (0.25, 0.75) (`左下角`, `左下方`).
     BottomLeft,
+    /// Anchored at (0.75, 0.75) (`右下角`, `右下方`).
     BottomRight,
+    /// Anchored at (0.5, 0.5) (`中间`, `中央`, `正中间`).
     Centre,
+    /// Anchored at (0.2, 0.5) (`左边`, `左侧`); a generated group stands in a column.
     Left,
+    /// Anchored at (0.8, 0.5) (`右边`, `右侧`); a generated group stands in a column.
     Right,
+    /// Anchored at (0.5, 0.2) (`上方`, `上面`, `顶部`).
     Top,
+    /// Anchored at (0.5, 0.8) (`下方`, `下面`, `底部`).
     Bottom,
 }
 
@@ -410,11 +436,17 @@ impl Position {
 /// The kind of background.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BackgroundKind {
+    /// The main colour everywhere.
     Solid,
+    /// From the main colour at the top towards its texture partner at the bottom.
     Gradient,
+    /// Bands alternating the main colour and its partner every `period` pixels, per `orientation`.
     Stripes,
+    /// Squares of `period` pixels, alternating the main colour and its partner.
     Checkerboard,
+    /// Partner-coloured dots of diameter `period / 2`, one per `period`-pixel cell.
     Dots,
+    /// The main colour plus uniform noise in [-40, 40] per pixel and channel, from `noise_seed`.
     Noise,
 }
 
@@ -430,7 +462,9 @@ const BACKGROUNDS: [BackgroundKind; 6] = [
 /// A background: its kind, main colour, and texture geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Background {
+    /// The pattern.
     pub kind: BackgroundKind,
+    /// The main colour; textures alternate it with [`Colour::texture_partner`].
     pub colour: Colour,
     /// Period of the texture in pixels (stripes, checkerboard, dots).
     pub period: u32,
@@ -443,27 +477,39 @@ pub struct Background {
 /// One drawn shape: centre and circumradius in pixels, rotation in radians.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
+    /// Horizontal centre, in pixels from the left edge.
     pub cx: f32,
+    /// Vertical centre, in pixels from the top edge.
     pub cy: f32,
+    /// Size in pixels; what it measures depends on the [`Shape`].
     pub r: f32,
+    /// Rotation in radians, clockwise on screen (y points down); circles ignore it.
     pub angle: f32,
 }
 
 /// One to three shapes of one kind and colour at one position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShapeGroup {
+    /// The kind of every shape of the group.
     pub shape: Shape,
+    /// The fill colour of every shape of the group.
     pub colour: Colour,
+    /// Where the group is placed, and how the caption says so.
     pub position: Position,
+    /// The shapes drawn.
     pub instances: Vec<Instance>,
 }
 
 /// What an image shows: its size, background, and shape groups (drawn in order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scene {
+    /// Image width in pixels.
     pub width: u32,
+    /// Image height in pixels.
     pub height: u32,
+    /// What is painted first.
     pub background: Background,
+    /// The shape groups, painted over the background in order.
     pub groups: Vec<ShapeGroup>,
 }
 

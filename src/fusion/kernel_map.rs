@@ -162,6 +162,7 @@ pub struct GaussianMap {
     pub basis: Option<Array2<f32>>,
     /// `m x k` landmarks, unit rows.
     pub landmarks: Array2<f32>,
+    /// The kernel's `γ`: `gamma_scale` over the median squared distance between landmarks.
     pub gamma: f32,
     /// The block's weight `w` in the sum of kernels (1 unless `block_weighting` set it).
     pub weight: f32,
@@ -171,6 +172,7 @@ pub struct GaussianMap {
 }
 
 impl KernelMapValidParams {
+    /// The parameters that were checked.
     pub fn params(&self) -> &KernelMapParams {
         &self.0
     }

@@ -99,52 +99,95 @@ impl ColumnBlocks for FeatureMatrix {
 /// Errors of the fusion area.
 #[derive(Debug, thiserror::Error)]
 pub enum FusionError {
+    /// A parameter is out of its range, or does not fit the data or the other parameters.
     #[error("{name} must be {expected}, got {value}")]
     InvalidParam {
+        /// The parameter at fault, e.g. `ridge_x` (for block widths, the view's name).
         name: &'static str,
+        /// The value given, as text (with the context that makes it wrong, where there is one).
         value: String,
+        /// What the value must be, e.g. `in [-8, 8]`.
         expected: &'static str,
     },
+    /// The two views of a paired fit have different numbers of rows (or of pair rows).
     #[error(
         "the two views must have the same number of rows (paired samples), got x: {x} and y: {y}"
     )]
-    RowMismatch { x: usize, y: usize },
+    RowMismatch {
+        /// Rows of view x.
+        x: usize,
+        /// Rows of view y.
+        y: usize,
+    },
+    /// Too few rows (pairs, or distinct anchor images for the profiles) to fit.
     #[error("need at least {needed} rows to fit, got {rows}")]
-    TooFewRows { rows: usize, needed: usize },
+    TooFewRows {
+        /// Rows given.
+        rows: usize,
+        /// The fewest the fit accepts (3 for the CCA and the kernel maps, 2 for PCA and profiles).
+        needed: usize,
+    },
+    /// A view holds a NaN or an infinite value.
     #[error("view {view} has a non-finite value at row {row}, column {col}")]
     NonFinite {
+        /// The view: `"x"` or `"y"`, or `"input"` for a PCA of one view.
         view: &'static str,
+        /// 0-based row of the value.
         row: usize,
+        /// 0-based column of the value.
         col: usize,
     },
+    /// A view to transform has a different number of columns from the one the model was fitted on.
     #[error("view {view} has {got} columns but the model was fitted on {expected}")]
     DimMismatch {
+        /// The view: `"x"` or `"y"`, or `"input"` for a PCA of one view.
         view: &'static str,
+        /// Columns the model was fitted on.
         expected: usize,
+        /// Columns given.
         got: usize,
     },
+    /// A training pair names a row past the end of its view.
     #[error("view {view}: pair row {row} is out of range (the view has {rows} rows)")]
     RowOutOfRange {
+        /// The view, `"x"` or `"y"`.
         view: &'static str,
+        /// The row named (0-based).
         row: usize,
+        /// Rows the view has.
         rows: usize,
     },
+    /// Whitening a view left no positive eigenvalue, or a kernel map's landmarks are all equal.
     #[error("view {view} has no variance left after whitening (constant or empty features)")]
-    NoVariance { view: &'static str },
+    NoVariance {
+        /// The view, `"x"` or `"y"`.
+        view: &'static str,
+    },
+    /// Model arrays (given, or read from a saved folder) disagree in shape or hold bad values;
+    /// the text says which.
     #[error("inconsistent CCA arrays: {0}")]
     BadArrays(String),
+    /// An eigendecomposition, SVD or QR failed; the text names the step and the solver's error.
     #[error("linear algebra failed: {0}")]
     Linalg(String),
+    /// An axis of the tuning grid that needs a value is empty; holds the axis's name.
     #[error("tuning grid is empty or has an empty axis: {0}")]
     EmptyGrid(&'static str),
+    /// The tuner's view or score hook failed (its message), or folds to average are missing
+    /// or ran different grids.
     #[error("scoring a grid point failed: {0}")]
     Score(String),
+    /// Reading, writing or parsing a file of a saved model failed.
     #[error(transparent)]
     Io(#[from] crate::error::IoError),
+    /// Reading a column block of a view from disk failed.
     #[error("reading columns {start}..{end} of a view")]
     Read {
+        /// First column of the block.
         start: usize,
+        /// One past the block's last column.
         end: usize,
+        /// The reader's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },

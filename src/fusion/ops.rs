@@ -8,8 +8,9 @@
 //! is read from disk a block of rows at a time for each product instead ([`StreamedCentred`]).
 //! The blocks' partial sums are added in one fixed order ([`tree_sum`]), so a result does not
 //! depend on the scheduling. Dense blocks are centred before the product, which avoids the
-//! cancellation of `XᵀX - n·μμᵀ` in `f32` for non-negative features (bag-of-words histograms). The randomized range finder these serve is the one of Halko,
-//! Martinsson and Tropp, "Finding structure with randomness", SIAM Review 53 (2011).
+//! cancellation of `XᵀX - n·μμᵀ` in `f32` for non-negative features (bag-of-words histograms).
+//! The randomized range finder these serve is the one of Halko, Martinsson and Tropp, "Finding
+//! structure with randomness", SIAM Review 53 (2011).
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::Rng;

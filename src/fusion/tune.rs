@@ -32,9 +32,13 @@ use ndarray::{Array2, s};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TuneGrid {
+    /// Relative ridges of view x tried (must not be empty; default 0.01, 0.1, 1).
     pub ridge_x: Vec<f64>,
+    /// Relative ridges of view y tried (must not be empty; default 0.01, 0.1, 1).
     pub ridge_y: Vec<f64>,
+    /// Output dimensions tried (must not be empty; default 64, 128, 256).
     pub dims: Vec<usize>,
+    /// Eigenvalue weighting powers `p` tried (must not be empty; default 0, 1, 2, 4).
     pub eigen_power: Vec<f64>,
     /// PCA pre-reduction sizes tried (empty: the base parameters' `pca_dims`).
     pub pca_dims: Vec<usize>,
@@ -64,10 +68,15 @@ impl Default for TuneGrid {
 /// One evaluated grid point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GridPoint {
+    /// Relative ridge of view x.
     pub ridge_x: f64,
+    /// Relative ridge of view y.
     pub ridge_y: f64,
+    /// Output dimensions.
     pub dims: usize,
+    /// Eigenvalue weighting power `p`.
     pub eigen_power: f64,
+    /// PCA pre-reduction size.
     pub pca_dims: usize,
     /// Index into `TuneGrid::block_weights`, if any.
     pub block_weights: Option<usize>,
@@ -126,11 +135,14 @@ impl GridPoint {
 /// order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TuneResult {
+    /// Every point, in grid order.
     pub points: Vec<GridPoint>,
+    /// Index in `points` of the best score.
     pub best: usize,
 }
 
 impl TuneResult {
+    /// The best point, `points[best]`; panics if `best` is not an index of `points`.
     pub fn winner(&self) -> &GridPoint {
         &self.points[self.best]
     }
@@ -179,8 +191,11 @@ fn best_of(points: &[GridPoint]) -> usize {
 pub struct PairedViews {
     /// The image view: a matrix, or a reader that hands over its column blocks from disk.
     pub x: Box<dyn ColumnBlocks>,
+    /// Row of `x` of each pair.
     pub x_rows: Vec<usize>,
+    /// The text view.
     pub y: FeatureMatrix,
+    /// Row of `y` of each pair.
     pub y_rows: Vec<usize>,
 }
 
@@ -341,11 +356,15 @@ fn params_for_weights(base: &CcaParams, w: Option<&[f32]>) -> Result<CcaParams, 
 /// 50,048 float32 (1.9 GiB); read this way, one read of 1,024 rows (0.2 GiB) is held at a time.
 #[derive(Clone, Copy)]
 pub enum ScoredRows<'a> {
+    /// Every row, in memory, projected at once.
     Held(&'a FeatureMatrix),
+    /// Rows read from `source` `rows_per_read` at a time.
     Read {
+        /// The view the rows are read from.
         source: &'a dyn ColumnBlocks,
         /// Rows of `source`, in the order of the output.
         rows: &'a [usize],
+        /// Rows read (and projected) at a time; 0 is taken as 1.
         rows_per_read: usize,
     },
 }

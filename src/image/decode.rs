@@ -25,22 +25,32 @@ use super::ImageError;
 /// Container formats recognised by their magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ImageFormat {
+    /// JPEG: starts with FF D8 FF.
     Jpeg,
+    /// PNG: starts with the 8-byte PNG signature.
     Png,
+    /// GIF: starts with `GIF87a` or `GIF89a`; only the first frame is decoded.
     Gif,
+    /// BMP: starts with `BM` and is at least 26 bytes long.
     Bmp,
+    /// WebP: a RIFF file whose bytes 8 to 11 are `WEBP`.
     Webp,
+    /// TIFF: starts with `II*\0` (little-endian) or `MM\0*` (big-endian).
     Tiff,
 }
 
 /// A decoded image: 8-bit BGR, longer side at most the `max_side` it was decoded with.
 #[derive(Debug)]
 pub struct DecodedImage {
+    /// The pixels, 8-bit 3-channel BGR, transparent pixels composited on white.
     pub bgr: Mat,
+    /// Width in pixels as stored in the file, before any reduction or resizing.
     pub original_width: u32,
+    /// Height in pixels as stored in the file, before any reduction or resizing.
     pub original_height: u32,
     /// Length of the encoded file in bytes.
     pub encoded_bytes: usize,
+    /// The container format sniffed from the first bytes.
     pub format: ImageFormat,
 }
 

@@ -24,9 +24,13 @@ use super::vocabulary::sum_sq;
 /// Local descriptors of one image: one row per patch, with the patch centre in pixels.
 #[derive(Debug, Clone)]
 pub struct LocalDescriptors {
+    /// One descriptor per row (patches × descriptor length).
     pub desc: Array2<f32>,
+    /// `[x, y]` in pixels of each row's patch centre (or keypoint), in row order.
     pub xy: Vec<[f32; 2]>,
+    /// Width in pixels of the described image.
     pub width: usize,
+    /// Height in pixels of the described image.
     pub height: usize,
 }
 
@@ -135,6 +139,8 @@ impl DenseGridParams {
         self.spatial_bins * self.spatial_bins * self.orientations
     }
 
+    /// Checks the ranges of the fields; errors name `name` (the descriptor kind) as the
+    /// parameter.
     pub fn check(&self, name: &'static str) -> Result<(), ImageError> {
         if self.step == 0 {
             return Err(ImageError::param(

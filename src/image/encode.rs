@@ -50,7 +50,12 @@ pub enum Assignment {
     /// Nearest word only.
     Hard,
     /// The `neighbours` nearest words, weights ∝ exp(−beta · d²) normalised to 1.
-    Soft { neighbours: usize, beta: f32 },
+    Soft {
+        /// Nearest words sharing each descriptor's vote (at least 1; more than k counts as k).
+        neighbours: usize,
+        /// Sharpness of the weights, per unit of squared distance (> 0).
+        beta: f32,
+    },
 }
 
 /// Bag-of-words histograms per region (each sums to 1, or is all zero when empty).
@@ -141,7 +146,9 @@ pub fn vlad(desc: ArrayView2<f32>, regions: &[Vec<usize>], book: &Codebook) -> V
 /// A PCA projection plus a diagonal GMM, the model of Fisher vectors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FisherModel {
+    /// Projection applied to the descriptors before the GMM.
     pub pca: Pca,
+    /// Diagonal GMM over the projected descriptors.
     pub gmm: DiagGmm,
 }
 
@@ -333,10 +340,12 @@ pub fn chi2_map(v: &[f32], n: usize) -> Vec<f32> {
     out
 }
 
+/// Replaces each value x by sign(x)·√|x|, in place.
 pub fn signed_sqrt(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = x.signum() * x.abs().sqrt());
 }
 
+/// Scales `v` in place to unit L2 norm; an all-zero vector is left as it is.
 pub fn l2_normalise(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if n > 0.0 {

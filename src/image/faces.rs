@@ -49,7 +49,9 @@ const DEFAULT_CASCADE: &str = "haarcascade_frontalface_alt2.xml";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaceParams {
+    /// Whether the block is computed (and written).
     pub enabled: bool,
+    /// Multiplies the block's rows in the combined matrix.
     pub weight: f32,
     /// The cascade file; unset, `haarcascade_frontalface_alt2.xml` from OpenCV's data folder.
     pub cascade: Option<PathBuf>,
@@ -75,6 +77,7 @@ impl Default for FaceParams {
 }
 
 impl FaceParams {
+    /// Off: no face block, and the section is left out of the saved parameters.
     pub fn is_disabled(&self) -> bool {
         !self.enabled
     }

@@ -30,7 +30,9 @@ pub(super) const BINS: usize = 9;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GeometryParams {
+    /// Whether the block is computed (and written).
     pub enabled: bool,
+    /// Multiplies the block's rows in the combined matrix.
     pub weight: f32,
 }
 
@@ -44,6 +46,7 @@ impl Default for GeometryParams {
 }
 
 impl GeometryParams {
+    /// Off: no geometry block, and the section is left out of the saved parameters.
     pub fn is_disabled(&self) -> bool {
         !self.enabled
     }

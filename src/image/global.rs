@@ -18,9 +18,11 @@ use super::ImageError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HsvParams {
+    /// Whether the block is computed (and written).
     pub enabled: bool,
     /// Bins of hue, saturation and value.
     pub bins: [usize; 3],
+    /// Multiplies the block's rows in the combined matrix.
     pub weight: f32,
 }
 
@@ -35,6 +37,7 @@ impl Default for HsvParams {
 }
 
 impl HsvParams {
+    /// Length of one region's histogram: the product of the three bin counts.
     pub fn dim_per_region(&self) -> usize {
         self.bins.iter().product()
     }
@@ -94,12 +97,17 @@ pub fn hsv_histograms(bgr: &Mat, bins: [usize; 3], levels: &[u32]) -> Result<Vec
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GistParams {
+    /// Whether the block is computed (and written).
     pub enabled: bool,
     /// Side of the square image the filters run on (a power of two is fastest).
     pub size: usize,
+    /// Filter scales: centre frequency 0.3 cycles per pixel, halved at each further scale.
     pub scales: usize,
+    /// Filter orientations per scale, evenly spaced over π.
     pub orientations: usize,
+    /// Cells per side of the grid the energies are averaged over.
     pub grid: usize,
+    /// Multiplies the block's rows in the combined matrix.
     pub weight: f32,
 }
 
@@ -117,10 +125,12 @@ impl Default for GistParams {
 }
 
 impl GistParams {
+    /// Descriptor length: scales × orientations × grid².
     pub fn dim(&self) -> usize {
         self.scales * self.orientations * self.grid * self.grid
     }
 
+    /// Checks the ranges of `size`, `scales`, `orientations` and `grid`.
     pub fn check(&self) -> Result<(), ImageError> {
         if !(16..=512).contains(&self.size) {
             return Err(ImageError::param(

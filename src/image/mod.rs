@@ -33,47 +33,101 @@ pub use features::{
 /// Errors of the image area. Decoding errors name the file; parameter errors the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// The image file does not exist.
     #[error("image file {} does not exist", path.display())]
-    Missing { path: PathBuf },
+    Missing {
+        /// The image file, as given.
+        path: PathBuf,
+    },
+    /// Reading the image file failed for a reason other than its absence.
     #[error("reading image file {}: {source}", path.display())]
     Read {
+        /// The image file, as given.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The image file has 0 bytes.
     #[error("image file {} is empty (0 bytes)", path.display())]
-    Empty { path: PathBuf },
+    Empty {
+        /// The image file, as given.
+        path: PathBuf,
+    },
+    /// The file's first bytes match none of the formats of [`ImageFormat`].
     #[error("image file {} is not a supported image format (first bytes {magic})", path.display())]
-    UnknownFormat { path: PathBuf, magic: String },
+    UnknownFormat {
+        /// The image file, as given.
+        path: PathBuf,
+        /// Its first bytes (at most 8) in hexadecimal, separated by spaces.
+        magic: String,
+    },
+    /// A JPEG has no start-of-scan or end-of-image marker, or a PNG ends before its IEND chunk.
     #[error("image file {} ({format:?}) is truncated: {reason}", path.display())]
     Truncated {
+        /// The image file, as given.
         path: PathBuf,
+        /// The format sniffed from its first bytes.
         format: ImageFormat,
+        /// What is missing or cut short.
         reason: String,
     },
+    /// The format was recognised but the pixels could not be decoded or resized (a garbled PNG
+    /// chunk, a JPEG without its size, a decoder error or an empty result).
     #[error("image file {} ({format:?}) cannot be decoded: {reason}", path.display())]
     Undecodable {
+        /// The image file, as given.
         path: PathBuf,
+        /// The format sniffed from its first bytes.
         format: ImageFormat,
+        /// The decoder's or the check's message.
         reason: String,
     },
+    /// The decoded image's shorter side, after shrinking to `max_side`, is under 8 pixels.
     #[error("image file {} ({width}x{height}) is too small to describe", path.display())]
     TooSmall {
+        /// The image file, as given.
         path: PathBuf,
+        /// Width in pixels after decoding and shrinking.
         width: u32,
+        /// Height in pixels after decoding and shrinking.
         height: u32,
     },
+    /// An OpenCV call returned an error.
     #[error("OpenCV failed while {action}: {reason}")]
     OpenCv {
+        /// What was being done, e.g. `converting to grey`.
         action: &'static str,
+        /// OpenCV's error message.
         reason: String,
     },
+    /// A feature parameter is out of range, or the face cascade is missing or unreadable.
     #[error("invalid image feature parameter {name}: {reason}")]
-    InvalidParam { name: &'static str, reason: String },
+    InvalidParam {
+        /// The parameter or group of parameters, e.g. `max_side`, `sift` or `faces.cascade`.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A fitting or describing step failed: no usable training image, too few descriptors for
+    /// k-means, PCA, or an array of the wrong shape or type.
     #[error("cannot fit {what}: {reason}")]
-    Fit { what: String, reason: String },
+    Fit {
+        /// The step, e.g. `image vocabularies` or `k-means with k = 512`.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// An array given to [`FittedImageFeatures::from_arrays`] is missing, not expected, of the
+    /// wrong shape, not finite, or (for GMM variances) not positive.
     #[error("fitted image model array {name}: {reason}")]
-    ModelArray { name: String, reason: String },
+    ModelArray {
+        /// Name of the array, e.g. `sift.bow.centroids`.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
     #[error(transparent)]
     Io(#[from] crate::error::IoError),
 }

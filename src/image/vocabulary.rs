@@ -184,11 +184,14 @@ fn sq_norm(r: ndarray::ArrayView1<f32>) -> f32 {
 /// A k-means codebook with the squared norms of its centres.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Codebook {
+    /// The centres, one per row (k × descriptor length).
     pub centroids: Array2<f32>,
+    /// Squared L2 norm of each centre, in row order.
     pub sq_norms: Array1<f32>,
 }
 
 impl Codebook {
+    /// A codebook of the rows of `centroids`, with their squared norms computed.
     pub fn new(centroids: Array2<f32>) -> Self {
         let sq_norms = centroids.rows().into_iter().map(sq_norm).collect();
         Self {
@@ -197,10 +200,12 @@ impl Codebook {
         }
     }
 
+    /// Number of centres (k).
     pub fn k(&self) -> usize {
         self.centroids.nrows()
     }
 
+    /// Length of each centre (the descriptor length).
     pub fn dim(&self) -> usize {
         self.centroids.ncols()
     }
@@ -279,12 +284,15 @@ impl Codebook {
 /// Settings of [`kmeans`].
 #[derive(Debug, Clone, Copy)]
 pub struct KMeansSettings {
+    /// Number of centres; [`kmeans`] fails when it is 0 or above the number of rows.
     pub k: usize,
+    /// Most Lloyd iterations (at least one is run).
     pub max_iter: usize,
     /// Stop when the relative decrease of the inertia is below this.
     pub tol: f64,
     /// k-means++ runs on at most this many points.
     pub init_sample: usize,
+    /// Seed of the k-means++ seeding (its subsample and its picks).
     pub seed: u64,
 }
 
@@ -402,7 +410,10 @@ fn sqd(a: &[f32], b: &[f32]) -> f32 {
 /// A PCA projection: `(x - mean) · components` (components are `d_in × d_out` columns).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pca {
+    /// Mean of the input rows (length `d_in`), subtracted before projecting.
     pub mean: Array1<f32>,
+    /// The principal directions as columns (`d_in × d_out`); [`Pca::fit`] orders them by
+    /// decreasing variance.
     pub components: Array2<f32>,
 }
 
@@ -461,12 +472,16 @@ impl Pca {
 /// A Gaussian mixture with diagonal covariances.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiagGmm {
+    /// Mixing weight of each component (length k).
     pub weights: Array1<f32>,
+    /// Mean of each component, one per row (k × d).
     pub means: Array2<f32>,
+    /// Per-dimension variances of each component, one row per component (k × d).
     pub variances: Array2<f32>,
 }
 
 impl DiagGmm {
+    /// Number of components (k).
     pub fn k(&self) -> usize {
         self.weights.len()
     }

@@ -30,6 +30,7 @@ pub struct TrainParams {
     pub batch_size: usize,
     /// Peak learning rate of AdamW (cosine decay to zero after a short warm-up).
     pub learning_rate: f64,
+    /// Weight decay of AdamW.
     pub weight_decay: f64,
     /// Initial temperature of the softmax (learned from there).
     pub temperature: f64,
@@ -51,6 +52,8 @@ impl Default for TrainParams {
 }
 
 impl TrainParams {
+    /// Checks the ranges: `epochs` >= 1, `batch_size` >= 2, `learning_rate` > 0,
+    /// `weight_decay` >= 0, `temperature` in (0.01, 1]; errors name the value.
     pub fn check(&self) -> Result<(), NeuralError> {
         let bad = |name, value: String, expected| {
             Err(NeuralError::InvalidParam {
@@ -81,8 +84,11 @@ impl TrainParams {
 /// What training did: mean loss per epoch and the time it took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainLog {
+    /// Mean batch loss of each epoch, in order.
     pub epoch_loss: Vec<f32>,
+    /// Optimiser steps taken (one per batch; a batch of a single image is skipped).
     pub steps: usize,
+    /// Wall-clock time of the training, in seconds.
     pub seconds: f64,
     /// The learned temperature at the end.
     pub temperature: f32,

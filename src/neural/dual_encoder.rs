@@ -42,6 +42,7 @@ pub struct DualEncoderParams {
     pub min_count: usize,
     /// Largest vocabulary.
     pub max_tokens: usize,
+    /// Optimisation parameters, their keys in the same table (`[dual_encoder]`).
     #[serde(flatten)]
     pub train: TrainParams,
 }
@@ -63,6 +64,7 @@ impl Default for DualEncoderParams {
 }
 
 impl DualEncoderParams {
+    /// Checks every value, the [`TrainParams`] included; errors name the value.
     pub fn check(self) -> Result<Self, NeuralError> {
         let bad = |name, value: String, expected| {
             Err(NeuralError::InvalidParam {
@@ -277,14 +279,17 @@ impl FittedDualEncoder {
             .forward::<rand_chacha::ChaCha8Rng>(bags, None)
     }
 
+    /// The parameters the model was built with.
     pub fn params(&self) -> &DualEncoderParams {
         &self.params
     }
 
+    /// Number of tokens in the text vocabulary.
     pub fn vocabulary_len(&self) -> usize {
         self.vocab.len()
     }
 
+    /// Number of scalar parameters of both towers and the logit scale.
     pub fn parameter_count(&self) -> usize {
         contrastive::parameter_count(&self.varmap)
     }

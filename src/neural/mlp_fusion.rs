@@ -34,6 +34,8 @@ pub struct MlpFusionParams {
     pub embed_dim: usize,
     /// Dropout on the hidden activations while training.
     pub dropout: f32,
+    /// Optimisation parameters, their keys in the same table (`[mlp_fusion]`); by default 60
+    /// epochs, batches of 256, learning rate 1e-3, weight decay 1e-2.
     #[serde(flatten)]
     pub train: TrainParams,
 }
@@ -57,6 +59,7 @@ impl Default for MlpFusionParams {
 }
 
 impl MlpFusionParams {
+    /// Checks every value, the [`TrainParams`] included; errors name the value.
     pub fn check(self) -> Result<Self, NeuralError> {
         let bad = |name, value: String, expected| {
             Err(NeuralError::InvalidParam {
@@ -250,10 +253,13 @@ impl FittedMlpFusion {
         })
     }
 
+    /// The parameters the model was built with.
     pub fn params(&self) -> &MlpFusionParams {
         &self.params
     }
 
+    /// Number of scalar parameters of both towers and the logit scale, plus the entries of the
+    /// two views' PCA bases.
     pub fn parameter_count(&self) -> usize {
         contrastive::parameter_count(&self.varmap)
             + self.image_view.pca.components.len()

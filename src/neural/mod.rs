@@ -27,24 +27,49 @@ use std::path::PathBuf;
 /// Errors of the neural baselines.
 #[derive(Debug, thiserror::Error)]
 pub enum NeuralError {
+    /// A hyper-parameter is out of its range, or the pixels were stored at another size than
+    /// `stored_size`.
     #[error("{name} must be {expected}, got {value}")]
     InvalidParam {
+        /// The parameter at fault, e.g. `batch_size`.
         name: &'static str,
+        /// The value given, as text.
         value: String,
+        /// What the value must be, e.g. `>= 2`.
         expected: &'static str,
     },
+    /// Too few training pairs to fit (in `contrastive training`, images with a caption).
     #[error("{what}: {got} training pairs, need at least {need}")]
     TooFewPairs {
+        /// What was being trained: `dual encoder`, `MLP fusion` or `contrastive training`.
         what: &'static str,
+        /// Pairs given (for `contrastive training`, images with at least one caption).
         got: usize,
+        /// The fewest accepted.
         need: usize,
     },
+    /// A feature matrix to embed has a different number of columns from the one fitted on.
     #[error("input has {got} columns, the model expects {expected}")]
-    InputWidth { got: usize, expected: usize },
+    InputWidth {
+        /// Columns given.
+        got: usize,
+        /// Columns the model was fitted on.
+        expected: usize,
+    },
+    /// A model file could not be read, parsed or written, or has an unsupported format; also
+    /// a failure of the segmenter or of a view's PCA.
     #[error("model file {}: {message}", path.display())]
-    Model { path: PathBuf, message: String },
+    Model {
+        /// The file at fault (`jieba` for the segmenter, `pca` for a view's PCA).
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Creating a model's folder, or moving it into place, failed while saving.
     #[error(transparent)]
     Io(#[from] crate::error::IoError),
+    /// A candle operation failed (building, training or running a model, or writing its
+    /// `model.safetensors`).
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
 }

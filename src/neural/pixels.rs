@@ -1,7 +1,7 @@
 //! The image input of the neural dual encoder: every image decoded once (by content, as the
 //! feature stage does), squashed to `size x size` RGB bytes and kept in memory; batches are cut
-//! from it as `N x crop x crop x 3` (channels last) tensors with random crops and horizontal flips while
-//! training, and the centre crop otherwise.
+//! from it as `N x crop x crop x 3` (channels last) tensors with random crops and horizontal
+//! flips while training, and the centre crop otherwise.
 
 use std::path::Path;
 
@@ -16,7 +16,9 @@ use crate::image::decode::decode_image;
 /// Decoded images, `size * size * 3` RGB bytes each, row-major.
 #[derive(Debug, Clone)]
 pub struct PixelSet {
+    /// Side of every stored image, in pixels.
     pub size: usize,
+    /// One entry per image: `size * size * 3` RGB bytes, row-major.
     pub pixels: Vec<Vec<u8>>,
 }
 

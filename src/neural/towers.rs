@@ -23,6 +23,8 @@ pub struct ConvTower {
 }
 
 impl ConvTower {
+    /// A convolution for each pair of `kernels` and `channels` (zipped) and the projection to
+    /// `out_dim`, their variables created in `vb` (`conv0`, `conv1`, ..., `proj`).
     pub fn new(
         kernels: &[usize],
         channels: &[usize],
@@ -71,6 +73,8 @@ pub struct MlpTower {
 }
 
 impl MlpTower {
+    /// A layer from `in_dim` inputs for each width of `hidden`, then one to `out_dim`, their
+    /// variables created in `vb` (`layer0`, `layer1`, ...).
     pub fn new(
         in_dim: usize,
         hidden: &[usize],

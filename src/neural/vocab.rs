@@ -70,10 +70,12 @@ impl BagVocabulary {
         Self { tokens, index }
     }
 
+    /// Number of tokens.
     pub fn len(&self) -> usize {
         self.tokens.len()
     }
 
+    /// Whether the vocabulary has no token.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }

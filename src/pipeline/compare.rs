@@ -34,9 +34,13 @@ use crate::retrieval::report::write_reports;
 /// `text_ids` (ids as in the split: image file names, caption ids).
 #[derive(Debug, Clone)]
 pub struct ExternalEmbeddings {
+    /// Image embeddings, one row per entry of `image_ids`.
     pub images: Array2<f32>,
+    /// Image ids, in row order.
     pub image_ids: Vec<String>,
+    /// Text embeddings, one row per entry of `text_ids`, as many columns as `images`.
     pub texts: Array2<f32>,
+    /// Caption ids, in row order.
     pub text_ids: Vec<String>,
     /// Where they came from, for the report.
     pub sources: Vec<String>,
@@ -130,7 +134,9 @@ impl ExternalEmbeddings {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
+    /// The variant's name: its folder under `variants/` and its label in the table.
     pub name: String,
+    /// Overrides as `--set` takes them, `section.key=value`.
     pub set: Vec<String>,
 }
 
@@ -138,6 +144,7 @@ pub struct Variant {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ComparisonParams {
+    /// The CCA variants to add to the comparison (none by default).
     pub variants: Vec<Variant>,
 }
 
@@ -248,16 +255,23 @@ pub fn compare_embeddings(
 /// One line of the comparison table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComparisonRow {
+    /// The method's name, the table's first column.
     pub method: String,
     /// R@1, R@5, R@10 in percent (means over folds).
     pub text_to_image: [f64; 3],
+    /// The same for image → text.
     pub image_to_text: [f64; 3],
+    /// Folds the report averages over (1 where it does not say).
     pub folds: usize,
+    /// Seconds to train the fusion model, per partition, where known.
     pub train_seconds: Option<f64>,
     /// Milliseconds to bring one image / one caption from its file into the shared space.
     pub embed_ms_per_image: Option<f64>,
+    /// Milliseconds to bring one caption from its file into the shared space, where known.
     pub embed_ms_per_text: Option<f64>,
+    /// Bytes of the model's files for one partition, where known.
     pub model_bytes: Option<u64>,
+    /// The notes column (parameters, or what the model learns).
     pub note: String,
 }
 
@@ -429,12 +443,17 @@ fn describe_params(params: &Value, keys: &[&str]) -> String {
 /// A published result, quoted for scale (not measured here).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishedRow {
+    /// The model, as the source names it.
     pub model: &'static str,
+    /// The dataset and part it was scored on.
     pub dataset: &'static str,
+    /// How it was trained for that dataset (`zero-shot`, `fine-tuned`, ...).
     pub setting: &'static str,
     /// R@1, R@5, R@10 (percent); `None` where the source gives no figure.
     pub text_to_image: [Option<f64>; 3],
+    /// The same for image → text.
     pub image_to_text: [Option<f64>; 3],
+    /// Where the figures are published.
     pub source: &'static str,
 }
 
@@ -501,9 +520,11 @@ fn bytes(v: Option<u64>) -> String {
 /// One dataset's measured rows.
 #[derive(Debug, Clone)]
 pub struct DatasetRows {
+    /// The heading of its table.
     pub title: String,
     /// How it was evaluated (split, folds, queries), one line.
     pub protocol: String,
+    /// The measured rows, in table order.
     pub rows: Vec<ComparisonRow>,
 }
 

@@ -26,8 +26,11 @@ use crate::pipeline::PipelineError;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSection {
+    /// Name of the pipeline: a plain folder name, that of the default work folder.
     pub name: String,
+    /// How the dataset's files are laid out, which picks its loader.
     pub layout: Layout,
+    /// The dataset's folder; `--data` overrides it.
     pub data: PathBuf,
     /// Work folder; default `work/<name>`.
     #[serde(default)]
@@ -35,6 +38,7 @@ pub struct PipelineSection {
     /// Flickr8k: which caption file (`zhc`, `enc`, `zhmtest`).
     #[serde(default)]
     pub captions: Option<String>,
+    /// One line about the dataset; `crossmodal comparison` opens its protocol line with it.
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -74,6 +78,7 @@ where
 pub struct PipelineConfig {
     /// Where it was read from.
     pub path: PathBuf,
+    /// The `[pipeline]` section.
     pub pipeline: PipelineSection,
     /// Every other section, by name, as TOML values; each stage parses its own.
     pub sections: BTreeMap<String, toml::Value>,

@@ -40,8 +40,11 @@ pub const TOOL_SECTIONS: &[&str] = &["comparison"];
 /// What every stage gets to read: the configuration, folders and a progress bar factory.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// The pipeline's configuration, whose sections the stages read.
     pub config: PipelineConfig,
+    /// The data folder; [`Pipeline::new`] replaces it by its canonical path where it exists.
     pub data_dir: PathBuf,
+    /// The work folder; each stage's artifacts are in the sub-folder of its name.
     pub work_dir: PathBuf,
     /// Whether progress bars are drawn (the caller decides; the library never prints).
     pub show_progress: bool,
@@ -294,23 +297,29 @@ impl StageWriter {
 /// Whether a stage needs to run, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Freshness {
+    /// Its committed artifacts are what it would compute now; it need not run.
     Fresh,
+    /// It must run, for these reasons (`never run`, `parameter dims changed`, ...).
     Stale(Vec<String>),
 }
 
 /// The status of one stage.
 #[derive(Debug, Clone)]
 pub struct StageStatus {
+    /// The stage's name.
     pub name: &'static str,
+    /// Whether it is fresh, or why not.
     pub freshness: Freshness,
 }
 
 /// What happened to one stage in a `make`.
 #[derive(Debug, Clone)]
 pub struct StageReport {
+    /// The stage's name.
     pub name: &'static str,
     /// `None` when the stage was fresh and skipped; the reasons it ran otherwise.
     pub ran_because: Option<Vec<String>>,
+    /// Its manifest: the one it just wrote, or the committed one when it was fresh.
     pub manifest: Manifest,
 }
 
@@ -369,6 +378,7 @@ impl Pipeline {
         Ok(pipeline)
     }
 
+    /// The context the stages run with.
     pub fn context(&self) -> &Context {
         &self.ctx
     }

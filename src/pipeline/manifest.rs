@@ -40,6 +40,7 @@ pub struct InputFingerprint {
     /// The file relative to the data folder, or a description of the collection
     /// (`images (998 files)`).
     pub path: String,
+    /// Size in bytes: the file's, or the total of the collection's files that exist.
     pub bytes: u64,
     /// BLAKE3 of the content (files), or of names, sizes and contents (collections; in
     /// manifests written before `stat` existed, of names, sizes and modification times).
@@ -197,14 +198,18 @@ pub struct OutputRecord {
     pub file: String,
     /// `dense`, `sparse`, `ids`, `json`, `csv`, `text`, `png`, `html`, ...
     pub kind: String,
+    /// Element type of a matrix (`float32`); `None` for other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dtype: Option<String>,
+    /// `[rows, columns]` of a matrix, `[ids]` of an ids file; empty for other kinds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shape: Vec<usize>,
+    /// Size of the file as written; another size makes the stage stale.
     pub bytes: u64,
     /// The ids file giving the rows of this matrix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<String>,
+    /// What the file holds, in a few words (may be empty).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
 }
@@ -212,9 +217,12 @@ pub struct OutputRecord {
 /// One item a stage left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkipRecord {
+    /// Id of the item left out.
     pub id: String,
+    /// The item's file, where it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Why, as `class: detail`; the class, before the first `:`, is what `skipped_counts` counts.
     pub reason: String,
 }
 
@@ -229,6 +237,7 @@ pub struct SkipRecord {
 pub struct Machine {
     /// The CPU's model name (`/proc/cpuinfo`), or the architecture where there is none.
     pub cpu: String,
+    /// Cores the process could use (`available_parallelism`; 1 where unknown).
     pub cores: usize,
     /// [`crate::blas::kernels`].
     pub blas: String,
@@ -264,21 +273,31 @@ impl std::fmt::Display for Machine {
 /// What a stage folder holds and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// [`FORMAT_VERSION`] of the code that wrote it.
     pub format_version: u32,
+    /// Version of crossmodal that ran the stage.
     pub tool_version: String,
+    /// Name of the pipeline (`[pipeline] name`).
     pub pipeline: String,
+    /// Name of the stage.
     pub stage: String,
+    /// The stage's [`fingerprint()`] when it ran (32 hex digits).
     pub fingerprint: String,
+    /// The stage's parameters, defaults filled in, as fingerprinted.
     pub params: serde_json::Value,
+    /// Fingerprints of the external files it read.
     pub inputs: Vec<InputFingerprint>,
     /// Upstream stage name → its fingerprint when this stage ran.
     pub upstream: BTreeMap<String, String>,
+    /// The files it wrote.
     pub outputs: Vec<OutputRecord>,
     /// Items left out, by reason (counts), and the items themselves.
     pub skipped_counts: BTreeMap<String, usize>,
+    /// Every item left out, in the order the stage noted them.
     pub skipped: Vec<SkipRecord>,
     /// Stage-specific figures (counts, timings, sizes).
     pub summary: serde_json::Map<String, serde_json::Value>,
+    /// Wall-clock seconds the stage's run took.
     pub wall_seconds: f64,
     /// Seconds since the Unix epoch when the stage finished.
     pub finished_at: u64,

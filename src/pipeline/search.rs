@@ -120,21 +120,26 @@ pub struct SearchResult {
     /// For a query by id: the rank of its first true match in the whole gallery (`None` when
     /// no true match is in the searched parts); always `None` for typed captions and files.
     pub true_match_rank: Option<usize>,
+    /// The first [`SearchOptions::k`] of the ranking, best first.
     pub hits: Vec<SearchHit>,
 }
 
 /// Everything `search` found, with what it searched and how it ranked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchReport {
+    /// The pipeline's name (`[pipeline] name`).
     pub pipeline: String,
+    /// The partition whose fitted models described and ranked the queries.
     pub partition: String,
     /// The parts searched, e.g. `["train", "validation", "test"]`.
     pub parts: Vec<&'static str>,
-    /// How many images and captions the galleries hold.
+    /// How many images the image gallery holds.
     pub images: usize,
+    /// How many captions the caption gallery holds.
     pub captions: usize,
     /// The ranking, in words (`cosine`, `CSLS k = 10`, `inverted softmax T = 0.2`).
     pub ranking: String,
+    /// One per query, in the order asked.
     pub results: Vec<SearchResult>,
 }
 

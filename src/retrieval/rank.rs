@@ -152,7 +152,9 @@ fn check_k(k: usize, gallery: usize) -> Result<(), RetrievalError> {
 /// ([`Csls::inverted_softmax`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Csls {
+    /// `r_q` of each query (all 0 under the inverted softmax).
     pub query_penalty: Array1<f32>,
+    /// `r_g` of each gallery item.
     pub gallery_penalty: Array1<f32>,
 }
 

@@ -71,6 +71,7 @@ pub fn report_json(summary: &Summary, extra: Option<&Map<String, Value>>) -> Val
     Value::Object(top)
 }
 
+/// Writes [`report_json`] to `path`, pretty-printed, through a temporary file renamed over it.
 pub fn write_report_json(
     path: &Path,
     summary: &Summary,
@@ -167,6 +168,7 @@ pub fn report_markdown(summary: &Summary, title: &str) -> String {
     md
 }
 
+/// Writes [`report_markdown`] to `path`, through a temporary file renamed over it.
 pub fn write_report_markdown(
     path: &Path,
     summary: &Summary,
@@ -315,6 +317,7 @@ pub fn recall_curve_image(summary: &Summary) -> RgbImage {
     img
 }
 
+/// Writes [`recall_curve_image`] to `path` as a PNG, through a temporary file renamed over it.
 pub fn write_recall_curve_png(path: &Path, summary: &Summary) -> Result<(), RetrievalError> {
     let img = recall_curve_image(summary);
     let mut bytes = std::io::Cursor::new(Vec::new());
@@ -366,16 +369,25 @@ fn percent_encode_path(text: &str) -> String {
 /// 5 shown) of every text / image query; `image_hrefs` are paths relative to the HTML file.
 #[derive(Debug, Clone, Copy)]
 pub struct HtmlExamples<'a> {
+    /// The page's title and heading.
     pub title: &'a str,
+    /// Id of each image, shown under it.
     pub image_ids: &'a [String],
+    /// The `src` of each image's thumbnail, in `image_ids` order (e.g. from [`image_href`]).
     pub image_hrefs: &'a [String],
+    /// Id of each text.
     pub text_ids: &'a [String],
+    /// The caption of each text, in `text_ids` order.
     pub texts: &'a [String],
+    /// Index in `image_ids` of each text's true image: a result that matches it is marked.
     pub text_image: &'a [usize],
+    /// Top-K of every text query, one row per text, indices into `image_ids`.
     pub text_to_image: &'a TopK,
+    /// Top-K of every image query, one row per image, indices into `text_ids`.
     pub image_to_text: &'a TopK,
     /// Queries sampled per direction.
     pub samples: usize,
+    /// Seed of the sample of queries shown.
     pub seed: u64,
 }
 
@@ -502,6 +514,7 @@ pub fn report_html(ex: &HtmlExamples<'_>) -> Result<String, RetrievalError> {
     Ok(h)
 }
 
+/// Writes [`report_html`] to `path`, through a temporary file renamed over it.
 pub fn write_report_html(path: &Path, ex: &HtmlExamples<'_>) -> Result<(), RetrievalError> {
     let html = report_html(ex)?;
     atomic_write(path, |w| w.write_all(html.as_bytes()))?;

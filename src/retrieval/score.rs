@@ -21,7 +21,9 @@ use crate::error::IoError;
 /// Relevant ids per query, in the order queries first appear in the gold file.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Gold {
+    /// Query ids, each once, in the order they first appear.
     pub queries: Vec<String>,
+    /// The ids relevant to each query.
     pub relevant: HashMap<String, HashSet<String>>,
 }
 
@@ -59,7 +61,9 @@ impl Gold {
 /// Results per query: (rank, id), by increasing rank.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Results {
+    /// Query ids, each once, in the order they first appear in the file.
     pub queries: Vec<String>,
+    /// Each query's `(rank, result id)` rows, by increasing rank.
     pub ranked: HashMap<String, Vec<(usize, String)>>,
 }
 

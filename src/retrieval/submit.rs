@@ -28,6 +28,7 @@ pub enum ResultKind {
 }
 
 impl ResultKind {
+    /// The file's name: `result1.csv` or `result2.csv`.
     pub fn file_name(self) -> &'static str {
         match self {
             ResultKind::TextToImage => "result1.csv",
@@ -35,6 +36,7 @@ impl ResultKind {
         }
     }
 
+    /// The three column names of the file's header line.
     pub fn header(self) -> [&'static str; 3] {
         match self {
             ResultKind::TextToImage => ["text_id", "similarity_ranking", "result_image_id"],

@@ -36,8 +36,11 @@ pub enum TextError {
     /// A parameter is out of its range.
     #[error("text parameter `{name}` = {value} is invalid: {reason}")]
     InvalidParam {
+        /// The parameter, e.g. `subword.dim` or `min_df`.
         name: &'static str,
+        /// Its value, as text.
         value: String,
+        /// The range or rule it breaks.
         reason: &'static str,
     },
     /// `fit` was given no training caption.
@@ -49,9 +52,13 @@ pub enum TextError {
          {n_docs} training documents)"
     )]
     EmptyVocabulary {
+        /// The TF-IDF block: `word` or `char`.
         block: &'static str,
+        /// The block's `min_df` (documents).
         min_df: usize,
+        /// The block's `max_df` (fraction of the documents).
         max_df: f32,
+        /// Number of training documents.
         n_docs: usize,
     },
     /// Every enabled block was switched off or weighted 0.
@@ -59,24 +66,41 @@ pub enum TextError {
     NoBlock,
     /// A jieba user dictionary could not be parsed.
     #[error("user dictionary {}: {message}", path.display())]
-    UserDict { path: PathBuf, message: String },
+    UserDict {
+        /// The user dictionary file.
+        path: PathBuf,
+        /// jieba's error message.
+        message: String,
+    },
     /// A fastText `.vec` file (or a saved vocabulary file) is malformed.
     #[error("{}, line {line}: {message}", path.display())]
     BadFile {
+        /// The file, as given.
         path: PathBuf,
+        /// 1-based line of the file (the header is line 1).
         line: usize,
+        /// What is wrong.
         message: String,
     },
     /// The subword model could not be trained, saved or loaded.
     #[error("fastText {action}: {source}")]
     FastText {
+        /// What was being done: `training`, `saving` or `loading`.
         action: &'static str,
+        /// The `fasttext` crate's error.
         #[source]
         source: fasttext::FastTextError,
     },
     /// A saved model directory misses a file or does not match its parameters.
     #[error("saved text model {}: {message}", path.display())]
-    BadModel { path: PathBuf, message: String },
+    BadModel {
+        /// The model folder (while saving, the staging folder it is written to).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Reading, writing, creating or renaming a file or folder failed (a malformed `.npy` file
+    /// counts as a failed read).
     #[error(transparent)]
     Io(#[from] IoError),
 }

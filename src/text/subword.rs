@@ -35,7 +35,9 @@ const EOS: &str = "</s>";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SubwordModel {
+    /// Skip-gram: each word predicts the words around it.
     Skipgram,
+    /// CBOW: the words around a word predict it.
     Cbow,
 }
 
@@ -164,8 +166,11 @@ pub enum WordVectors {
     Subword(Box<FastText>),
     /// A table; words outside it have no vector.
     Table {
+        /// The words, in the row order of `vectors`.
         words: Vec<String>,
+        /// Row of `vectors` for each word.
         index: HashMap<String, usize>,
+        /// One vector per row (words × dimension).
         vectors: Array2<f32>,
     },
 }

@@ -242,6 +242,7 @@ pub struct RankStage;
 pub struct RankStageParams {
     /// How many results to keep per query.
     pub k: usize,
+    /// How to rank; its keys sit in the same section (`[rank]`).
     #[serde(flatten)]
     pub rank: RankParams,
 }

@@ -201,6 +201,8 @@ pub fn distinct_images(pairs: &[(usize, usize)]) -> (Vec<usize>, Vec<usize>) {
 /// validation part.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitSection {
+    /// The CCA's parameters: the rest of `[fit]`, `kernel_x.per_block` turned into the image
+    /// blocks' widths.
     pub cca: CcaParams,
     /// `include_validation = true`: learn on the training and the validation part (the final
     /// model, once `tune` has chosen the settings on validation). `evaluate` then refuses to
@@ -495,6 +497,7 @@ impl Stage for EmbedStage {
 
 /// The embeddings of one partition, as `embed` wrote them.
 pub struct Embeddings {
+    /// One row per image in the shared space, L2-normalised.
     pub images: Array2<f32>,
     /// The ids of the rows of `images`.
     pub image_rows: Vec<String>,

@@ -42,6 +42,7 @@ struct SplitStageParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExtraTraining {
+    /// How its files are laid out (default `flickr8k`).
     pub layout: Layout,
     /// Its folder, relative to the working directory (like `[pipeline] data`).
     pub data: PathBuf,
@@ -484,12 +485,18 @@ fn write_split(
 /// The split as later stages read it back.
 #[derive(Debug, Clone)]
 pub struct SplitArtifacts {
+    /// Image ids, in `images.csv` order.
     pub image_ids: Vec<String>,
+    /// Each image's file, in the same order; a relative path is taken inside this run's data
+    /// folder.
     pub image_paths: Vec<PathBuf>,
+    /// Caption ids, in `texts.csv` order.
     pub text_ids: Vec<String>,
+    /// Each caption's text, in the same order.
     pub captions: Vec<String>,
     /// The image index of each text.
     pub text_image: Vec<usize>,
+    /// The partitions, in the column order of `partitions.csv`: each image's part in each.
     pub partitions: Vec<Partition>,
     /// How many of the last images are `[extra_training]` images (in every training part).
     pub extra_training_images: usize,

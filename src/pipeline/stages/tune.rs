@@ -44,9 +44,13 @@ use crate::sparse::CsrMatrix;
 pub struct TuneParams {
     /// The partition whose training and validation parts are used (default: the first).
     pub partition: Option<String>,
+    /// Relative ridges of the image view tried (`[fit] ridge_x`; not empty; default 0.1, 1).
     pub ridge_x: Vec<f64>,
+    /// Relative ridges of the text view tried (`[fit] ridge_y`; not empty; default 0.1, 1).
     pub ridge_y: Vec<f64>,
+    /// Output dimensions tried (`[fit] dims`; not empty; default 64, 128, 256).
     pub dims: Vec<usize>,
+    /// Eigenvalue weighting powers tried (`[fit] eigen_power`; not empty; default 0, 1, 2).
     pub eigen_power: Vec<f64>,
     /// PCA pre-reduction sizes tried (empty: `[fit] pca_dims`).
     pub pca_dims: Vec<usize>,
