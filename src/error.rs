@@ -52,7 +52,7 @@ pub struct IoError {
 }
 
 impl IoError {
-    /// Wraps `source` with what was being done (`"reading"`, `"writing"`, ...) and where.
+    /// Wraps `cause` with what was being done (`"reading"`, `"writing"`, ...) and where.
     pub fn new(action: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Self {
             action,
@@ -64,3 +64,61 @@ impl IoError {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error and its sources, joined as anyhow's `{:#}` (what the binary prints) joins them.
+    fn chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(e) = source {
+            text.push_str(&format!(": {e}"));
+            source = e.source();
+        }
+        text
+    }
+
+    #[test]
+    fn a_printed_chain_says_each_cause_once() {
+        let csv_error = ::csv::ReaderBuilder::new()
+            .from_reader("a,b\n1\n".as_bytes())
+            .records()
+            .find_map(Result::err)
+            .unwrap();
+        let csv_text = csv_error.to_string();
+        let cases: Vec<(Error, String)> = vec![
+            (
+                IoError::new("reading", "x.npy", std::io::Error::other("disk on fire")).into(),
+                "disk on fire".into(),
+            ),
+            (
+                crate::image::ImageError::Read {
+                    path: "a.jpg".into(),
+                    cause: std::io::Error::other("disk on fire"),
+                }
+                .into(),
+                "disk on fire".into(),
+            ),
+            (
+                crate::data::DataError::Csv {
+                    path: "t.csv".into(),
+                    line: 2,
+                    cause: csv_error,
+                }
+                .into(),
+                csv_text,
+            ),
+            (
+                crate::neural::NeuralError::from(candle_core::Error::Msg("shape (2, 3)".into()))
+                    .into(),
+                "shape (2, 3)".into(),
+            ),
+        ];
+        for (error, cause) in cases {
+            let printed = chain(&error);
+            assert_eq!(printed.matches(&cause).count(), 1, "{printed}");
+        }
+    }
+}

@@ -30,11 +30,15 @@ pub enum CsrError {
     },
     /// `indptr` does not start at 0, decreases somewhere, or does not end at the number of values.
     #[error(
-        "indptr must start at 0, be non-decreasing and end at nnz = {nnz}; row {row} breaks it"
+        "indptr must start at 0, be non-decreasing and end at nnz = {nnz}; \
+         indptr[{entry}] = {value} breaks it"
     )]
     IndptrOrder {
-        /// The 0-based row whose bounds break it; also 0 when the first or last entry is wrong.
-        row: usize,
+        /// The 0-based index in `indptr` of the first entry found wrong (row `entry - 1` ends
+        /// there, for an entry past the first).
+        entry: usize,
+        /// That entry's value.
+        value: i64,
         /// The number of stored values (the length of `data`).
         nnz: usize,
     },
@@ -81,13 +85,21 @@ impl CsrMatrix {
             });
         }
         let nnz = data.len();
-        if indptr[0] != 0 || indptr[n_rows] as usize != nnz {
-            return Err(CsrError::IndptrOrder { row: 0, nnz });
+        let order_error = |entry: usize| CsrError::IndptrOrder {
+            entry,
+            value: indptr[entry],
+            nnz,
+        };
+        if indptr[0] != 0 {
+            return Err(order_error(0));
+        }
+        if indptr[n_rows] != nnz as i64 {
+            return Err(order_error(n_rows));
         }
         for row in 0..n_rows {
             let (start, end) = (indptr[row], indptr[row + 1]);
             if end < start || end as usize > nnz {
-                return Err(CsrError::IndptrOrder { row, nnz });
+                return Err(order_error(row + 1));
             }
             let mut previous = -1i64;
             for &col in &indices[start as usize..end as usize] {
@@ -303,6 +315,19 @@ mod tests {
                 col: 1,
                 n_cols: 3
             }
+        );
+        // Each broken indptr is named by its entry: the first, the last, one in between.
+        let indptr_error = |indptr: Vec<i64>| {
+            CsrMatrix::new(2, 3, indptr, vec![0, 1], vec![1.0, 1.0])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(indptr_error(vec![1, 1, 2]).ends_with("indptr[0] = 1 breaks it"));
+        assert!(indptr_error(vec![0, 1, 3]).ends_with("indptr[2] = 3 breaks it"));
+        let err = indptr_error(vec![0, 3, 2]);
+        assert_eq!(
+            err,
+            "indptr must start at 0, be non-decreasing and end at nnz = 2; indptr[1] = 3 breaks it"
         );
     }
 

@@ -250,6 +250,9 @@ fn bad_input_gives_a_clear_error_and_nonzero_exit() {
     let ws = Workspace::new(10, &["--no-bad-cases"], "");
     let err = fails(ws.path(), &["split", "pipeline.toml", "--data", "nowhere"]);
     assert!(err.contains("data folder nowhere does not exist"), "{err}");
+    std::fs::write(ws.path().join("a-file"), "").unwrap();
+    let err = fails(ws.path(), &["split", "pipeline.toml", "--data", "a-file"]);
+    assert!(err.contains("data folder a-file is not a folder"), "{err}");
     let err = fails(
         ws.path(),
         &["split", "pipeline.toml", "--set", "split.test=1.5"],

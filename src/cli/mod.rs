@@ -440,8 +440,13 @@ fn open_with(args: &PipelineArgs, show_progress: bool, need_data: bool) -> Resul
         .unwrap_or_else(|| config.pipeline.data.clone());
     if need_data && !data_dir.is_dir() {
         anyhow::bail!(
-            "data folder {} does not exist (set `data` in {} or pass --data DIR)",
+            "data folder {} {} (set `data` in {} or pass --data DIR)",
             data_dir.display(),
+            if data_dir.exists() {
+                "is not a folder"
+            } else {
+                "does not exist"
+            },
             args.pipeline.display()
         );
     }

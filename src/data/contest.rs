@@ -49,11 +49,11 @@ pub struct HeldOutImage {
 fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<(), DataError> {
     let mut writer = csv::Writer::from_path(path).map_err(|e| DataError::CsvWrite {
         path: path.to_path_buf(),
-        source: e,
+        cause: e,
     })?;
     let fail = |e: csv::Error| DataError::CsvWrite {
         path: path.to_path_buf(),
-        source: e,
+        cause: e,
     };
     writer.write_record(header).map_err(fail)?;
     for row in rows {
@@ -81,7 +81,7 @@ fn place_image(from: &Path, to: &Path, link: bool) -> Result<(), DataError> {
 
 /// Writes a contest-shaped test set under `out` from held-out `images` and their `captions`
 /// (`(caption, index into images)`). Images are symbolic links to the originals when `link`
-/// (copies otherwise); `seed` fixes the order of the text ids.
+/// on Unix (copies otherwise, and on other systems); `seed` fixes the order of the text ids.
 pub fn carve(
     out: &Path,
     images: &[HeldOutImage],

@@ -208,7 +208,10 @@ pub fn decode_text(bytes: &[u8], path: &Path) -> Result<Decoded, DataError> {
         return encoding
             .decode_without_bom_handling_and_without_replacement(body)
             .map(|s| done(s.into_owned(), name))
-            .ok_or_else(|| encoding_error(0));
+            .ok_or_else(|| DataError::BadUtf16 {
+                path: path.to_path_buf(),
+                encoding: name,
+            });
     }
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(done(s.to_owned(), ENC_UTF8)),
@@ -516,7 +519,7 @@ fn csv_error(path: &Path, lines: &LineIndex, text: &str, e: ::csv::Error) -> Dat
     DataError::Csv {
         path: path.to_path_buf(),
         line,
-        source: e,
+        cause: e,
     }
 }
 
@@ -633,6 +636,14 @@ mod tests {
         let t = captions(&bytes).unwrap();
         assert_eq!(t.encoding, ENC_UTF16LE);
         assert_eq!(t.rows[0].values, ["a.jpg", "猫"]);
+
+        // A lone low surrogate after the mark: named as bad UTF-16, not as bad UTF-8 or GBK.
+        bytes.extend_from_slice(&0xDC00u16.to_le_bytes());
+        let err = captions(&bytes).unwrap_err().to_string();
+        assert!(
+            err.ends_with("starts with a UTF-16LE byte-order mark but is not valid UTF-16LE"),
+            "{err}"
+        );
     }
 
     #[test]

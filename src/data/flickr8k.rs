@@ -53,11 +53,7 @@ fn parse_caption_line(line: &str) -> Option<(&str, &str, &str)> {
 /// of images in no list are left out too. Every caption left out is counted in
 /// [`Dataset::warnings`].
 pub fn load(root: &Path, tag: &str) -> Result<Dataset, DataError> {
-    if !root.is_dir() {
-        return Err(DataError::MissingRoot {
-            path: root.to_path_buf(),
-        });
-    }
+    super::check_root(root)?;
     let caption_path = root.join(caption_file_name(tag));
     if !caption_path.is_file() {
         return Err(DataError::NotFound {

@@ -19,10 +19,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The data directory given to a loader is not an existing directory.
-    #[error("data directory {} does not exist", path.display())]
+    #[error("data directory {} {problem}", path.display())]
     MissingRoot {
         /// The directory, as given.
         path: PathBuf,
+        /// `does not exist`, or `is not a directory` when something else has its name.
+        problem: &'static str,
     },
     /// A file the layout needs is in none of the places tried.
     #[error("no {what} found in {}: tried {tried}", dir.display())]
@@ -79,8 +81,16 @@ pub enum DataError {
     Encoding {
         /// The file, as given.
         path: PathBuf,
-        /// Byte offset of the first invalid UTF-8 sequence; 0 when a UTF-16 BOM's text is invalid.
+        /// Byte offset of the first invalid UTF-8 sequence.
         utf8_offset: usize,
+    },
+    /// A text file starts with a UTF-16 byte-order mark, but what follows is not valid UTF-16.
+    #[error("{}: starts with a {encoding} byte-order mark but is not valid {encoding}", path.display())]
+    BadUtf16 {
+        /// The file, as given.
+        path: PathBuf,
+        /// `UTF-16LE` or `UTF-16BE`, from the mark.
+        encoding: &'static str,
     },
     /// A CSV file has no header line.
     #[error("{}: no header line (the file is empty or blank)", path.display())]
@@ -110,7 +120,7 @@ pub enum DataError {
         /// The column, as the caller spelt it.
         column: String,
     },
-    /// A row has a different number of fields than the header.
+    /// A row has fewer fields than the header, or more with any of the extra ones non-empty.
     #[error(
         "{}, line {line}: row has {got} fields, header has {expected} (unquoted comma in a caption?): {row:?}",
         path.display()
@@ -136,15 +146,14 @@ pub enum DataError {
         line: u64,
     },
     /// The CSV parser failed.
-    #[error("{}, line {line}: malformed CSV: {source}", path.display())]
+    #[error("{}, line {line}: malformed CSV: {cause}", path.display())]
     Csv {
         /// The file, as given.
         path: PathBuf,
         /// 1-based line of the error; 0 when the parser gives no position.
         line: u64,
         /// The parser's error.
-        #[source]
-        source: ::csv::Error,
+        cause: ::csv::Error,
     },
     /// An id field is empty.
     #[error("{}, line {line}: empty `{column}`", path.display())]
@@ -181,22 +190,20 @@ pub enum DataError {
         message: &'static str,
     },
     /// Encoding an image failed.
-    #[error("encoding image {}: {source}", path.display())]
+    #[error("encoding image {}: {cause}", path.display())]
     ImageEncode {
         /// The image file that was to be written.
         path: PathBuf,
         /// The encoder's error.
-        #[source]
-        source: ::image::ImageError,
+        cause: ::image::ImageError,
     },
     /// Writing CSV records failed.
-    #[error("writing CSV {}: {source}", path.display())]
+    #[error("writing CSV {}: {cause}", path.display())]
     CsvWrite {
         /// The CSV file being written.
         path: PathBuf,
         /// The CSV writer's error.
-        #[source]
-        source: ::csv::Error,
+        cause: ::csv::Error,
     },
     /// Text cannot be written in the requested encoding.
     #[error("caption {text:?} cannot be encoded in {encoding}")]
@@ -321,4 +328,19 @@ impl std::str::FromStr for Layout {
             other => Err(DataError::UnknownLayout(other.to_string())),
         }
     }
+}
+
+/// `Err(MissingRoot)` unless `root` is a directory.
+pub(crate) fn check_root(root: &std::path::Path) -> Result<(), DataError> {
+    if root.is_dir() {
+        return Ok(());
+    }
+    Err(DataError::MissingRoot {
+        path: root.to_path_buf(),
+        problem: if root.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        },
+    })
 }

@@ -474,7 +474,8 @@ pub struct Background {
     pub noise_seed: u64,
 }
 
-/// One drawn shape: centre and circumradius in pixels, rotation in radians.
+/// One drawn shape: centre and size `r` in pixels (what `r` measures depends on the [`Shape`]),
+/// rotation in radians.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
     /// Horizontal centre, in pixels from the left edge.
@@ -572,7 +573,7 @@ pub fn generate(dir: &Path, params: &SyntheticParams) -> Result<SyntheticSummary
             kind => encode(&render(&scenes[i]), kind, params.jpeg_quality).map_err(|source| {
                 DataError::ImageEncode {
                     path: path.clone(),
-                    source,
+                    cause: source,
                 }
             })?,
         };
@@ -1044,7 +1045,7 @@ fn csv_bytes(
         .from_writer(Vec::new());
     let csv_err = |source| DataError::CsvWrite {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     writer
         .write_record(["image_id", "caption"])

@@ -32,24 +32,35 @@ fn find_attachment(root: &Path, n: u8, marker: &str) -> Option<PathBuf> {
         .find(|dir| dir.join(marker).is_file())
 }
 
-fn not_found(root: &Path, n: u8, marker: &str) -> DataError {
-    let dirs = attachment_dirs(n);
+/// `marker` of attachment `n` is neither in `root` nor in any of its attachment folders.
+fn attachment_not_found(root: &Path, n: u8, marker: &str) -> DataError {
+    let mut tried = vec![marker.to_string()];
+    tried.extend(
+        attachment_dirs(n)
+            .iter()
+            .map(|dir| format!("{dir}/{marker}")),
+    );
     DataError::NotFound {
         what: "caption file",
         dir: root.to_path_buf(),
-        tried: format!("{marker}, {}/{marker}, {}/{marker}", dirs[0], dirs[1]),
+        tried: tried.join(", "),
+    }
+}
+
+/// The attachment folder `dir` lacks `file`, which goes with the file that identified it.
+fn companion_not_found(dir: &Path, what: &'static str, file: &str) -> DataError {
+    DataError::NotFound {
+        what,
+        dir: dir.to_path_buf(),
+        tried: file.to_string(),
     }
 }
 
 /// Reads attachment 1 under `root`: every listed image whose file exists, every caption.
 pub fn load_attachment1(root: &Path) -> Result<Dataset, DataError> {
-    if !root.is_dir() {
-        return Err(DataError::MissingRoot {
-            path: root.to_path_buf(),
-        });
-    }
+    super::check_root(root)?;
     let dir = find_attachment(root, 1, "ImageWordData.csv")
-        .ok_or_else(|| not_found(root, 1, "ImageWordData.csv"))?;
+        .ok_or_else(|| attachment_not_found(root, 1, "ImageWordData.csv"))?;
     let csv_path = dir.join("ImageWordData.csv");
     let captions = read_captions(&csv_path, "image_id")?;
     let image_dir = dir.join("ImageData");
@@ -134,7 +145,11 @@ pub fn load_attachment2(root: &Path) -> Result<Option<TextToImageTask>, DataErro
     let words = dir.join("word_test.csv");
     let images = dir.join("image_data.csv");
     if !images.is_file() {
-        return Err(not_found(&dir, 2, "image_data.csv"));
+        return Err(companion_not_found(
+            &dir,
+            "gallery image list (beside word_test.csv)",
+            "image_data.csv",
+        ));
     }
     let queries = read_captions(&words, "text_id")?;
     let (gallery, missing_images) = image_entries(&dir, read_ids(&images, "image_id")?.ids);
@@ -154,7 +169,11 @@ pub fn load_attachment3(root: &Path) -> Result<Option<ImageToTextTask>, DataErro
     let images = dir.join("image_test.csv");
     let words = dir.join("word_data.csv");
     if !words.is_file() {
-        return Err(not_found(&dir, 3, "word_data.csv"));
+        return Err(companion_not_found(
+            &dir,
+            "gallery caption file (beside image_test.csv)",
+            "word_data.csv",
+        ));
     }
     let (queries, missing_images) = image_entries(&dir, read_ids(&images, "image_id")?.ids);
     let gallery = read_captions(&words, "text_id")?;
@@ -164,4 +183,54 @@ pub fn load_attachment3(root: &Path) -> Result<Option<ImageToTextTask>, DataErro
         missing_images,
         source_files: vec![images, words],
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_is_named_with_every_place_tried() {
+        let root = tempfile::tempdir().unwrap();
+        let err = load_attachment1(root.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "tried ImageWordData.csv, 附件1/ImageWordData.csv, \
+                 attachment1/ImageWordData.csv, attachment_1/ImageWordData.csv"
+            ),
+            "{err}"
+        );
+
+        // An attachment folder found by one file but lacking the other is named as such.
+        let second = root.path().join("附件2");
+        std::fs::create_dir(&second).unwrap();
+        std::fs::write(second.join("word_test.csv"), "text_id,caption\nWord-1,猫\n").unwrap();
+        let err = load_attachment2(root.path()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "no gallery image list (beside word_test.csv) found in {}: tried image_data.csv",
+                second.display()
+            )
+        );
+        let third = root.path().join("attachment3");
+        std::fs::create_dir(&third).unwrap();
+        std::fs::write(third.join("image_test.csv"), "image_id\na.jpg\n").unwrap();
+        let err = load_attachment3(root.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("no gallery caption file (beside image_test.csv)")
+                && err.ends_with("tried word_data.csv"),
+            "{err}"
+        );
+
+        // A data folder that is a file, or nothing at all.
+        let file = root.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let err = load_attachment1(&file).unwrap_err().to_string();
+        assert!(err.ends_with("a-file is not a directory"), "{err}");
+        let err = load_attachment1(&root.path().join("nowhere"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("nowhere does not exist"), "{err}");
+    }
 }

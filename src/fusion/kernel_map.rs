@@ -331,7 +331,7 @@ impl KernelMapValidParams {
         let landmarks = reduced.select(Axis(0), &chosen);
         let median = median_squared_distance(&landmarks, &mut rng);
         if median <= 0.0 {
-            return Err(FusionError::NoVariance { view });
+            return Err(FusionError::EqualLandmarks { view });
         }
         let map = GaussianMap {
             mean,
@@ -788,6 +788,19 @@ mod tests {
         assert_eq!(median_squared_distance(&rows, &mut rng), 2.0);
         let same = Array2::from_elem((10, 2), 0.5f32);
         assert_eq!(median_squared_distance(&same, &mut rng), 0.0);
+        // Rows all alike leave no distance to set the width from: an error naming the view.
+        let err = KernelMapParams {
+            landmarks: 5,
+            ..Default::default()
+        }
+        .check("kernel_x")
+        .unwrap()
+        .fit(&FeatureMatrix::Dense(same), "x", &ProgressBar::hidden())
+        .unwrap_err();
+        assert!(
+            matches!(err, FusionError::EqualLandmarks { view: "x" }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -157,15 +157,26 @@ pub enum FusionError {
         /// Rows the view has.
         rows: usize,
     },
-    /// Whitening a view left no positive eigenvalue, or a kernel map's landmarks are all equal.
+    /// Whitening a view left no positive eigenvalue.
     #[error("view {view} has no variance left after whitening (constant or empty features)")]
     NoVariance {
         /// The view, `"x"` or `"y"`.
         view: &'static str,
     },
-    /// Model arrays (given, or read from a saved folder) disagree in shape or hold bad values;
-    /// the text says which.
-    #[error("inconsistent CCA arrays: {0}")]
+    /// The landmarks of a kernel map (or of one of its blocks) are all the same row, so the
+    /// Gaussian's width, set from their distances, cannot be set.
+    #[error(
+        "view {view}: the landmarks of its kernel map are all the same row (constant features), \
+         so the kernel's width cannot be set"
+    )]
+    EqualLandmarks {
+        /// The view, `"x"` or `"y"`.
+        view: &'static str,
+    },
+    /// A CCA model's arrays or kernel maps (given, or read from a saved folder) disagree in
+    /// shape or hold bad values, or a saved folder lacks `cca.json` or has another format; the
+    /// text names the array or file.
+    #[error("bad CCA model: {0}")]
     BadArrays(String),
     /// An eigendecomposition, SVD or QR failed; the text names the step and the solver's error.
     #[error("linear algebra failed: {0}")]

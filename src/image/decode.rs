@@ -39,7 +39,8 @@ pub enum ImageFormat {
     Tiff,
 }
 
-/// A decoded image: 8-bit BGR, longer side at most the `max_side` it was decoded with.
+/// A decoded image: 8-bit BGR, longer side at most the `max_side` it was decoded with (0: no
+/// limit).
 #[derive(Debug)]
 pub struct DecodedImage {
     /// The pixels, 8-bit 3-channel BGR, transparent pixels composited on white.
@@ -83,7 +84,7 @@ pub fn decode_image(path: &Path, max_side: u32) -> Result<DecodedImage, ImageErr
         } else {
             ImageError::Read {
                 path: path.to_path_buf(),
-                source: e,
+                cause: e,
             }
         }
     })?;

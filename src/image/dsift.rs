@@ -72,7 +72,7 @@ pub struct DenseGridParams {
     pub orientations: usize,
     /// Signed orientations over 2π (SIFT) or unsigned over π (HOG).
     pub signed: bool,
-    /// Smoothing per scale: σ = bin / magnif (0: no smoothing).
+    /// Smoothing per scale: σ = √((bin / magnif)² − 0.25), as `vl_phow` (0: no smoothing).
     pub magnif: f32,
     /// Patches whose raw descriptor L2 norm is below this are dropped.
     pub contrast_threshold: f32,

@@ -280,7 +280,8 @@ pub struct BlockNorm {
     /// L2-normalise the whole block.
     pub l2: bool,
     /// Order n of the explicit additive χ² map (0: none); multiplies the width by 2n+1.
-    /// Applied after sqrt is skipped (χ² map wants the raw histogram), then L2.
+    /// When set, the signed square root is not applied (the χ² map wants the raw histogram):
+    /// the map, then L2.
     pub chi2_order: usize,
 }
 
@@ -315,7 +316,8 @@ impl BlockNorm {
 }
 
 /// Explicit additive χ² map (Vedaldi & Zisserman 2012) of order `n` with vlfeat's sampling
-/// period (L = 2π / (5.86·√n + 3.65)): ψ(x)·ψ(y) ≈ 2xy/(x+y) for x, y ≥ 0. Negative inputs use
+/// step L = 2π / (5.86·√n + 3.65) (the period being 5.86·√n + 3.65): ψ(x)·ψ(y) ≈ 2xy/(x+y)
+/// for x, y ≥ 0. Negative inputs use
 /// |x| with the sign carried on every component.
 pub fn chi2_map(v: &[f32], n: usize) -> Vec<f32> {
     let period = 5.86 * (n as f64).sqrt() + 3.65;

@@ -927,9 +927,9 @@ impl FittedImageFeatures {
         let mut img = decode_image(path, p.max_side)?;
         if orientation == Orientation::Mirrored {
             let mut flipped = Mat::default();
-            opencv::core::flip(&img.bgr, &mut flipped, 1).map_err(|e| ImageError::Fit {
-                what: format!("mirroring {}", path.display()),
-                reason: e.to_string(),
+            opencv::core::flip(&img.bgr, &mut flipped, 1).map_err(|e| ImageError::OpenCv {
+                action: "mirroring the image",
+                reason: format!("{}: {e}", path.display()),
             })?;
             img.bgr = flipped;
         }

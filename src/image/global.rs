@@ -241,8 +241,7 @@ pub fn gist(grey: &Mat, p: &GistParams, filters: &[Vec<f32>]) -> Result<Vec<f32>
     )
     .map_err(|e| ImageError::opencv("allocating", e))?;
     let mut resp = Mat::default();
-    // grid column of each pixel column, computed once rather than divided per pixel
-    let cell_x: Vec<usize> = (0..n).map(|x| x * g / n).collect();
+    let mut magnitude = vec![0f32; n * n];
     for f in filters {
         {
             let dst = prod
@@ -258,18 +257,35 @@ pub fn gist(grey: &Mat, p: &GistParams, filters: &[Vec<f32>]) -> Result<Vec<f32>
         let r = resp
             .data_typed::<opencv::core::Vec2f>()
             .map_err(|e| ImageError::opencv("reading the response", e))?;
-        let mut cells = vec![0f32; g * g];
-        for y in 0..n {
-            let cy = y * g / n;
-            let cell_row = &mut cells[cy * g..(cy + 1) * g];
-            for (&cx, c) in cell_x.iter().zip(&r[y * n..(y + 1) * n]) {
-                cell_row[cx] += (c[0] * c[0] + c[1] * c[1]).sqrt();
-            }
+        for (m, c) in magnitude.iter_mut().zip(r) {
+            *m = (c[0] * c[0] + c[1] * c[1]).sqrt();
         }
-        let area = (n * n / (g * g)) as f32;
-        out.extend(cells.iter().map(|v| v / area));
+        out.extend(cell_means(&magnitude, n, g));
     }
     Ok(out)
+}
+
+/// The mean of an `n x n` map (row-major) over each cell of a `g x g` grid, row by row; pixel
+/// `x` falls in cell `x * g / n`, so when `g` does not divide `n` the cells differ in size by
+/// one pixel a side, and each is divided by its own pixel count.
+fn cell_means(map: &[f32], n: usize, g: usize) -> Vec<f32> {
+    // grid column of each pixel column, computed once rather than divided per pixel
+    let cell_of: Vec<usize> = (0..n).map(|x| x * g / n).collect();
+    let mut width = vec![0usize; g];
+    for &c in &cell_of {
+        width[c] += 1;
+    }
+    let mut cells = vec![0f32; g * g];
+    for (y, row) in map.chunks_exact(n).enumerate() {
+        let cell_row = &mut cells[cell_of[y] * g..(cell_of[y] + 1) * g];
+        for (&cx, v) in cell_of.iter().zip(row) {
+            cell_row[cx] += v;
+        }
+    }
+    for (i, v) in cells.iter_mut().enumerate() {
+        *v /= (width[i / g] * width[i % g]) as f32;
+    }
+    cells
 }
 
 #[cfg(test)]
@@ -306,6 +322,15 @@ mod tests {
         // top-left cell (region 1) all red, top-right (region 2) all blue
         assert_eq!(h[128 + 15], 1.0);
         assert_eq!(h[256 + 95], 1.0);
+    }
+
+    #[test]
+    fn cell_means_divide_each_cell_by_its_own_size() {
+        // 10 pixels over 3 cells: 4, 3 and 3 a side. A constant map has that mean everywhere
+        // (it divided every cell by 100 / 9 = 11, rounded down, before).
+        assert_eq!(cell_means(&[2.0; 100], 10, 3), vec![2.0; 9]);
+        let ramp: Vec<f32> = (0..16).map(|i| (i % 4) as f32).collect();
+        assert_eq!(cell_means(&ramp, 4, 2), vec![0.5, 2.5, 0.5, 2.5]);
     }
 
     #[test]

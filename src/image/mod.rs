@@ -40,13 +40,12 @@ pub enum ImageError {
         path: PathBuf,
     },
     /// Reading the image file failed for a reason other than its absence.
-    #[error("reading image file {}: {source}", path.display())]
+    #[error("reading image file {}: {cause}", path.display())]
     Read {
         /// The image file, as given.
         path: PathBuf,
         /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The image file has 0 bytes.
     #[error("image file {} is empty (0 bytes)", path.display())]

@@ -296,8 +296,9 @@ pub struct KMeansSettings {
     pub seed: u64,
 }
 
-/// Lloyd k-means with BLAS assignment and k-means++ init; returns the codebook and the final
-/// inertia (sum of squared distances).
+/// Lloyd k-means with BLAS assignment and k-means++ init; returns the codebook and the inertia
+/// (sum of squared distances) of the last assignment, made before the last update of the
+/// centres (so at most that of the returned codebook's own assignment).
 pub fn kmeans(x: ArrayView2<f32>, s: &KMeansSettings) -> Result<(Codebook, f64), ImageError> {
     let (n, d) = x.dim();
     if s.k < 1 || n < s.k {

@@ -166,6 +166,7 @@ where
     if usable.len() < 2 {
         return Err(NeuralError::TooFewPairs {
             what: "contrastive training",
+            counted: "images with a caption",
             got: usable.len(),
             need: 2,
         });

@@ -145,6 +145,7 @@ impl DualEncoderParams {
         if pairs.len() < 2 {
             return Err(NeuralError::TooFewPairs {
                 what: "dual encoder",
+                counted: "training pairs",
                 got: pairs.len(),
                 need: 2,
             });
@@ -193,10 +194,7 @@ impl DualEncoderParams {
 
 /// The jieba segmenter with the default dictionary and stop words.
 fn default_segmenter() -> Result<Segmenter, NeuralError> {
-    Segmenter::new(&SegmentParams::default()).map_err(|e| NeuralError::Model {
-        path: "jieba".into(),
-        message: e.to_string(),
-    })
+    Segmenter::new(&SegmentParams::default()).map_err(NeuralError::Segmenter)
 }
 
 /// A dense `N x vocabulary` batch of bags.

@@ -97,6 +97,7 @@ impl MlpFusionParams {
         if pairs.len() < 2 {
             return Err(NeuralError::TooFewPairs {
                 what: "MLP fusion",
+                counted: "training pairs",
                 got: pairs.len(),
                 need: 2,
             });
@@ -162,16 +163,12 @@ impl ViewInput {
             .min(train.n_cols())
             .min(train.n_rows().saturating_sub(1))
             .max(1);
-        let fusion_err = |e: crate::fusion::FusionError| NeuralError::Model {
-            path: "pca".into(),
-            message: e.to_string(),
-        };
         let pca = PcaParams::new(k)
             .seed(seed)
             .check()
             .and_then(|p| p.fit(&train))
-            .map_err(fusion_err)?;
-        let scores = pca.transform(&train).map_err(fusion_err)?;
+            .map_err(NeuralError::Pca)?;
+        let scores = pca.transform(&train).map_err(NeuralError::Pca)?;
         let mean_sq = scores.iter().map(|v| v * v).sum::<f32>()
             / scores.ncols() as f32
             / scores.nrows().max(1) as f32;
@@ -188,10 +185,7 @@ impl ViewInput {
                 expected: self.pca.mean.len(),
             });
         }
-        let scores = self.pca.transform(m).map_err(|e| NeuralError::Model {
-            path: "pca".into(),
-            message: e.to_string(),
-        })?;
+        let scores = self.pca.transform(m).map_err(NeuralError::Pca)?;
         Ok(scores * self.scale)
     }
 }
@@ -339,14 +333,23 @@ impl FittedMlpFusion {
             ));
         }
         let view = |name: &str, scale: f32| -> Result<ViewInput, NeuralError> {
-            let path = dir.join(format!("{name}_pca_mean.npy"));
-            let mean: Array1<f32> = read_dense(&path)
-                .map_err(|e| err(&path, &e))?
-                .row(0)
-                .to_owned();
             let path = dir.join(format!("{name}_pca_components.npy"));
             let components = read_dense(&path).map_err(|e| err(&path, &e))?;
             let k = components.ncols();
+            let path = dir.join(format!("{name}_pca_mean.npy"));
+            let mean = read_dense(&path).map_err(|e| err(&path, &e))?;
+            if mean.dim() != (1, components.nrows()) {
+                return Err(err(
+                    &path,
+                    &format!(
+                        "is {} x {}, expected 1 x {} (one mean per row of {name}_pca_components.npy)",
+                        mean.nrows(),
+                        mean.ncols(),
+                        components.nrows()
+                    ),
+                ));
+            }
+            let mean: Array1<f32> = mean.row(0).to_owned();
             Ok(ViewInput {
                 pca: FittedPca {
                     mean,
@@ -428,5 +431,14 @@ mod tests {
         assert_eq!(loaded.embed_texts(&y).unwrap(), zt);
         let e = model.embed_images(&y).err().unwrap().to_string();
         assert!(e.contains("12") && e.contains("20"), "{e}");
+
+        // A mean of the wrong shape is an error naming the file (an empty one used to panic).
+        let mean = dir.path().join("image_pca_mean.npy");
+        write_dense(&mean, &Array2::zeros((0, 20))).unwrap();
+        let e = FittedMlpFusion::load(dir.path()).err().unwrap().to_string();
+        assert!(
+            e.contains("image_pca_mean.npy") && e.contains("is 0 x 20, expected 1 x 20"),
+            "{e}"
+        );
     }
 }

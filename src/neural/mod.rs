@@ -38,12 +38,15 @@ pub enum NeuralError {
         /// What the value must be, e.g. `>= 2`.
         expected: &'static str,
     },
-    /// Too few training pairs to fit (in `contrastive training`, images with a caption).
-    #[error("{what}: {got} training pairs, need at least {need}")]
+    /// Too few training pairs to fit, or (in `contrastive training`) too few distinct images
+    /// with a caption to contrast.
+    #[error("{what}: {got} {counted}, need at least {need}")]
     TooFewPairs {
         /// What was being trained: `dual encoder`, `MLP fusion` or `contrastive training`.
         what: &'static str,
-        /// Pairs given (for `contrastive training`, images with at least one caption).
+        /// What `got` counts: `training pairs`, or `images with a caption`.
+        counted: &'static str,
+        /// How many there are.
         got: usize,
         /// The fewest accepted.
         need: usize,
@@ -56,22 +59,35 @@ pub enum NeuralError {
         /// Columns the model was fitted on.
         expected: usize,
     },
-    /// A model file could not be read, parsed or written, or has an unsupported format; also
-    /// a failure of the segmenter or of a view's PCA.
+    /// A model file could not be read, parsed or written, or has an unsupported format.
     #[error("model file {}: {message}", path.display())]
     Model {
-        /// The file at fault (`jieba` for the segmenter, `pca` for a view's PCA).
+        /// The file at fault.
         path: PathBuf,
         /// What went wrong.
         message: String,
     },
+    /// The dual encoder's word segmenter (jieba, its default dictionary) could not be built.
+    #[error("building the word segmenter: {0}")]
+    Segmenter(crate::text::TextError),
+    /// The MLP fusion's PCA of a view failed to fit or to transform.
+    #[error("PCA of a view: {0}")]
+    Pca(crate::fusion::FusionError),
     /// Creating a model's folder, or moving it into place, failed while saving.
     #[error(transparent)]
     Io(#[from] crate::error::IoError),
     /// A candle operation failed (building, training or running a model, or writing its
     /// `model.safetensors`).
     #[error("candle: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+}
+
+// By hand rather than `#[from]`, which would also make candle's error the `source()`: its text
+// is already in the message, and a chain printed with `{:#}` would say it twice.
+impl From<candle_core::Error> for NeuralError {
+    fn from(e: candle_core::Error) -> Self {
+        NeuralError::Candle(e)
+    }
 }
 
 pub use contrastive::{TrainLog, TrainParams};

@@ -157,9 +157,10 @@ impl Variant {
 
 /// Makes `to/<stage>` a copy of `from/<stage>` made of hard links (plain copies where the file
 /// system refuses), for each of `stages` that `from` has: replacing a different one when
-/// `replace`, only where `to` has none otherwise. The engine never writes into a committed
-/// stage folder (it swaps in a new one), so the shared files never change under the other
-/// work folder; a linked stage whose parameters differ in `to` is simply stale there.
+/// `replace`, only where `to` has none otherwise. The engine never changes a file of a
+/// committed stage folder in place (it swaps in a new folder, and rewrites a manifest through
+/// a new file renamed over it), so the shared files never change under the other work folder;
+/// a linked stage whose parameters differ in `to` is simply stale there.
 pub fn link_stages(from: &Path, to: &Path, stages: &[&str], replace: bool) -> Result<(), Error> {
     fn link_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dst)?;
@@ -512,8 +513,8 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 fn bytes(v: Option<u64>) -> String {
     match v {
         None => "–".into(),
-        Some(b) if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1 << 20) as f64),
-        Some(b) => format!("{:.0} kB", b as f64 / 1024.0),
+        Some(b) if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        Some(b) => format!("{:.0} KiB", b as f64 / 1024.0),
     }
 }
 
@@ -708,7 +709,7 @@ mod tests {
             "crossmodal comparison",
             Some("c.svg"),
         );
-        assert!(md.contains("| CCA | 1.00 | 5.00 | 12.00 | 2.00 | 6.00 | 13.00 | 3.5 | – | 0.010 | 3.0 MB | a/b |"), "{md}");
+        assert!(md.contains("| CCA | 1.00 | 5.00 | 12.00 | 2.00 | 6.00 | 13.00 | 3.5 | – | 0.010 | 3.0 MiB | a/b |"), "{md}");
         assert!(md.contains("Chinese-CLIP"));
         assert!(md.contains("not measured here"));
         let svg = render_svg(&[d]);

@@ -20,19 +20,23 @@ pub use rank::{Csls, Hubness, RankParams, TopK, l2_normalize_rows, top_k};
 /// Errors of the retrieval area.
 #[derive(Debug, thiserror::Error)]
 pub enum RetrievalError {
-    /// The query matrix (or a bank or reference set in its place) and the gallery differ in
-    /// width.
-    #[error("queries have {queries} columns but the gallery has {gallery}")]
+    /// Two matrices to be compared row by row (queries and gallery, or a bank or reference set
+    /// and the rows it is compared with) differ in width.
+    #[error("{first} rows have {first_cols} columns but {second} rows have {second_cols}")]
     DimMismatch {
-        /// Columns of the query matrix.
-        queries: usize,
-        /// Columns of the gallery matrix.
-        gallery: usize,
+        /// The first matrix: `"query"`, `"query bank"`, or the rows a CSLS penalty is for.
+        first: &'static str,
+        /// Its columns.
+        first_cols: usize,
+        /// The second matrix: `"gallery"`, or a CSLS reference set.
+        second: &'static str,
+        /// Its columns.
+        second_cols: usize,
     },
-    /// The query or the gallery matrix holds a NaN or an infinite value.
+    /// A matrix to rank or to rank against holds a NaN or an infinite value.
     #[error("{what} row {row} has a non-finite value at column {col}")]
     NonFinite {
-        /// The matrix: `"query"` or `"gallery"`.
+        /// The matrix, named as in [`RetrievalError::DimMismatch`].
         what: &'static str,
         /// 0-based row of the value.
         row: usize,
@@ -116,7 +120,7 @@ pub enum RetrievalError {
     },
     /// A result or gold CSV is malformed, or a result file cannot be written (e.g. a query id
     /// appears twice).
-    #[error("{}: line {line}: {message}", path.display())]
+    #[error("{}: {}{message}", path.display(), at_line(*line))]
     BadFile {
         /// The CSV file.
         path: PathBuf,
@@ -147,4 +151,14 @@ pub enum RetrievalError {
     /// Encoding the recall curve as PNG failed; holds the encoder's message.
     #[error("drawing the recall curve: {0}")]
     Image(String),
+}
+
+/// `line N: ` for [`RetrievalError::BadFile`]'s message, nothing for line 0 (a problem of the
+/// whole file, such as a repeated query id or an empty gold file).
+fn at_line(line: u64) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!("line {line}: ")
+    }
 }

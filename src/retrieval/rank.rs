@@ -181,6 +181,10 @@ impl Csls {
         gallery_side_reference: &ArrayView2<f32>,
         k: usize,
     ) -> Result<Array1<f32>, RetrievalError> {
+        check_inputs(
+            ("query", queries),
+            ("gallery-side reference", gallery_side_reference),
+        )?;
         mean_knn_similarity(queries, gallery_side_reference, k, 256)
     }
 
@@ -192,6 +196,10 @@ impl Csls {
         query_side_reference: &ArrayView2<f32>,
         k: usize,
     ) -> Result<Array1<f32>, RetrievalError> {
+        check_inputs(
+            ("gallery", gallery),
+            ("query-side reference", query_side_reference),
+        )?;
         mean_knn_similarity(gallery, query_side_reference, k, 256)
     }
 
@@ -234,7 +242,7 @@ pub fn gallery_log_sum_exp(
     temperature: f32,
     block_rows: usize,
 ) -> Result<Array1<f32>, RetrievalError> {
-    check_inputs(bank, gallery)?;
+    check_inputs(("query bank", bank), ("gallery", gallery))?;
     let _blas = crate::blas::one_thread_per_product();
     let inv_t = 1.0 / temperature;
     let inv_bank = inverse_norms(bank);
@@ -313,17 +321,21 @@ pub(crate) fn inverse_norms(m: &ArrayView2<f32>) -> Array1<f32> {
     })
 }
 
+/// Checks that two matrices compared row by row have the same width and finite values; errors
+/// name them as `first` and `second` (`"query"` and `"gallery"` for a ranking).
 pub(crate) fn check_inputs(
-    queries: &ArrayView2<f32>,
-    gallery: &ArrayView2<f32>,
+    (first, a): (&'static str, &ArrayView2<f32>),
+    (second, b): (&'static str, &ArrayView2<f32>),
 ) -> Result<(), RetrievalError> {
-    if queries.ncols() != gallery.ncols() {
+    if a.ncols() != b.ncols() {
         return Err(RetrievalError::DimMismatch {
-            queries: queries.ncols(),
-            gallery: gallery.ncols(),
+            first,
+            first_cols: a.ncols(),
+            second,
+            second_cols: b.ncols(),
         });
     }
-    for (what, m) in [("query", queries.view()), ("gallery", gallery.view())] {
+    for (what, m) in [(first, a.view()), (second, b.view())] {
         if let Some((row, col)) = first_non_finite(&m) {
             return Err(RetrievalError::NonFinite { what, row, col });
         }
@@ -344,7 +356,7 @@ where
     R: Send,
     F: Fn(usize, ArrayView2<f32>) -> R + Sync,
 {
-    check_inputs(queries, gallery)?;
+    check_inputs(("query", queries), ("gallery", gallery))?;
     if let Some(c) = csls {
         if c.query_penalty.len() != queries.nrows() || c.gallery_penalty.len() != gallery.nrows() {
             return Err(RetrievalError::CslsShape {
@@ -503,7 +515,7 @@ pub fn top_k_inverted_softmax(
 ) -> Result<TopK, RetrievalError> {
     check_k(k, gallery.nrows())?;
     check_temperature(temperature)?;
-    check_inputs(queries, gallery)?;
+    check_inputs(("query", queries), ("gallery", gallery))?;
     let _blas = crate::blas::one_thread_per_product();
     let inv_t = 1.0 / temperature;
     let inv_q = inverse_norms(queries);
@@ -976,17 +988,35 @@ mod tests {
     fn rejects_bad_input() {
         let g = array![[1.0f32, 0.0]];
         let q = array![[1.0f32, 0.0, 0.0]];
-        assert!(matches!(
-            top_k(&q.view(), &g.view(), 1, 4, None),
-            Err(RetrievalError::DimMismatch { .. })
-        ));
+        let err = top_k(&q.view(), &g.view(), 1, 4, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "query rows have 3 columns but gallery rows have 2"
+        );
         assert!(matches!(
             top_k(&g.view(), &g.view(), 2, 4, None),
             Err(RetrievalError::BadK { k: 2, gallery: 1 })
         ));
         let bad = array![[f32::NAN, 0.0]];
         let err = top_k(&bad.view(), &g.view(), 1, 4, None).unwrap_err();
-        assert!(err.to_string().contains("row 0"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "query row 0 has a non-finite value at column 0"
+        );
+        // A reference set or a bank is named as what it is, not as the queries or the gallery.
+        let two = array![[1.0f32, 0.0], [0.0, 1.0]];
+        let err = Csls::fit(&two.view(), &two.view(), &two.view(), &bad.view(), 1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gallery-side reference row 0 has a non-finite value at column 0"
+        );
+        let err = Csls::fit(&two.view(), &two.view(), &q.view(), &two.view(), 1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gallery rows have 2 columns but query-side reference rows have 3"
+        );
+        let err = Csls::inverted_softmax(&two.view(), &two.view(), &bad.view(), 0.1).unwrap_err();
+        assert!(err.to_string().starts_with("query bank row 0"), "{err}");
     }
 
     #[test]

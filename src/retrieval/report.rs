@@ -366,7 +366,8 @@ fn percent_encode_path(text: &str) -> String {
 }
 
 /// What `report.html` shows. `text_to_image` / `image_to_text` hold the top-K (K >= 1; up to
-/// 5 shown) of every text / image query; `image_hrefs` are paths relative to the HTML file.
+/// 5 shown) of every text / image query; `image_hrefs` are the thumbnails' links as
+/// [`image_href`] makes them (relative to the HTML file where it can).
 #[derive(Debug, Clone, Copy)]
 pub struct HtmlExamples<'a> {
     /// The page's title and heading.

@@ -401,8 +401,8 @@ mod tests {
         std::fs::write(&gold, "image_id,text_id\n").unwrap();
         let err = score_files(&results, &gold).unwrap_err().to_string();
         assert!(
-            err.contains("g.csv") && err.contains("no (query, relevant) rows"),
-            "{err}"
+            err.ends_with("g.csv: the gold file has no (query, relevant) rows"),
+            "a problem of the whole file names no line: {err}"
         );
     }
 

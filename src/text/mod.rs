@@ -72,7 +72,7 @@ pub enum TextError {
         /// jieba's error message.
         message: String,
     },
-    /// A fastText `.vec` file (or a saved vocabulary file) is malformed.
+    /// A fastText `.vec` file of word vectors is malformed.
     #[error("{}, line {line}: {message}", path.display())]
     BadFile {
         /// The file, as given.
@@ -83,15 +83,16 @@ pub enum TextError {
         message: String,
     },
     /// The subword model could not be trained, saved or loaded.
-    #[error("fastText {action}: {source}")]
+    #[error("fastText {action}: {cause}")]
     FastText {
         /// What was being done: `training`, `saving` or `loading`.
         action: &'static str,
         /// The `fasttext` crate's error.
-        #[source]
-        source: fasttext::FastTextError,
+        cause: fasttext::FastTextError,
     },
-    /// A saved model directory misses a file or does not match its parameters.
+    /// A saved model's `params.json` does not parse (or could not be written), or its files
+    /// disagree (a vocabulary and its vectors of different lengths). A missing file is
+    /// [`TextError::Io`].
     #[error("saved text model {}: {message}", path.display())]
     BadModel {
         /// The model folder (while saving, the staging folder it is written to).

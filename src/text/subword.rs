@@ -197,7 +197,7 @@ impl std::fmt::Debug for WordVectors {
 }
 
 fn ft_err(action: &'static str) -> impl FnOnce(fasttext::FastTextError) -> TextError {
-    move |source| TextError::FastText { action, source }
+    move |cause| TextError::FastText { action, cause }
 }
 
 impl WordVectors {
@@ -318,8 +318,9 @@ impl WordVectors {
             words.push(word);
         }
         if words.len() != count {
+            // The header's count is what disagrees, so its line is named.
             return Err(bad(
-                words.len() + 1,
+                1,
                 format!("header says {count} words, file has {}", words.len()),
             ));
         }
@@ -754,6 +755,12 @@ mod tests {
         std::fs::write(&path, "2 3\n狗 1 0\n").unwrap();
         let err = WordVectors::load_vec(&path).unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("2 values"), "{err}");
+        std::fs::write(&path, "3 3\n\n狗 1 0 0\n\n猫 0.5 0.5 0\n").unwrap();
+        let err = WordVectors::load_vec(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("line 1") && err.contains("header says 3 words, file has 2"),
+            "{err}"
+        );
     }
 
     #[test]

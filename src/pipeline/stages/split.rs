@@ -542,12 +542,27 @@ impl SplitArtifacts {
             path: path.to_path_buf(),
             message,
         };
-        let read = |name: &str| -> Result<(PathBuf, csv::Reader<std::fs::File>), PipelineError> {
+        // Each file with at least `columns` columns; the reader then refuses a row with another
+        // number of fields than the header, so a row's first `columns` fields can be indexed.
+        let read = |name: &str,
+                    columns: usize|
+         -> Result<(PathBuf, csv::Reader<std::fs::File>), PipelineError> {
             let path = dir.join(name);
             let file = std::fs::File::open(&path).map_err(|e| IoError::new("opening", &path, e))?;
-            Ok((path, csv::Reader::from_reader(file)))
+            let mut reader = csv::Reader::from_reader(file);
+            let found = reader
+                .headers()
+                .map_err(|e| bad(&path, e.to_string()))?
+                .len();
+            if found < columns {
+                return Err(bad(
+                    &path,
+                    format!("the header has {found} columns, expected at least {columns}"),
+                ));
+            }
+            Ok((path, reader))
         };
-        let (path, mut images) = read("images.csv")?;
+        let (path, mut images) = read("images.csv", 2)?;
         let mut image_ids = Vec::new();
         let mut image_paths = Vec::new();
         for record in images.records() {
@@ -560,7 +575,7 @@ impl SplitArtifacts {
             .enumerate()
             .map(|(i, id)| (id.as_str(), i))
             .collect();
-        let (path, mut texts) = read("texts.csv")?;
+        let (path, mut texts) = read("texts.csv", 3)?;
         let (mut text_ids, mut captions, mut text_image) = (Vec::new(), Vec::new(), Vec::new());
         for record in texts.records() {
             let record = record.map_err(|e| bad(&path, e.to_string()))?;
@@ -574,7 +589,7 @@ impl SplitArtifacts {
             text_image.push(image);
             captions.push(record[2].to_string());
         }
-        let (path, mut parts) = read("partitions.csv")?;
+        let (path, mut parts) = read("partitions.csv", 1)?;
         let names: Vec<String> = parts
             .headers()
             .map_err(|e| bad(&path, e.to_string()))?
@@ -595,6 +610,17 @@ impl SplitArtifacts {
                 p.parts
                     .push(value.parse().map_err(|e: String| bad(&path, e))?);
             }
+        }
+        if let Some(p) = partitions.iter().find(|p| p.parts.len() != image_ids.len()) {
+            return Err(bad(
+                &path,
+                format!(
+                    "partition {} has {} rows, images.csv {}",
+                    p.name,
+                    p.parts.len(),
+                    image_ids.len()
+                ),
+            ));
         }
         // The extra training images are the last rows; the manifest counts them.
         let extra_training_images = match crate::pipeline::manifest::Manifest::load(dir)? {
@@ -688,6 +714,47 @@ mod tests {
         let err = none.select(dataset()).unwrap_err().to_string();
         assert!(
             err.contains("elsewhere") && err.contains("validation"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn load_reads_the_split_and_names_a_file_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "images.csv",
+            "image_id,path,format,width,height\na,a.jpg,jpeg,8,8\nb,b.jpg,png,8,8\n",
+        );
+        write(
+            "texts.csv",
+            "text_id,image_id,caption\nt0,a,一只猫\nt1,b,\"two, words\"\n",
+        );
+        write("partitions.csv", "image_id,main\na,train\nb,test\n");
+        let split = SplitArtifacts::load(dir.path(), Path::new("data")).unwrap();
+        assert_eq!(split.image_paths[1], Path::new("data").join("b.jpg"));
+        assert_eq!(split.text_image, [0, 1]);
+        assert_eq!(split.captions[1], "two, words");
+        assert_eq!(split.partitions[0].parts, [Part::Train, Part::Test]);
+
+        // A texts.csv without its caption column used to panic on the row's third field.
+        write("texts.csv", "text_id,image_id\nt0,a\n");
+        let err = SplitArtifacts::load(dir.path(), Path::new("data"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("texts.csv") && err.contains("the header has 2 columns"),
+            "{err}"
+        );
+        // A partitions.csv with a row missing.
+        write("texts.csv", "text_id,image_id,caption\nt0,a,x\n");
+        write("partitions.csv", "image_id,main\na,train\n");
+        let err = SplitArtifacts::load(dir.path(), Path::new("data"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("partitions.csv")
+                && err.contains("partition main has 1 rows, images.csv 2"),
             "{err}"
         );
     }
