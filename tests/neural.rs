@@ -115,6 +115,52 @@ fn neural_baselines_learn_and_compare_reproduces_evaluate() {
             && err.contains("10 ids"),
         "{err}"
     );
+    // Ids written by another tool (a byte-order mark, Windows line ends) read as the same ids;
+    // ids of another kind (no file extension) are refused, not silently dropped.
+    let compare_args = |name: &str, ids: &str| -> Vec<String> {
+        let path = ws.path().join(format!("{name}.txt"));
+        std::fs::write(&path, ids).unwrap();
+        let (images, texts) = (
+            embed.join("main/image_embeddings.npy"),
+            embed.join("main/text_embeddings.npy"),
+        );
+        let text_ids = embed.join("text_ids.txt");
+        [
+            "compare",
+            "pipeline.toml",
+            "--name",
+            name,
+            "--images",
+            images.to_str().unwrap(),
+            "--image-ids",
+            path.to_str().unwrap(),
+            "--texts",
+            texts.to_str().unwrap(),
+            "--text-ids",
+            text_ids.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let windows = format!(
+        "\u{feff}{}\r\n",
+        rows.lines().collect::<Vec<_>>().join("\r\n")
+    );
+    let args = compare_args("windows-ids", &windows);
+    ok(
+        ws.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let theirs = json(&ws.path().join("work/compare/windows-ids/report.json"));
+    assert_eq!(ours["text_to_image"]["r5"], theirs["text_to_image"]["r5"]);
+    assert_eq!(theirs["images_without_rows"], 0);
+    let stems: Vec<&str> = rows.lines().map(|id| id.trim_end_matches(".jpg")).collect();
+    let args = compare_args("stems", &stems.join("\n"));
+    let err = fails(
+        ws.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(err.contains("have no row in the image embeddings"), "{err}");
 
     for stage in ["mlp-fusion", "dual-encoder"] {
         ok(ws.path(), &[stage, "pipeline.toml"]);

@@ -392,13 +392,20 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     let contest = ws.path().join("contest");
     std::fs::create_dir(&contest).unwrap();
     std::os::unix::fs::symlink(ws.path().join("data"), contest.join("附件1")).unwrap();
-    for attachment in ["附件2", "附件3"] {
-        std::os::unix::fs::symlink(
-            ws.stage("submit").join("contest").join(attachment),
-            contest.join(attachment),
-        )
-        .unwrap();
+    let carved = ws.stage("submit").join("contest");
+    std::os::unix::fs::symlink(carved.join("附件2"), contest.join("附件2")).unwrap();
+    // 附件3 with one more query image listed whose file is missing: it is answered too.
+    let third = contest.join("附件3");
+    std::fs::create_dir(&third).unwrap();
+    for linked in ["ImageData", "word_data.csv"] {
+        std::os::unix::fs::symlink(carved.join("附件3").join(linked), third.join(linked)).unwrap();
     }
+    let listed = std::fs::read_to_string(carved.join("附件3/image_test.csv")).unwrap();
+    std::fs::write(
+        third.join("image_test.csv"),
+        format!("{}\nImage-missing.jpg\n", listed.trim_end()),
+    )
+    .unwrap();
     let log = ok(
         ws.path(),
         &[
@@ -421,12 +428,24 @@ fn full_pipeline_runs_skips_and_reruns_downstream_only() {
     );
     assert!(!ws.path().join("work2/submit/score.json").exists());
     let answered = std::fs::read_to_string(ws.path().join("work2/submit/result2.csv")).unwrap();
-    let images =
-        std::fs::read_to_string(ws.stage("submit").join("contest/附件3/image_test.csv")).unwrap();
+    let images = std::fs::read_to_string(third.join("image_test.csv")).unwrap();
     assert_eq!(
         answered.lines().count() - 1,
         5 * (images.lines().count() - 1),
-        "every query image answered"
+        "every query image answered, the missing one too"
+    );
+    assert_eq!(
+        answered
+            .lines()
+            .filter(|l| l.starts_with("Image-missing.jpg,"))
+            .count(),
+        5
+    );
+    let skipped = manifest["skipped"].as_array().unwrap();
+    assert!(
+        skipped.iter().any(|s| s["id"] == "Image-missing.jpg"
+            && s["reason"] == "missing: query answered with arbitrary texts"),
+        "{skipped:?}"
     );
     // For the contest itself, a model trained on every pair: no test part held out
     // (`split.test = 0`). `submit` answers the attachments; `rank` has nothing to rank and says

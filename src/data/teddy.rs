@@ -63,7 +63,7 @@ pub fn load_attachment1(root: &Path) -> Result<Dataset, DataError> {
         .ok_or_else(|| attachment_not_found(root, 1, "ImageWordData.csv"))?;
     let csv_path = dir.join("ImageWordData.csv");
     let captions = read_captions(&csv_path, "image_id")?;
-    let image_dir = dir.join("ImageData");
+    let image_dir = image_folder(&dir, "ImageWordData.csv")?;
 
     let mut dataset = Dataset {
         encoding: captions.encoding.to_string(),
@@ -115,8 +115,45 @@ pub struct ImageToTextTask {
     pub source_files: Vec<PathBuf>,
 }
 
-fn image_entries(dir: &Path, ids: Vec<String>) -> (Vec<ImageEntry>, Vec<(String, PathBuf)>) {
+/// `dir/ImageData`, or an error naming it and the folders `dir` does hold (a misspelt or nested
+/// folder after unpacking would otherwise make every listed image "missing", one by one).
+fn image_folder(dir: &Path, beside: &str) -> Result<PathBuf, DataError> {
     let image_dir = dir.join("ImageData");
+    if image_dir.is_dir() {
+        return Ok(image_dir);
+    }
+    let mut folders: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    folders.sort();
+    let held = if folders.is_empty() {
+        "it holds no folder".to_string()
+    } else {
+        format!("it holds {}", folders.join(", "))
+    };
+    Err(DataError::NotFound {
+        what: "image folder",
+        dir: dir.to_path_buf(),
+        tried: format!("ImageData (beside {beside}); {held}"),
+    })
+}
+
+/// Images listed but absent: `(id, expected path)`.
+type MissingImages = Vec<(String, PathBuf)>;
+
+/// The listed images under `dir/ImageData`: those whose file exists, and those missing.
+fn image_entries(
+    dir: &Path,
+    beside: &str,
+    ids: Vec<String>,
+) -> Result<(Vec<ImageEntry>, MissingImages), DataError> {
+    let image_dir = image_folder(dir, beside)?;
     let mut present = Vec::new();
     let mut missing = Vec::new();
     for id in ids {
@@ -127,7 +164,7 @@ fn image_entries(dir: &Path, ids: Vec<String>) -> (Vec<ImageEntry>, Vec<(String,
             missing.push((id, path));
         }
     }
-    (present, missing)
+    Ok((present, missing))
 }
 
 fn text_entries(ids: Vec<String>, captions: Vec<String>) -> Vec<TextEntry> {
@@ -152,7 +189,8 @@ pub fn load_attachment2(root: &Path) -> Result<Option<TextToImageTask>, DataErro
         ));
     }
     let queries = read_captions(&words, "text_id")?;
-    let (gallery, missing_images) = image_entries(&dir, read_ids(&images, "image_id")?.ids);
+    let (gallery, missing_images) =
+        image_entries(&dir, "word_test.csv", read_ids(&images, "image_id")?.ids)?;
     Ok(Some(TextToImageTask {
         queries: text_entries(queries.ids, queries.captions),
         gallery,
@@ -175,7 +213,8 @@ pub fn load_attachment3(root: &Path) -> Result<Option<ImageToTextTask>, DataErro
             "word_data.csv",
         ));
     }
-    let (queries, missing_images) = image_entries(&dir, read_ids(&images, "image_id")?.ids);
+    let (queries, missing_images) =
+        image_entries(&dir, "image_test.csv", read_ids(&images, "image_id")?.ids)?;
     let gallery = read_captions(&words, "text_id")?;
     Ok(Some(ImageToTextTask {
         queries,
@@ -221,6 +260,25 @@ mod tests {
             err.contains("no gallery caption file (beside image_test.csv)")
                 && err.ends_with("tried word_data.csv"),
             "{err}"
+        );
+
+        // Captions without their image folder (here nested one level down, as unpacking may
+        // leave it): the folder is named, with what is there instead.
+        let first = root.path().join("附件1");
+        std::fs::create_dir_all(first.join("images/ImageData")).unwrap();
+        std::fs::write(
+            first.join("ImageWordData.csv"),
+            "image_id,caption\na.jpg,猫\n",
+        )
+        .unwrap();
+        let err = load_attachment1(root.path()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "no image folder found in {}: tried ImageData (beside ImageWordData.csv); \
+                 it holds images",
+                first.display()
+            )
         );
 
         // A data folder that is a file, or nothing at all.

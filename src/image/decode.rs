@@ -279,58 +279,62 @@ fn check_jpeg_complete(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Offset of the first SOS segment's data, walking the marker segments from SOI.
-fn first_sos(bytes: &[u8]) -> Option<usize> {
+/// The markers of a JPEG after SOI, as libjpeg reads them: `(offset of the FF, marker, segment
+/// length)`, the length 0 for a marker that stands alone (RSTn, TEM). Bytes where a marker
+/// should start are skipped up to the next FF, as libjpeg does ("extraneous bytes before
+/// marker"), so a file that libjpeg decodes is not called truncated over junk between segments.
+fn jpeg_markers(bytes: &[u8]) -> impl Iterator<Item = (usize, u8, usize)> + '_ {
     let mut i = 2;
-    while i + 4 <= bytes.len() {
-        if bytes[i] != 0xFF {
-            return None;
+    std::iter::from_fn(move || {
+        loop {
+            while i < bytes.len() && bytes[i] != 0xFF {
+                i += 1;
+            }
+            while i + 1 < bytes.len() && bytes[i + 1] == 0xFF {
+                i += 1; // fill bytes
+            }
+            if i + 1 >= bytes.len() {
+                return None;
+            }
+            let (at, marker) = (i, bytes[i + 1]);
+            if marker == 0x00 {
+                i += 2; // a stuffed FF 00 is data, not a marker
+                continue;
+            }
+            if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+                i += 2;
+                return Some((at, marker, 0));
+            }
+            if i + 4 > bytes.len() {
+                return None;
+            }
+            let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+            i += 2 + len;
+            return Some((at, marker, len));
         }
-        let marker = bytes[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
-            i += 2;
-            continue;
-        }
-        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
-        if marker == 0xDA {
-            return Some((i + 2 + len).min(bytes.len()));
-        }
-        i += 2 + len;
-    }
-    None
+    })
 }
 
-/// Width and height from the first SOF marker of a JPEG.
+/// Offset of the first SOS segment's data.
+fn first_sos(bytes: &[u8]) -> Option<usize> {
+    jpeg_markers(bytes)
+        .find(|&(_, marker, _)| marker == 0xDA)
+        .map(|(at, _, len)| (at + 2 + len).min(bytes.len()))
+}
+
+/// Width and height from the first SOF marker of a JPEG (before the first scan).
 fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    let mut i = 2;
-    while i + 9 <= bytes.len() {
-        if bytes[i] != 0xFF {
-            return None;
-        }
-        let marker = bytes[i + 1];
-        if marker == 0xFF {
-            i += 1;
-            continue;
-        }
-        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
-            i += 2;
-            continue;
-        }
-        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
-        let is_sof = (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-        if is_sof {
-            let h = u16::from_be_bytes([bytes[i + 5], bytes[i + 6]]) as u32;
-            let w = u16::from_be_bytes([bytes[i + 7], bytes[i + 8]]) as u32;
-            return (w > 0 && h > 0).then_some((w, h));
-        }
+    for (at, marker, _) in jpeg_markers(bytes) {
         if marker == 0xDA {
             return None;
         }
-        i += 2 + len;
+        let is_sof = (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_sof {
+            let field = bytes.get(at + 5..at + 9)?;
+            let h = u16::from_be_bytes([field[0], field[1]]) as u32;
+            let w = u16::from_be_bytes([field[2], field[3]]) as u32;
+            return (w > 0 && h > 0).then_some((w, h));
+        }
     }
     None
 }
@@ -584,6 +588,28 @@ mod tests {
         let d = decode_image(&big, 256).unwrap();
         assert_eq!((d.original_width, d.original_height), (1200, 900));
         assert_eq!((d.bgr.cols(), d.bgr.rows()), (256, 192));
+    }
+
+    #[test]
+    fn junk_between_jpeg_segments_is_skipped_as_libjpeg_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let clean = dir.path().join("clean.jpg");
+        write_rgb_jpeg(&clean, 48, 32, false);
+        let bytes = std::fs::read(&clean).unwrap();
+        // Three junk bytes (and a stuffed FF 00) after the first segment, before the next marker.
+        let (_, _, len) = jpeg_markers(&bytes).next().unwrap();
+        let cut = 2 + 2 + len;
+        let mut junk = bytes[..cut].to_vec();
+        junk.extend_from_slice(&[0x12, 0xFF, 0x00, 0x34]);
+        junk.extend_from_slice(&bytes[cut..]);
+        let dirty = dir.path().join("dirty.jpg");
+        std::fs::write(&dirty, &junk).unwrap();
+        let (a, b) = (
+            decode_image(&clean, 0).unwrap(),
+            decode_image(&dirty, 0).unwrap(),
+        );
+        assert_eq!((b.original_width, b.original_height), (48, 32));
+        assert_eq!(a.bgr.data_bytes().unwrap(), b.bgr.data_bytes().unwrap());
     }
 
     #[test]

@@ -83,7 +83,11 @@ pub enum ImageError {
         reason: String,
     },
     /// The decoded image's shorter side, after shrinking to `max_side`, is under 8 pixels.
-    #[error("image file {} ({width}x{height}) is too small to describe", path.display())]
+    #[error(
+        "image file {} is too small to describe: {width}x{height} once shrunk to max_side \
+         (a side under 8 pixels)",
+        path.display()
+    )]
     TooSmall {
         /// The image file, as given.
         path: PathBuf,

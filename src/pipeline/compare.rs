@@ -57,7 +57,7 @@ impl ExternalEmbeddings {
         let read =
             |matrix: &Path, ids: &Path| -> Result<(Array2<f32>, Vec<String>), PipelineError> {
                 let m = read_dense(matrix)?;
-                let ids_list = read_ids(ids)?;
+                let ids_list = read_external_ids(ids)?;
                 if m.nrows() != ids_list.len() {
                     return Err(PipelineError::Invalid(format!(
                         "{} has {} rows but {} lists {} ids",
@@ -65,6 +65,20 @@ impl ExternalEmbeddings {
                         m.nrows(),
                         ids.display(),
                         ids_list.len()
+                    )));
+                }
+                if let Some(((row, col), v)) = m.indexed_iter().find(|(_, v)| !v.is_finite()) {
+                    return Err(PipelineError::Invalid(format!(
+                        "{} row {row} (id {}) holds {v} at column {col}",
+                        matrix.display(),
+                        ids_list[row]
+                    )));
+                }
+                let mut seen = std::collections::HashSet::new();
+                if let Some(id) = ids_list.iter().find(|id| !seen.insert(id.as_str())) {
+                    return Err(PipelineError::Invalid(format!(
+                        "{} lists id {id} twice",
+                        ids.display()
                     )));
                 }
                 Ok((m, ids_list))
@@ -92,8 +106,44 @@ impl ExternalEmbeddings {
 
     /// The embeddings in the layout `evaluate` reads: images as given, texts in split order.
     /// Every caption of the evaluated part must have a row; others missing get a zero row
-    /// (they only serve as CSLS references). Rows are L2-normalised.
-    fn aligned(&self, split: &SplitArtifacts, part: Part) -> Result<Embeddings, PipelineError> {
+    /// (they only serve as CSLS references). Rows are L2-normalised. Also returns the images of
+    /// the evaluated part (with a caption) that have no row: they are left out of the scores,
+    /// as `evaluate` leaves out the images its features could not describe; when more than
+    /// half are missing, the ids are taken to be of another kind and it is an error.
+    fn aligned(
+        &self,
+        split: &SplitArtifacts,
+        part: Part,
+    ) -> Result<(Embeddings, Vec<String>), PipelineError> {
+        let has_row: std::collections::HashSet<&str> =
+            self.image_ids.iter().map(String::as_str).collect();
+        let mut evaluated_images = vec![false; split.image_ids.len()];
+        for &image in &split.text_image {
+            evaluated_images[image] |= split.partitions.iter().any(|p| p.parts[image] == part);
+        }
+        let evaluated: Vec<&str> = (0..split.image_ids.len())
+            .filter(|&i| evaluated_images[i])
+            .map(|i| split.image_ids[i].as_str())
+            .collect();
+        let without_row: Vec<String> = evaluated
+            .iter()
+            .filter(|id| !has_row.contains(**id))
+            .map(|id| id.to_string())
+            .collect();
+        if !evaluated.is_empty() && 2 * without_row.len() > evaluated.len() {
+            return Err(PipelineError::Invalid(format!(
+                "{} of the {} images of the {} part have no row in the image embeddings \
+                 (first: {}; the image ids file lists e.g. {}): the ids must be the split's \
+                 image ids (split/image_ids.txt)",
+                without_row.len(),
+                evaluated.len(),
+                part.as_str(),
+                without_row[..without_row.len().min(3)].join(", "),
+                self.image_ids
+                    .first()
+                    .map_or("nothing".to_string(), |id| format!("{id:?}")),
+            )));
+        }
         let row_of: HashMap<&str, usize> = self
             .text_ids
             .iter()
@@ -120,12 +170,34 @@ impl ExternalEmbeddings {
         let mut images = self.images.clone();
         l2_normalize_rows(&mut images);
         l2_normalize_rows(&mut texts);
-        Ok(Embeddings {
+        let embeddings = Embeddings {
             images,
             image_rows: self.image_ids.clone(),
             texts,
-        })
+        };
+        Ok((embeddings, without_row))
     }
+}
+
+/// Reads an ids file written by another tool: one id a line, a byte-order mark and trailing
+/// white space (a Windows line end included) taken off, blank lines at the end ignored.
+fn read_external_ids(path: &Path) -> Result<Vec<String>, PipelineError> {
+    let mut ids: Vec<String> = read_ids(path)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let id = if i == 0 {
+                id.trim_start_matches('\u{feff}')
+            } else {
+                &id
+            };
+            id.trim_end().to_string()
+        })
+        .collect();
+    while ids.last().is_some_and(String::is_empty) {
+        ids.pop();
+    }
+    Ok(ids)
 }
 
 /// A CCA variant of a pipeline for the comparison: the pipeline with some parameters changed
@@ -228,7 +300,7 @@ pub fn compare_embeddings(
     let params: EvaluateParams = ctx.config.section("evaluate")?;
     let rank: RankStageParams = ctx.config.section("rank")?;
     let split = SplitArtifacts::load(&ctx.stage_dir("split"), &ctx.data_dir)?;
-    let embeddings = external.aligned(&split, params.part)?;
+    let (embeddings, without_row) = external.aligned(&split, params.part)?;
     let mut evaluations = Vec::new();
     let mut per_partition = serde_json::Map::new();
     for partition in &split.partitions {
@@ -246,6 +318,9 @@ pub fn compare_embeddings(
     );
     extra.insert("model".into(), name.into());
     extra.insert("sources".into(), external.sources.clone().into());
+    extra.insert("images_without_rows".into(), without_row.len().into());
+    let first: Vec<String> = without_row.iter().take(20).cloned().collect();
+    extra.insert("images_without_rows_first".into(), first.into());
     let dir = ctx.work_dir.join("compare").join(name);
     std::fs::create_dir_all(&dir).map_err(|e| crate::error::IoError::new("creating", &dir, e))?;
     let title = format!("crossmodal — {} — {name}", ctx.config.pipeline.name);

@@ -153,6 +153,26 @@ pub fn read_gold(path: &Path) -> Result<Gold, RetrievalError> {
 /// Reads a result CSV (header; columns: query id, rank, result id). Ranks must be integers
 /// from 1, unique per query.
 pub fn read_results(path: &Path) -> Result<Results, RetrievalError> {
+    // A file written without its header would lose its first row to it, unnoticed.
+    let header = open_csv(path)?
+        .headers()
+        .map_err(|e| bad(path, 1, e.to_string()))?
+        .clone();
+    if header
+        .get(1)
+        .is_some_and(|rank| rank.trim().parse::<usize>().is_ok())
+    {
+        return Err(bad(
+            path,
+            1,
+            format!(
+                "the first line is a result row ({:?}), not a header: a result file starts \
+                 with one (text_id,similarity_ranking,result_image_id or \
+                 image_id,similarity_ranking,result_text_id)",
+                header.iter().collect::<Vec<_>>().join(",")
+            ),
+        ));
+    }
     let mut by_query: HashMap<String, Vec<(usize, String)>> = HashMap::new();
     let mut order = Vec::new();
     for (line, f) in records(path, 3)? {
@@ -432,5 +452,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("none.csv"), "{err}");
+        // Without its header the first row would have been taken for it.
+        std::fs::write(&p, "t1,1,a\nt1,2,b\n").unwrap();
+        let err = read_results(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("line 1: the first line is a result row (\"t1,1,a\"), not a header"),
+            "{err}"
+        );
     }
 }

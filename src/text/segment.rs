@@ -10,7 +10,6 @@
 //! function words), or a file the caller names.
 
 use std::collections::HashSet;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use jieba_rs::Jieba;
@@ -48,13 +47,41 @@ impl Default for SegmentParams {
     }
 }
 
-/// Parses a stop-word list: one word per line, blank lines and `#` comments ignored.
+/// Parses a stop-word list: one word per line, blank lines and `#` comments ignored (and a
+/// byte-order mark, which would otherwise stick to the first word).
 pub fn parse_stopwords(text: &str) -> HashSet<String> {
-    text.lines()
+    text.trim_start_matches('\u{feff}')
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
         .collect()
+}
+
+/// Adds the words of a user dictionary, `word [freq] [tag]` a line, as Python jieba's
+/// `load_userdict` does: a word without a frequency gets the one `suggest_freq` finds high
+/// enough for it to be cut out whole (jieba-rs's own `load_dict` gives it 0, which keeps it
+/// from ever being cut out, and removes a word of the main dictionary). A byte-order mark on
+/// the first line is dropped; blank lines are skipped.
+fn add_user_words(jieba: &mut Jieba, text: &str, path: &Path) -> Result<(), TextError> {
+    for (i, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+        let mut fields = line.split_whitespace();
+        let Some(word) = fields.next() else {
+            continue;
+        };
+        let freq = match fields.next() {
+            None => None,
+            Some(f) => Some(f.parse::<usize>().map_err(|_| TextError::UserDict {
+                path: path.to_path_buf(),
+                message: format!(
+                    "line {}: frequency {f:?} of {word:?} is not a whole number",
+                    i + 1
+                ),
+            })?),
+        };
+        jieba.add_word(word, freq, fields.next());
+    }
+    Ok(())
 }
 
 fn read_text(path: &Path) -> Result<String, TextError> {
@@ -109,13 +136,7 @@ impl Segmenter {
     ) -> Result<Self, TextError> {
         let mut jieba = Jieba::new();
         if let Some((text, path)) = user_dict {
-            let mut reader = BufReader::new(text.as_bytes());
-            jieba
-                .load_dict(&mut reader)
-                .map_err(|e| TextError::UserDict {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
+            add_user_words(&mut jieba, text, path)?;
         }
         Ok(Self {
             jieba,
@@ -216,6 +237,8 @@ mod tests {
         assert!(!content.contains(&"在".to_owned()));
         assert!(content.contains(&"草地".to_owned()), "{content:?}");
         assert!(content.contains(&"狗".to_owned()), "{content:?}");
+        let words = parse_stopwords("\u{feff}的\n# a comment\n\n 了 \n");
+        assert_eq!(words, HashSet::from(["的".to_owned(), "了".to_owned()]));
     }
 
     #[test]
@@ -227,11 +250,18 @@ mod tests {
         let plain = seg().tokens(&n);
         assert!(!plain.contains(&"极果网".to_owned()), "{plain:?}");
         let params = SegmentParams {
-            user_dict: Some(path),
+            user_dict: Some(path.clone()),
             ..Default::default()
         };
         let with_dict = Segmenter::new(&params).unwrap().tokens(&n);
         assert!(with_dict.contains(&"极果网".to_owned()), "{with_dict:?}");
+        // Without a frequency (and behind a byte-order mark) the word is cut out all the same.
+        std::fs::write(&path, "\u{feff}极果网\n\n").unwrap();
+        let no_freq = Segmenter::new(&params).unwrap().tokens(&n);
+        assert!(no_freq.contains(&"极果网".to_owned()), "{no_freq:?}");
+        std::fs::write(&path, "极果网 many\n").unwrap();
+        let err = Segmenter::new(&params).unwrap_err().to_string();
+        assert!(err.contains("user.txt") && err.contains("line 1"), "{err}");
     }
 
     #[test]

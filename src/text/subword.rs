@@ -269,7 +269,10 @@ impl WordVectors {
             .next()
             .ok_or_else(|| bad(1, "empty file, expected a `count dim` header".into()))?
             .map_err(|e| IoError::new("reading", path, e))?;
-        let fields: Vec<&str> = header.split_whitespace().collect();
+        let fields: Vec<&str> = header
+            .trim_start_matches('\u{feff}')
+            .split_whitespace()
+            .collect();
         let parse = |s: &str| s.parse::<usize>().ok();
         let (count, dim) = match fields.as_slice() {
             [c, d] => match (parse(c), parse(d)) {
@@ -755,6 +758,12 @@ mod tests {
         std::fs::write(&path, "2 3\n狗 1 0\n").unwrap();
         let err = WordVectors::load_vec(&path).unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("2 values"), "{err}");
+        std::fs::write(&path, "\u{feff}2 3\n狗 1 0 0\n猫 0.5 0.5 0\n").unwrap();
+        assert_eq!(
+            WordVectors::load_vec(&path).unwrap().dim(),
+            3,
+            "behind a byte-order mark"
+        );
         std::fs::write(&path, "3 3\n\n狗 1 0 0\n\n猫 0.5 0.5 0\n").unwrap();
         let err = WordVectors::load_vec(&path).unwrap_err().to_string();
         assert!(

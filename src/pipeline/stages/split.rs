@@ -589,7 +589,7 @@ impl SplitArtifacts {
             text_image.push(image);
             captions.push(record[2].to_string());
         }
-        let (path, mut parts) = read("partitions.csv", 1)?;
+        let (path, mut parts) = read("partitions.csv", 2)?;
         let names: Vec<String> = parts
             .headers()
             .map_err(|e| bad(&path, e.to_string()))?
@@ -746,8 +746,13 @@ mod tests {
             err.contains("texts.csv") && err.contains("the header has 2 columns"),
             "{err}"
         );
-        // A partitions.csv with a row missing.
         write("texts.csv", "text_id,image_id,caption\nt0,a,x\n");
+        // A partitions.csv without a partition column (indexed later), or with a row missing.
+        write("partitions.csv", "image_id\na\nb\n");
+        let err = SplitArtifacts::load(dir.path(), Path::new("data"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the header has 1 columns"), "{err}");
         write("partitions.csv", "image_id,main\na,train\n");
         let err = SplitArtifacts::load(dir.path(), Path::new("data"))
             .unwrap_err()

@@ -233,12 +233,19 @@ impl Stage for SubmitStage {
                 (t1, t2, Some((carved.task1_gold, carved.task2_gold)))
             }
         };
-        for (id, path) in task1.missing_images.iter().chain(&task2.missing_images) {
+        for (id, path) in &task1.missing_images {
             out.skip(
                 id,
                 Some(path),
-                "missing: listed but the file does not exist",
+                "missing: listed but the file does not exist; left out of the gallery",
             );
+        }
+        // Every query of task 2 is answered, one whose file is missing as an undecodable one
+        // is (with arbitrary texts): a result file without it would score as a miss anyway,
+        // and the contest's template lists every query.
+        let mut task2 = task2;
+        for (id, path) in std::mem::take(&mut task2.missing_images) {
+            task2.queries.push(ImageEntry { id, path });
         }
 
         let image_model = load_image_model(ctx, p)?;
@@ -271,6 +278,18 @@ impl Stage for SubmitStage {
         let usable: Vec<usize> = (0..task1.gallery.len())
             .filter(|i| !skipped.contains(i))
             .collect();
+        if usable.len() < RESULTS_PER_QUERY {
+            return Err(PipelineError::Invalid(format!(
+                "task 1's gallery has {} usable images of {} listed ({} missing, {} undecodable; \
+                 see the skipped list of this stage's manifest): result1.csv needs {} per query",
+                usable.len(),
+                task1.gallery.len() + task1.missing_images.len(),
+                task1.missing_images.len(),
+                skipped.len(),
+                RESULTS_PER_QUERY
+            ))
+            .into());
+        }
         let gallery = gallery.select(Axis(0), &usable);
         let gallery_ids: Vec<String> = usable
             .iter()
@@ -293,12 +312,25 @@ impl Stage for SubmitStage {
         // Task 2: image queries against the text gallery (every query answered).
         let (query_images, skipped) =
             embed_images(ctx, &image_model, &cca, &task2.queries, "task 2 images")?;
-        for i in skipped.iter().map(|s| s.index) {
+        for query in skipped.iter().map(|s| &task2.queries[s.index]) {
+            let class = if query.path.exists() {
+                "undecodable"
+            } else {
+                "missing"
+            };
             out.skip(
-                &task2.queries[i].id,
-                Some(&task2.queries[i].path),
-                "undecodable: query answered with arbitrary texts",
+                &query.id,
+                Some(&query.path),
+                &format!("{class}: query answered with arbitrary texts"),
             );
+        }
+        if task2.gallery.len() < RESULTS_PER_QUERY {
+            return Err(PipelineError::Invalid(format!(
+                "task 2's gallery (word_data.csv) has {} captions: result2.csv needs {} per query",
+                task2.gallery.len(),
+                RESULTS_PER_QUERY
+            ))
+            .into());
         }
         let gallery_texts = embed_texts(ctx, &text_model, &cca, &task2.gallery, "task 2 texts")?;
         let top2 = rank_params.top_k(
