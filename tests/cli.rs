@@ -253,6 +253,16 @@ fn bad_input_gives_a_clear_error_and_nonzero_exit() {
     std::fs::write(ws.path().join("a-file"), "").unwrap();
     let err = fails(ws.path(), &["split", "pipeline.toml", "--data", "a-file"]);
     assert!(err.contains("data folder a-file is not a folder"), "{err}");
+    // Refused before anything is trained: the plot, <out>.svg, would overwrite the table.
+    let err = fails(
+        ws.path(),
+        &["comparison", "pipeline.toml", "--out", "table.svg"],
+    );
+    assert!(
+        err.contains("--out table.svg would be overwritten"),
+        "{err}"
+    );
+    assert!(!ws.path().join("work").exists(), "nothing ran");
     let err = fails(
         ws.path(),
         &["split", "pipeline.toml", "--set", "split.test=1.5"],

@@ -541,6 +541,14 @@ fn comparison(
     overrides: &[String],
     show_progress: bool,
 ) -> Result<()> {
+    // Checked before any training: the plot is written beside the table, as <out>.svg.
+    if out.extension().is_some_and(|e| e == "svg") {
+        anyhow::bail!(
+            "--out {} would be overwritten by the plot written beside it as .svg: name the \
+             Markdown table's file, e.g. comparison.md",
+            out.display()
+        );
+    }
     let mut datasets = Vec::new();
     for file in pipelines {
         let args = StageArgs {

@@ -134,6 +134,8 @@ pub fn load(root: &Path, tag: &str) -> Result<Dataset, DataError> {
         .collect();
     let mut orphan_texts = Vec::new();
     let mut unused_captions = 0usize;
+    // Caption ids name a caption everywhere downstream (search --text-id, compare's rows).
+    let mut first_line_of: HashMap<String, u64> = HashMap::new();
     for (line_no, line) in read_to_string(&caption_path)?.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -145,6 +147,16 @@ pub fn load(root: &Path, tag: &str) -> Result<Dataset, DataError> {
                 message: format!("expected `<name>.jpg#<tag>#<k> <caption>`, got {line:?}"),
             });
         };
+        if let Some(&first_line) = first_line_of.get(id) {
+            return Err(DataError::DuplicateId {
+                path: caption_path.clone(),
+                line: line_no as u64 + 1,
+                first_line,
+                column: "caption id".into(),
+                id: id.to_string(),
+            });
+        }
+        first_line_of.insert(id.to_string(), line_no as u64 + 1);
         let Some(&image) = image_index.get(image) else {
             if missing.contains(image) {
                 orphan_texts.push(id.to_string());
@@ -233,6 +245,17 @@ mod tests {
                 .any(|w| w.starts_with("3 captions belong to images")),
             "{:?}",
             dataset.warnings
+        );
+        // A caption id given twice (files concatenated) is refused with both lines.
+        std::fs::write(
+            root.join("flickr8kzhc.caption.txt"),
+            "a.jpg#zhc#0 一只狗\nb.jpg#zhc#0 一只猫\na.jpg#zhc#0 一只狗\n",
+        )
+        .unwrap();
+        let err = load(root, "zhc").unwrap_err().to_string();
+        assert!(
+            err.contains("line 3: duplicate `caption id` \"a.jpg#zhc#0\" (first seen on line 1)"),
+            "{err}"
         );
     }
 }

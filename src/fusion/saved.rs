@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::FusionError;
 use super::cca::{CcaArrays, FittedCca};
 use super::kernel_map::{FittedKernelMap, GaussianMap};
+use crate::error::IoError;
 use crate::model_dir::{ArrayFile, read_json, read_npy, write_folder_atomically, write_json};
 
 /// The file of [`CcaJson`], beside the arrays.
@@ -135,6 +136,18 @@ impl FittedCca {
             correlations: vector("correlations.npy")?,
             eigen_power,
         })
+        .map_err(|e| in_folder(dir, e))
+    }
+}
+
+/// A [`FusionError::BadArrays`] about arrays read from `dir`, its message prefixed with the
+/// folder (with several partitions or blocks, the array's name alone does not say which).
+fn in_folder(dir: &Path, error: FusionError) -> FusionError {
+    match error {
+        FusionError::BadArrays(message) => {
+            FusionError::BadArrays(format!("{}: {message}", dir.display()))
+        }
+        other => other,
     }
 }
 
@@ -229,10 +242,24 @@ fn read_kernel_map(dir: &Path) -> Result<FittedKernelMap, FusionError> {
     while block_dir(blocks.len()).is_dir() {
         blocks.push(read_gaussian_map(&block_dir(blocks.len()))?);
     }
+    // Blocks are numbered from 0 without a gap: a later one left after a missing one would
+    // otherwise be ignored, and the model would refuse its input's width instead.
+    let folders = std::fs::read_dir(dir)
+        .map_err(|e| IoError::new("listing", dir, e))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("block-"))
+        .count();
+    if folders != blocks.len() {
+        return Err(FusionError::BadArrays(format!(
+            "{}: holds {folders} block-<i> folders, but block-{} is missing",
+            dir.display(),
+            blocks.len()
+        )));
+    }
     if blocks.is_empty() {
         blocks.push(read_gaussian_map(dir)?);
     }
-    FittedKernelMap::from_blocks(blocks)
+    FittedKernelMap::from_blocks(blocks).map_err(|e| in_folder(dir, e))
 }
 
 fn read_gaussian_map(dir: &Path) -> Result<GaussianMap, FusionError> {
@@ -252,6 +279,7 @@ fn read_gaussian_map(dir: &Path) -> Result<GaussianMap, FusionError> {
             .map(|p| read_scalar(&p))
             .transpose()?,
     )
+    .map_err(|e| in_folder(dir, e))
 }
 
 #[cfg(test)]
@@ -307,6 +335,15 @@ mod tests {
                 let on_disk: Array2<f32> = read_npy(&dir.join(&file.file)).unwrap();
                 assert_eq!(on_disk, file.array, "{}", file.file);
             }
+            // A kernel block gone from the middle is named, not skipped with those after it.
+            if dir.join("kernel_x/block-1").is_dir() {
+                std::fs::remove_dir_all(dir.join("kernel_x/block-0")).unwrap();
+                let err = FittedCca::load(&dir).unwrap_err().to_string();
+                assert!(
+                    err.contains("kernel_x: holds 1 block-<i> folders, but block-0 is missing"),
+                    "{err}"
+                );
+            }
         }
     }
 
@@ -344,7 +381,10 @@ mod tests {
         let wrong = Array2::<f32>::zeros((5, 3));
         crate::model_dir::write_npy(&dir.join("proj_x.npy"), &wrong).unwrap();
         let err = FittedCca::load(&dir).unwrap_err().to_string();
-        assert!(err.contains("proj_x rows"), "{err}");
+        assert!(
+            err.contains(&format!("{}: proj_x rows", dir.display())),
+            "the folder is named: {err}"
+        );
 
         // A folder without cca.json, as the `fit` stage of older builds left them.
         fitted.save(&dir).unwrap();

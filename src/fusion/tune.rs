@@ -234,6 +234,26 @@ where
             value: t.to_string(),
         });
     }
+    // Each point's dims and power as CcaParams::check would take them (the grid truncates and
+    // re-weights one fit rather than checking a CcaParams per point).
+    if let Some(&d) = grid.dims.iter().find(|&&d| d == 0) {
+        return Err(FusionError::InvalidParam {
+            name: "dims",
+            expected: "at least 1",
+            value: d.to_string(),
+        });
+    }
+    if let Some(&p) = grid
+        .eigen_power
+        .iter()
+        .find(|&&p| !(p.is_finite() && (-8.0..=8.0).contains(&p)))
+    {
+        return Err(FusionError::InvalidParam {
+            name: "eigen_power",
+            expected: "in [-8, 8]",
+            value: p.to_string(),
+        });
+    }
     let max_dims = *grid.dims.iter().max().unwrap_or(&1);
     let weight_sets: Vec<Option<usize>> = if grid.block_weights.is_empty() {
         vec![None]
@@ -1004,6 +1024,27 @@ mod tests {
             err.contains("temperature") && err.contains("got -1"),
             "{err}"
         );
+        // Every grid value is checked, not only the largest dims and the base power.
+        for (dims, powers, named) in [
+            (vec![0, 4], vec![1.0], "dims"),
+            (vec![4], vec![2.0, f64::NAN], "eigen_power"),
+        ] {
+            let grid = TuneGrid {
+                dims,
+                eigen_power: powers,
+                inverted_softmax: vec![],
+                ..cold.clone()
+            };
+            let err = tune(
+                &CcaParams::new(3),
+                &grid,
+                |_| Err("unused".into()),
+                |_, _, _| Ok(0.0),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(named), "{err}");
+        }
     }
 
     #[test]

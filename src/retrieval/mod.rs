@@ -65,6 +65,19 @@ pub enum RetrievalError {
         /// Entries of the gallery penalty.
         got_gallery: usize,
     },
+    /// CSLS's neighbourhood size is 0 or more than a reference set's rows.
+    #[error(
+        "CSLS's k must be in [1, {rows}] (the rows of the {reference}, e.g. the training \
+         items), got {k}"
+    )]
+    CslsK {
+        /// The `k` asked for (`csls_k`).
+        k: usize,
+        /// The reference set: `gallery-side reference` or `query-side reference`.
+        reference: &'static str,
+        /// Its rows.
+        rows: usize,
+    },
     /// CSLS was asked for without the reference sets its penalties are taken from.
     #[error("CSLS needs reference sets (query side and gallery side), none given")]
     CslsNeedsReference,

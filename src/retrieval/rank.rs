@@ -185,6 +185,7 @@ impl Csls {
             ("query", queries),
             ("gallery-side reference", gallery_side_reference),
         )?;
+        check_csls_k(k, "gallery-side reference", gallery_side_reference.nrows())?;
         mean_knn_similarity(queries, gallery_side_reference, k, 256)
     }
 
@@ -200,6 +201,7 @@ impl Csls {
             ("gallery", gallery),
             ("query-side reference", query_side_reference),
         )?;
+        check_csls_k(k, "query-side reference", query_side_reference.nrows())?;
         mean_knn_similarity(gallery, query_side_reference, k, 256)
     }
 
@@ -319,6 +321,14 @@ pub(crate) fn inverse_norms(m: &ArrayView2<f32>) -> Array1<f32> {
         let n = r.dot(&r).sqrt();
         if n > 0.0 { 1.0 / n } else { 0.0 }
     })
+}
+
+/// `k` of CSLS against a reference set of `rows` rows.
+fn check_csls_k(k: usize, reference: &'static str, rows: usize) -> Result<(), RetrievalError> {
+    if k == 0 || k > rows {
+        return Err(RetrievalError::CslsK { k, reference, rows });
+    }
+    Ok(())
 }
 
 /// Checks that two matrices compared row by row have the same width and finite values; errors
@@ -1014,6 +1024,12 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "gallery rows have 2 columns but query-side reference rows have 3"
+        );
+        let err = Csls::fit(&two.view(), &two.view(), &two.view(), &two.view(), 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CSLS's k must be in [1, 2] (the rows of the gallery-side reference, e.g. the \
+             training items), got 3"
         );
         let err = Csls::inverted_softmax(&two.view(), &two.view(), &bad.view(), 0.1).unwrap_err();
         assert!(err.to_string().starts_with("query bank row 0"), "{err}");

@@ -291,8 +291,10 @@ impl WordVectors {
                 ));
             }
         };
-        let mut words = Vec::with_capacity(count);
-        let mut data = Vec::with_capacity(count * dim);
+        // The header is only a promise (checked at the end): a typo in it must not reserve
+        // terabytes, so what is reserved up front is capped.
+        let mut words = Vec::with_capacity(count.min(1 << 20));
+        let mut data = Vec::with_capacity(count.min(1 << 20).saturating_mul(dim.min(1024)));
         for (i, line) in lines.enumerate() {
             let line_no = i + 2;
             let line = line.map_err(|e| IoError::new("reading", path, e))?;
@@ -763,6 +765,13 @@ mod tests {
             WordVectors::load_vec(&path).unwrap().dim(),
             3,
             "behind a byte-order mark"
+        );
+        // A count far beyond the file (a typo) is an error, not an allocation that aborts.
+        std::fs::write(&path, "30000000000 3\n狗 1 0 0\n").unwrap();
+        let err = WordVectors::load_vec(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("header says 30000000000 words, file has 1"),
+            "{err}"
         );
         std::fs::write(&path, "3 3\n\n狗 1 0 0\n\n猫 0.5 0.5 0\n").unwrap();
         let err = WordVectors::load_vec(&path).unwrap_err().to_string();
