@@ -26,6 +26,7 @@ use super::stages::split::SplitArtifacts;
 use super::{Context, Manifest, PipelineError};
 use crate::data::Part;
 use crate::error::Error;
+use crate::matrix::first_non_finite;
 use crate::retrieval::evaluate::Summary;
 use crate::retrieval::l2_normalize_rows;
 use crate::retrieval::report::write_reports;
@@ -67,11 +68,12 @@ impl ExternalEmbeddings {
                         ids_list.len()
                     )));
                 }
-                if let Some(((row, col), v)) = m.indexed_iter().find(|(_, v)| !v.is_finite()) {
+                if let Some((row, col)) = first_non_finite(&m.view()) {
                     return Err(PipelineError::Invalid(format!(
-                        "{} row {row} (id {}) holds {v} at column {col}",
+                        "{} row {row} (id {}) holds {} at column {col}",
                         matrix.display(),
-                        ids_list[row]
+                        ids_list[row],
+                        m[[row, col]]
                     )));
                 }
                 let mut seen = std::collections::HashSet::new();
@@ -156,8 +158,7 @@ impl ExternalEmbeddings {
                 Some(&r) => texts.row_mut(t).assign(&self.texts.row(r)),
                 None => {
                     let image = split.text_image[t];
-                    let evaluated = split.partitions.iter().any(|p| p.parts[image] == part);
-                    if evaluated {
+                    if evaluated_images[image] {
                         return Err(PipelineError::Invalid(format!(
                             "caption {id} (of image {}, in the {} part) has no row in the text embeddings",
                             split.image_ids[image],

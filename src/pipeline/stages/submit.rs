@@ -298,7 +298,7 @@ impl Stage for SubmitStage {
         let top1 = rank_params.top_k(
             &query_texts.view(),
             &gallery.view(),
-            RESULTS_PER_QUERY.min(gallery.nrows()),
+            RESULTS_PER_QUERY,
             Some((&train_texts.view(), &train_images.view())),
         )?;
         let query_ids: Vec<String> = task1.queries.iter().map(|t| t.id.clone()).collect();
@@ -336,7 +336,7 @@ impl Stage for SubmitStage {
         let top2 = rank_params.top_k(
             &query_images.view(),
             &gallery_texts.view(),
-            RESULTS_PER_QUERY.min(gallery_texts.nrows()),
+            RESULTS_PER_QUERY,
             Some((&train_images.view(), &train_texts.view())),
         )?;
         let image_ids: Vec<String> = task2.queries.iter().map(|i| i.id.clone()).collect();
